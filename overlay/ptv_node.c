@@ -1,0 +1,923 @@
+/* ptv_node.c -- the peer (and source) engine. See ptv_node.h. */
+#include "ptv_node.h"
+#include "ptv_err.h"
+#include "ptv_source.h"
+#include "ptv_strategy.h"
+#include <stdlib.h>
+#include <string.h>
+#include <stdio.h>
+
+/* Protocol timing. Chosen for loopback-to-continental latencies (<= 300 ms
+ * RTT); documented in docs/ARCHITECTURE.md. */
+#define MAINT_US (500 * PTV_MS)       /* maintenance / strategy tick */
+#define GOSSIP_US (2 * PTV_S)         /* Cyclon shuffle period */
+#define HEARTBEAT_US (20 * PTV_S)     /* peer -> tracker */
+#define SRC_HEARTBEAT_US (2 * PTV_S)  /* source -> tracker (live point) */
+#define JOIN_RETRY_US (2 * PTV_S)
+#define PARTNER_TIMEOUT_US (3 * PTV_S) /* silent partner is presumed gone */
+#define CONNECT_TIMEOUT_US (2 * PTV_S)
+#define BM_KEEPALIVE_US (1 * PTV_S)
+#define STARVE_US (2 * PTV_S)         /* no new chunk for this long: starving */
+#define REJOIN_US (3 * PTV_S)         /* at most one tracker re-join per this */
+#define USELESS_US (4 * PTV_S)        /* partner gave nothing useful this long */
+#define CHOKE_US (400 * PTV_MS)       /* back off a partner that refused */
+#define START_RETRY_US (3 * PTV_S)    /* start chunk never came: pick again */
+#define START_WAIT_US (1500 * PTV_MS) /* longest wait for the prefetch */
+#define REQ_SLACK_US (600 * PTV_MS)   /* request timeout beyond expected time */
+#define REQ_MARGIN_US (300 * PTV_MS)  /* a round trip's worth of safety */
+#define STARTUP_SLACK_US (1 * PTV_S)  /* deadline slack before playback starts */
+
+#define MAP_BITS 128u  /* buffer-map bits sent and kept per partner */
+#define UPQ_MAX 16     /* queued requests we will serve */
+#define DLQ_MAX 8      /* requests we have outstanding */
+#define PER_PARTNER_REQ 2
+
+enum { P_FREE = 0, P_PENDING = 1, P_UP = 2 };
+
+typedef struct {
+  ptv_id id;
+  uint8_t nat;
+  uint8_t state;
+  uint8_t outstanding; /* our requests in flight to it */
+  uint8_t has_map;
+  uint32_t upload_kbps;
+  uint16_t queue_ms;
+  ptv_chunk_id map_base;
+  uint64_t map[MAP_BITS / 64];
+  ptv_chunk_id newest;
+  ptv_tstamp last_heard, last_useful, since, choke_until;
+  uint32_t chunks_from, chunks_to;
+} partner;
+
+typedef struct {
+  ptv_chunk_id id;
+  ptv_id to;
+  ptv_tstamp deadline;
+  uint32_t size;
+} upreq;
+
+typedef struct {
+  ptv_chunk_id id;
+  ptv_id from;
+  ptv_tstamp timeout;
+} dlreq;
+
+struct ptv_node {
+  ptv_node_config cfg;
+  ptv_node_callbacks cb;
+  void *user;
+  const ptv_strategy *strat;
+  uint8_t started, left, playing, start_decided;
+  uint8_t nupq, ndlq, maxp;
+  partner *p;
+  ptv_sampler view;
+  ptv_chunkset have;
+  uint32_t meta[PTV_CHUNKSET_BITS]; /* size | flags << 28, by ring slot */
+  ptv_source src;
+  /* playout: chunk k is due at play_t0 + (k - start_chunk) * chunk_us */
+  ptv_chunk_id start_chunk, play_next;
+  ptv_tstamp play_t0, decided_at, epoch; /* epoch: ts of chunk 0 */
+  uint8_t epoch_known;
+  uint32_t chunk_us, avg_chunk;
+  ptv_tstamp t_join, t_gossip, t_maint, t_heartbeat, t_bm_keep, t_bm_flush;
+  ptv_tstamp busy_until, last_new_chunk, last_rejoin, join_time;
+  ptv_tstamp last_now; /* time of the latest call into the engine */
+  upreq upq[UPQ_MAX];
+  dlreq dlq[DLQ_MAX];
+  ptv_node_stats st;
+};
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static uint64_t rnd(ptv_node *n) { return n->cb.rand(n->user); }
+static uint64_t rnd_thunk(void *arg) {
+  ptv_node *n = arg;
+  return n->cb.rand(n->user);
+}
+
+static ptv_tstamp tmin(ptv_tstamp a, ptv_tstamp b) { return a < b ? a : b; }
+
+static uint32_t tx_us(uint32_t bytes, uint32_t kbps) {
+  if (kbps == 0) return UINT32_MAX;
+  return (uint32_t)((uint64_t)bytes * 8000u / kbps);
+}
+
+static void send_msg(ptv_node *n, ptv_id to, const ptv_msg *m) {
+  uint8_t buf[1024];
+  int len = ptv_wire_encode(buf, sizeof(buf), m);
+  if (len < 0) return; /* cannot happen for messages we build */
+  n->st.ctrl_bytes_up += (uint64_t)len;
+  n->cb.send(n->user, to, buf, (size_t)len, 0, 0);
+}
+
+static partner *find_partner(ptv_node *n, ptv_id id) {
+  for (int i = 0; i < n->maxp; i++)
+    if (n->p[i].state != P_FREE && n->p[i].id == id) return &n->p[i];
+  return NULL;
+}
+
+static uint32_t count_partners(const ptv_node *n, int established_only) {
+  uint32_t c = 0;
+  for (int i = 0; i < n->maxp; i++)
+    if (n->p[i].state == P_UP || (!established_only && n->p[i].state == P_PENDING))
+      c++;
+  return c;
+}
+
+static ptv_peer_desc self_desc(const ptv_node *n) {
+  ptv_peer_desc d = {n->cfg.self, n->cfg.nat, 0, n->cfg.upload_kbps};
+  return d;
+}
+
+static int has_chunk(const ptv_node *n, ptv_chunk_id id) {
+  return ptv_chunkset_has(&n->have, id);
+}
+
+static int map_has(const partner *p, ptv_chunk_id id) {
+  if (!p->has_map || id < p->map_base || id - p->map_base >= MAP_BITS) return 0;
+  uint32_t i = id - p->map_base;
+  return (int)((p->map[i >> 6] >> (i & 63)) & 1);
+}
+
+/* Deadline of chunk id on our playout clock; before playback starts, chunks
+ * are treated as due now (they are what stands between us and starting). */
+static ptv_tstamp deadline_of(const ptv_node *n, ptv_chunk_id id, ptv_tstamp now) {
+  if (!n->playing) /* we start as soon as start_chunk is here */
+    return now + (ptv_tstamp)(id > n->start_chunk ? id - n->start_chunk : 0) * n->chunk_us +
+           STARTUP_SLACK_US;
+  if (id < n->start_chunk) return n->play_t0;
+  return n->play_t0 + (ptv_tstamp)(id - n->start_chunk) * n->chunk_us;
+}
+
+static void release_requests_to(ptv_node *n, ptv_id id) {
+  for (int i = 0; i < n->ndlq;) {
+    if (n->dlq[i].from == id) n->dlq[i] = n->dlq[--n->ndlq];
+    else i++;
+  }
+  for (int i = 0; i < n->nupq;) {
+    if (n->upq[i].to == id) n->upq[i] = n->upq[--n->nupq];
+    else i++;
+  }
+}
+
+static void remove_partner(ptv_node *n, partner *p) {
+  release_requests_to(n, p->id);
+  memset(p, 0, sizeof(*p));
+}
+
+/* ---- buffer maps -------------------------------------------------------- */
+
+static void send_bm_to(ptv_node *n, ptv_id to, ptv_tstamp now) {
+  uint8_t bits[MAP_BITS / 8];
+  ptv_chunk_id from = n->have.base;
+  if (n->have.count > 0 && n->have.newest >= from + MAP_BITS)
+    from = n->have.newest - MAP_BITS + 1;
+  ptv_chunkset_export(&n->have, from, MAP_BITS, bits);
+  ptv_tstamp backlog = n->busy_until > now ? n->busy_until - now : 0;
+  for (int i = 0; i < n->nupq; i++) backlog += tx_us(n->upq[i].size, n->cfg.upload_kbps);
+  ptv_msg m = {.type = PTV_MSG_BUFFERMAP};
+  m.u.buffermap.base = from;
+  m.u.buffermap.nbits = n->have.count ? MAP_BITS : 0;
+  m.u.buffermap.queue_ms = (uint16_t)(backlog / 1000 > 65535 ? 65535 : backlog / 1000);
+  m.u.buffermap.bits = bits;
+  send_msg(n, to, &m);
+}
+
+static void flush_bm(ptv_node *n, ptv_tstamp now) {
+  for (int i = 0; i < n->maxp; i++)
+    if (n->p[i].state == P_UP) send_bm_to(n, n->p[i].id, now);
+  n->t_bm_keep = now + BM_KEEPALIVE_US;
+  n->t_bm_flush = PTV_TSTAMP_MAX;
+}
+
+/* Coalesce: at most one round of maps per quarter chunk. */
+static void bm_dirty(ptv_node *n, ptv_tstamp now) {
+  ptv_tstamp gap = n->chunk_us ? n->chunk_us / 4 : 50 * PTV_MS;
+  ptv_tstamp last = n->t_bm_keep - BM_KEEPALIVE_US;
+  ptv_tstamp at = now >= last + gap ? now : last + gap;
+  if (at < n->t_bm_flush) n->t_bm_flush = at;
+}
+
+/* ---- upload side -------------------------------------------------------- */
+
+static void serve_uploads(ptv_node *n, ptv_tstamp now) {
+  while (n->nupq > 0 && n->busy_until <= now) {
+    int best = -1;
+    for (int i = 0; i < n->nupq; i++)
+      if (best < 0 || n->upq[i].deadline < n->upq[best].deadline) best = i;
+    upreq r = n->upq[best];
+    n->upq[best] = n->upq[--n->nupq];
+    if (r.deadline < now || !has_chunk(n, r.id)) continue; /* no use any more */
+    partner *p = find_partner(n, r.to);
+    if (!p || p->state != P_UP) continue;
+    uint32_t meta = n->meta[r.id % PTV_CHUNKSET_BITS];
+    ptv_msg m = {.type = PTV_MSG_CHUNK};
+    m.u.chunk.chunk = r.id;
+    m.u.chunk.ts_us = n->epoch + (ptv_tstamp)r.id * n->chunk_us;
+    m.u.chunk.flags = (uint8_t)((meta >> 28) | PTV_CHUNK_DETACHED);
+    m.u.chunk.payload_len = meta & 0x0fffffffu;
+    uint8_t buf[64];
+    int len = ptv_wire_encode(buf, sizeof(buf), &m);
+    if (len < 0) continue;
+    n->cb.send(n->user, r.to, buf, (size_t)len, m.u.chunk.payload_len, 1);
+    n->st.bytes_up += (uint64_t)len + m.u.chunk.payload_len;
+    p->chunks_to++;
+    ptv_tstamp start = n->busy_until > now ? n->busy_until : now;
+    n->busy_until = start + tx_us((uint32_t)len + m.u.chunk.payload_len, n->cfg.upload_kbps);
+  }
+}
+
+static void enqueue_upload(ptv_node *n, ptv_id to, ptv_chunk_id id,
+                           ptv_tstamp deadline) {
+  if (n->nupq == UPQ_MAX) return;
+  upreq *r = &n->upq[n->nupq++];
+  r->id = id;
+  r->to = to;
+  r->deadline = deadline;
+  r->size = n->meta[id % PTV_CHUNKSET_BITS] & 0x0fffffffu;
+}
+
+static void on_request(ptv_node *n, partner *p, const ptv_msg_request *rq,
+                       ptv_tstamp now) {
+  ptv_msg m = {.type = PTV_MSG_BUSY};
+  m.u.busy.chunk = rq->chunk;
+  if (!has_chunk(n, rq->chunk)) {
+    m.u.busy.reason = PTV_BUSY_NOT_HELD;
+    send_msg(n, p->id, &m);
+    return;
+  }
+  uint32_t size = n->meta[rq->chunk % PTV_CHUNKSET_BITS] & 0x0fffffffu;
+  ptv_tstamp backlog = n->busy_until > now ? n->busy_until - now : 0;
+  for (int i = 0; i < n->nupq; i++) backlog += tx_us(n->upq[i].size, n->cfg.upload_kbps);
+  ptv_tstamp need = backlog + tx_us(size, n->cfg.upload_kbps);
+  if (n->cfg.upload_kbps == 0 || n->nupq == UPQ_MAX) {
+    m.u.busy.reason = PTV_BUSY_OVERLOAD;
+    send_msg(n, p->id, &m);
+    return;
+  }
+  if (need > (ptv_tstamp)rq->deadline_ms * PTV_MS) {
+    m.u.busy.reason = PTV_BUSY_TOO_LATE;
+    send_msg(n, p->id, &m);
+    return;
+  }
+  enqueue_upload(n, p->id, rq->chunk, now + (ptv_tstamp)rq->deadline_ms * PTV_MS);
+  serve_uploads(n, now);
+}
+
+/* ---- download side: the scheduler ----------------------------------------- */
+
+static int requested(const ptv_node *n, ptv_chunk_id id) {
+  for (int i = 0; i < n->ndlq; i++)
+    if (n->dlq[i].id == id) return 1;
+  return 0;
+}
+
+/* Chooses whom to ask for chunk id. Among partners that hold it and have a
+ * free request slot, those expected to deliver before the deadline are
+ * feasible; one of them is drawn with probability proportional to its upload
+ * capacity, which spreads requests the way capacity is spread (a "least
+ * loaded" pick would send every requester to the same partner, whose load
+ * hint is stale by a round trip). With nothing feasible, an urgent chunk goes
+ * to whoever is expected soonest. */
+static partner *pick_supplier(ptv_node *n, ptv_chunk_id id, ptv_tstamp now,
+                              ptv_tstamp left, int urgent, ptv_tstamp *wait_out) {
+  partner *soonest = NULL, *pick = NULL;
+  ptv_tstamp best_wait = PTV_TSTAMP_MAX, pick_wait = 0;
+  uint64_t wsum = 0;
+  for (int k = 0; k < n->maxp; k++) {
+    partner *p = &n->p[k];
+    if (p->state != P_UP || p->outstanding >= PER_PARTNER_REQ ||
+        p->choke_until > now || p->upload_kbps == 0 || !map_has(p, id))
+      continue;
+    ptv_tstamp w = (ptv_tstamp)p->queue_ms * PTV_MS +
+                   (ptv_tstamp)(p->outstanding + 1) * tx_us(n->avg_chunk, p->upload_kbps);
+    if (w < best_wait) {
+      best_wait = w;
+      soonest = p;
+    }
+    if (w + REQ_MARGIN_US <= left) {
+      /* Weighted reservoir draw: keeps one pass and no allocation. */
+      wsum += p->upload_kbps;
+      if (rnd(n) % wsum < p->upload_kbps) {
+        pick = p;
+        pick_wait = w;
+      }
+    }
+  }
+  if (pick) {
+    *wait_out = pick_wait;
+    return pick;
+  }
+  *wait_out = best_wait;
+  return urgent ? soonest : NULL;
+}
+
+static int request_chunk(ptv_node *n, ptv_chunk_id id, ptv_tstamp now, int urgent) {
+  ptv_tstamp dl = deadline_of(n, id, now);
+  ptv_tstamp left = dl > now ? dl - now : 0;
+  ptv_tstamp wait;
+  partner *p = pick_supplier(n, id, now, left, urgent, &wait);
+  if (!p) return 0;
+  ptv_msg m = {.type = PTV_MSG_REQUEST};
+  m.u.request.chunk = id;
+  /* A request we know will be late still goes out: the supplier refuses at
+   * once if it cannot help, which costs one round trip. */
+  ptv_tstamp ms = left / PTV_MS;
+  if (ms < 200) ms = 200;
+  m.u.request.deadline_ms = (uint16_t)(ms > 65535 ? 65535 : ms);
+  send_msg(n, p->id, &m);
+  n->st.req_sent++;
+  dlreq *d = &n->dlq[n->ndlq++];
+  d->id = id;
+  d->from = p->id;
+  d->timeout = now + wait + wait / 2 + REQ_SLACK_US;
+  p->outstanding++;
+  return 1;
+}
+
+/* Fills free request slots: chunks close to their deadline first (earliest
+ * first), then the newest missing chunk (latest useful first), which is what
+ * spreads fresh chunks fastest (Bonald et al. 2008). */
+static void schedule(ptv_node *n, ptv_tstamp now) {
+  if (n->cfg.role == PTV_ROLE_SOURCE || !n->start_decided || n->left) return;
+  if (n->ndlq >= DLQ_MAX) return;
+  ptv_chunk_id hi = 0;
+  int any = 0;
+  for (int i = 0; i < n->maxp; i++)
+    if (n->p[i].state == P_UP && n->p[i].has_map && n->p[i].newest != PTV_ID_NONE) {
+      if (!any || n->p[i].newest > hi) hi = n->p[i].newest;
+      any = 1;
+    }
+  if (!any) return;
+  /* Nothing to do unless some partner can take a request. */
+  int free_slots = 0;
+  for (int i = 0; i < n->maxp && !free_slots; i++)
+    free_slots = n->p[i].state == P_UP && n->p[i].outstanding < PER_PARTNER_REQ &&
+                 n->p[i].choke_until <= now && n->p[i].upload_kbps > 0;
+  if (!free_slots) return;
+  ptv_chunk_id lo = n->playing ? n->play_next : n->start_chunk;
+  if (lo < n->have.base) lo = n->have.base;
+  if (hi < lo) return;
+  if (hi - lo >= PTV_CHUNKSET_BITS) hi = lo + PTV_CHUNKSET_BITS - 1;
+  /* Urgent: due within two chunks' time plus the startup margin. */
+  ptv_tstamp urgent = now + 2 * (ptv_tstamp)n->chunk_us + PTV_S;
+  if (!n->playing) urgent += n->cfg.buffer_us / 2;
+  for (ptv_chunk_id id = lo; id <= hi && n->ndlq < DLQ_MAX; id++) {
+    if (deadline_of(n, id, now) > urgent) break;
+    if (!has_chunk(n, id) && !requested(n, id)) request_chunk(n, id, now, 1);
+  }
+  for (ptv_chunk_id id = hi;; id--) {
+    if (n->ndlq >= DLQ_MAX) break;
+    if (!has_chunk(n, id) && !requested(n, id)) request_chunk(n, id, now, 0);
+    if (id == lo) break;
+  }
+}
+
+static void expire_requests(ptv_node *n, ptv_tstamp now) {
+  for (int i = 0; i < n->ndlq;) {
+    dlreq *d = &n->dlq[i];
+    int drop = d->timeout <= now || has_chunk(n, d->id) ||
+               (n->playing && d->id < n->play_next);
+    if (!drop) {
+      i++;
+      continue;
+    }
+    partner *p = find_partner(n, d->from);
+    if (p) {
+      if (p->outstanding) p->outstanding--;
+      if (d->timeout <= now && !has_chunk(n, d->id)) p->choke_until = now + CHOKE_US;
+    }
+    if (d->timeout <= now && !has_chunk(n, d->id)) {
+      n->st.req_timeouts++;
+    }
+    *d = n->dlq[--n->ndlq];
+  }
+}
+
+/* ---- playout ------------------------------------------------------------ */
+
+static void decide_start(ptv_node *n, ptv_tstamp now) {
+  ptv_chunk_id hi = 0;
+  int any = 0;
+  for (int i = 0; i < n->maxp; i++)
+    if (n->p[i].state == P_UP && n->p[i].has_map && n->p[i].newest != PTV_ID_NONE) {
+      if (!any || n->p[i].newest > hi) hi = n->p[i].newest;
+      any = 1;
+    }
+  if (!any || n->chunk_us == 0) return;
+  ptv_chunk_id back = (ptv_chunk_id)(n->cfg.buffer_us / n->chunk_us);
+  n->start_chunk = hi > back ? hi - back : 0;
+  n->play_next = n->start_chunk;
+  n->start_decided = 1;
+  n->decided_at = now;
+  ptv_chunkset_advance(&n->have, n->start_chunk);
+}
+
+static void playout(ptv_node *n, ptv_tstamp now) {
+  if (!n->start_decided || n->left) return;
+  if (!n->playing) {
+    /* Start once the first chunks are in hand (half the buffer's worth), so
+     * the clock does not start on one chunk with its successors still far
+     * away; give up waiting for the full prefetch after START_WAIT_US. */
+    ptv_chunk_id pre = (ptv_chunk_id)(n->cfg.buffer_us / 2 / n->chunk_us);
+    if (pre < 1) pre = 1;
+    ptv_chunk_id k = 0;
+    while (k < pre && has_chunk(n, n->start_chunk + k)) k++;
+    if (k == 0 || (k < pre && now < n->decided_at + START_WAIT_US)) {
+      if (k == 0 && now >= n->decided_at + START_RETRY_US) decide_start(n, now);
+      return;
+    }
+    n->playing = 1;
+    n->play_t0 = now;
+    n->st.play_start = now;
+    if (n->cb.on_play_start) n->cb.on_play_start(n->user, n->start_chunk, now);
+  }
+  while (deadline_of(n, n->play_next, now) <= now) {
+    int present = has_chunk(n, n->play_next);
+    n->st.chunks_due++;
+    if (!present) n->st.chunks_missed++;
+    if (n->cb.on_playout) n->cb.on_playout(n->user, n->play_next, present, now);
+    n->play_next++;
+  }
+}
+
+/* ---- partners ----------------------------------------------------------- */
+
+static partner *alloc_partner(ptv_node *n, const ptv_peer_desc *d, uint8_t state,
+                              ptv_tstamp now) {
+  for (int i = 0; i < n->maxp; i++)
+    if (n->p[i].state == P_FREE) {
+      partner *p = &n->p[i];
+      memset(p, 0, sizeof(*p));
+      p->id = d->id;
+      p->nat = d->nat;
+      p->upload_kbps = d->upload_kbps;
+      p->state = state;
+      p->newest = PTV_ID_NONE;
+      p->last_heard = p->last_useful = p->since = now;
+      return p;
+    }
+  return NULL;
+}
+
+int ptv_node_connect(ptv_node *n, const ptv_peer_desc *d, ptv_tstamp now) {
+  if (d->id == n->cfg.self || find_partner(n, d->id)) return PTV_ERR_INVALID_ARG;
+  partner *p = alloc_partner(n, d, P_PENDING, now);
+  if (!p) return PTV_ERR_FULL;
+  ptv_msg m = {.type = PTV_MSG_CONNECT};
+  m.u.connect.nat = n->cfg.nat;
+  m.u.connect.upload_kbps = n->cfg.upload_kbps;
+  send_msg(n, d->id, &m);
+  return 0;
+}
+
+int ptv_node_drop_partner(ptv_node *n, ptv_id id, ptv_tstamp now) {
+  partner *p = find_partner(n, id);
+  if (!p) return PTV_ERR_NOT_FOUND;
+  ptv_msg m = {.type = PTV_MSG_DISCONNECT};
+  send_msg(n, id, &m);
+  remove_partner(n, p);
+  n->st.partner_changes++;
+  (void)now;
+  return 0;
+}
+
+static void fill_partners(ptv_node *n, ptv_tstamp now, int max_new) {
+  if (n->cfg.role == PTV_ROLE_SOURCE) return;
+  uint32_t have = count_partners(n, 0);
+  ptv_peer_desc cands[PTV_SAMPLER_VIEW];
+  while (have < n->cfg.target_partners && max_new-- > 0) {
+    size_t nc = 0;
+    for (int i = 0; i < n->view.n; i++)
+      if (!find_partner(n, n->view.v[i].id)) cands[nc++] = n->view.v[i];
+    if (nc == 0) return;
+    int pick = -1;
+    if (n->strat->pick_candidate) pick = n->strat->pick_candidate(n, cands, nc, rnd(n));
+    else pick = (int)(rnd(n) % nc);
+    if (pick < 0 || (size_t)pick >= nc) return;
+    if (ptv_node_connect(n, &cands[pick], now) != 0) return;
+    have++;
+  }
+}
+
+static void rejoin(ptv_node *n, ptv_tstamp now) {
+  if (n->cfg.tracker == PTV_ID_NONE || now < n->last_rejoin + REJOIN_US) return;
+  n->last_rejoin = now;
+  ptv_msg m = {.type = PTV_MSG_JOIN};
+  m.u.join.role = n->cfg.role;
+  m.u.join.nat = n->cfg.nat;
+  m.u.join.upload_kbps = n->cfg.upload_kbps;
+  send_msg(n, n->cfg.tracker, &m);
+}
+
+/* Healing: drop silent partners; when starving (no new chunk for a while),
+ * replace partners that have had nothing for us and ask the tracker for fresh
+ * peers, which is how two halves of a partitioned overlay find each other
+ * again once the network heals. */
+static void maintain(ptv_node *n, ptv_tstamp now) {
+  for (int i = 0; i < n->maxp; i++) {
+    partner *p = &n->p[i];
+    if (p->state == P_UP && now > p->last_heard + PARTNER_TIMEOUT_US) {
+      ptv_sampler_remove(&n->view, p->id);
+      remove_partner(n, p);
+    } else if (p->state == P_PENDING && now > p->since + CONNECT_TIMEOUT_US) {
+      ptv_sampler_remove(&n->view, p->id);
+      remove_partner(n, p);
+    }
+  }
+  if (n->cfg.role == PTV_ROLE_PEER && n->start_decided &&
+      now > n->last_new_chunk + STARVE_US) {
+    rejoin(n, now);
+    int dropped = 0;
+    for (int i = 0; i < n->maxp && dropped < 2; i++) {
+      partner *p = &n->p[i];
+      if (p->state == P_UP && now > p->last_useful + USELESS_US &&
+          now > p->since + USELESS_US) {
+        ptv_node_drop_partner(n, p->id, now);
+        dropped++;
+      }
+    }
+    fill_partners(n, now, 2 + dropped);
+  } else {
+    fill_partners(n, now, 2);
+  }
+  if (n->strat->tick) n->strat->tick(n, now);
+}
+
+/* ---- receiving ---------------------------------------------------------- */
+
+static void on_chunk(ptv_node *n, ptv_id from, partner *p, const ptv_msg_chunk *c,
+                     ptv_tstamp now) {
+  if (n->cfg.role == PTV_ROLE_SOURCE) return;
+  if (!n->epoch_known) {
+    n->epoch = c->ts_us - (ptv_tstamp)c->chunk * n->chunk_us;
+    n->epoch_known = 1;
+  }
+  if (!n->start_decided) return; /* pushed before we chose where to start */
+  if (has_chunk(n, c->chunk) || c->chunk < n->have.base) { /* duplicate */
+    n->st.dup_chunks++;
+    return;
+  }
+  if (n->playing && c->chunk < n->play_next) { /* too late to be useful */
+    n->st.late_chunks++;
+    return;
+  }
+  if (ptv_chunkset_add(&n->have, c->chunk) != 1) return;
+  n->meta[c->chunk % PTV_CHUNKSET_BITS] =
+      (c->payload_len & 0x0fffffffu) | ((uint32_t)(c->flags & PTV_CHUNK_KEYFRAME) << 28);
+  n->avg_chunk = n->avg_chunk ? (n->avg_chunk * 7 + c->payload_len) / 8 : c->payload_len;
+  n->st.bytes_down += c->payload_len;
+  if (c->chunk == n->have.newest) n->last_new_chunk = now;
+  if (p) {
+    p->chunks_from++;
+    p->last_useful = now;
+  }
+  if (n->cb.on_chunk) n->cb.on_chunk(n->user, from, c->chunk, now);
+  bm_dirty(n, now);
+}
+
+static void on_buffermap(ptv_node *n, partner *p, const ptv_msg_buffermap *b,
+                         ptv_tstamp now) {
+  p->has_map = 1;
+  p->map_base = b->base;
+  p->queue_ms = b->queue_ms;
+  memset(p->map, 0, sizeof(p->map));
+  p->newest = PTV_ID_NONE;
+  unsigned nb = b->nbits > MAP_BITS ? MAP_BITS : b->nbits;
+  for (unsigned i = 0; i < nb; i++)
+    if (ptv_wire_bit_get(b->bits, i)) {
+      p->map[i >> 6] |= 1ULL << (i & 63);
+      p->newest = b->base + i;
+    }
+  /* A partner with chunks we lack is useful even before it sends one. */
+  if (p->newest != PTV_ID_NONE && n->start_decided &&
+      (n->have.count == 0 || p->newest > n->have.newest))
+    p->last_useful = now;
+  if (!n->start_decided && n->cfg.role == PTV_ROLE_PEER) decide_start(n, now);
+}
+
+static void on_connect(ptv_node *n, ptv_id from, const ptv_msg_connect *c,
+                       ptv_tstamp now) {
+  ptv_msg m = {.type = PTV_MSG_CONNECT_ACK};
+  partner *p = find_partner(n, from);
+  ptv_peer_desc d = {from, c->nat, 0, c->upload_kbps};
+  if (!p) {
+    int ok = count_partners(n, 0) < n->maxp && !n->left;
+    if (ok && n->strat->accept) ok = n->strat->accept(n, &d);
+    if (ok) p = alloc_partner(n, &d, P_UP, now);
+    if (!p) {
+      m.u.connect_ack.status = ok ? PTV_ACK_FULL : PTV_ACK_REFUSED;
+      if (count_partners(n, 0) >= n->maxp) m.u.connect_ack.status = PTV_ACK_FULL;
+      send_msg(n, from, &m);
+      return;
+    }
+  }
+  p->state = P_UP;
+  p->upload_kbps = c->upload_kbps;
+  p->nat = c->nat;
+  m.u.connect_ack.status = PTV_ACK_ACCEPT;
+  send_msg(n, from, &m);
+  ptv_sampler_add(&n->view, &d);
+  send_bm_to(n, from, now);
+}
+
+int ptv_node_recv(ptv_node *n, ptv_id from, const uint8_t *buf, size_t len,
+                  ptv_tstamp now) {
+  ptv_msg m;
+  n->last_now = now;
+  int rv = ptv_wire_decode(&m, buf, len);
+  if (rv < 0) {
+    n->st.bad_msgs++;
+    partner *bad = find_partner(n, from);
+    if (bad) { /* malformed input costs the sender its partnership */
+      remove_partner(n, bad);
+      ptv_sampler_remove(&n->view, from);
+    }
+    return rv;
+  }
+  if (n->left) return 0;
+  partner *p = find_partner(n, from);
+  if (p) p->last_heard = now;
+  switch (m.type) {
+  case PTV_MSG_PEERS:
+    if (from != n->cfg.tracker) break;
+    if (n->chunk_us == 0 && m.u.peers.chunk_us) n->chunk_us = m.u.peers.chunk_us;
+    for (int i = 0; i < m.u.peers.n; i++) ptv_sampler_add(&n->view, &m.u.peers.descs[i]);
+    n->t_join = PTV_TSTAMP_MAX;
+    fill_partners(n, now, n->cfg.target_partners);
+    break;
+  case PTV_MSG_SHUFFLE: {
+    ptv_peer_desc out[PTV_WIRE_MAX_DESCS];
+    if (m.u.shuffle.reply == 0) {
+      ptv_msg r = {.type = PTV_MSG_SHUFFLE};
+      r.u.shuffle.reply = 1;
+      r.u.shuffle.n = (uint8_t)ptv_sampler_shuffle_answer(
+          &n->view, m.u.shuffle.descs, m.u.shuffle.n, rnd_thunk, n, out);
+      memcpy(r.u.shuffle.descs, out, r.u.shuffle.n * sizeof(out[0]));
+      send_msg(n, from, &r);
+    } else {
+      ptv_sampler_merge(&n->view, m.u.shuffle.descs, m.u.shuffle.n, NULL, 0);
+    }
+    break;
+  }
+  case PTV_MSG_CONNECT:
+    on_connect(n, from, &m.u.connect, now);
+    break;
+  case PTV_MSG_CONNECT_ACK:
+    if (!p || p->state != P_PENDING) break;
+    if (m.u.connect_ack.status == PTV_ACK_ACCEPT) {
+      p->state = P_UP;
+      p->since = now;
+      send_bm_to(n, from, now);
+    } else {
+      remove_partner(n, p);
+      fill_partners(n, now, 1);
+    }
+    break;
+  case PTV_MSG_DISCONNECT:
+  case PTV_MSG_LEAVE:
+    if (p) remove_partner(n, p);
+    if (m.type == PTV_MSG_LEAVE) ptv_sampler_remove(&n->view, from);
+    break;
+  case PTV_MSG_BUFFERMAP:
+    if (!p || p->state != P_UP) {
+      /* Not (or no longer) partners: say so, so it stops counting on us. */
+      ptv_msg d = {.type = PTV_MSG_DISCONNECT};
+      send_msg(n, from, &d);
+      break;
+    }
+    on_buffermap(n, p, &m.u.buffermap, now);
+    break;
+  case PTV_MSG_REQUEST:
+    if (p && p->state == P_UP) on_request(n, p, &m.u.request, now);
+    break;
+  case PTV_MSG_CHUNK:
+    on_chunk(n, from, p, &m.u.chunk, now);
+    break;
+  case PTV_MSG_BUSY:
+    n->st.busy_recv++;
+    if (getenv("PTV_BUSYDBG")) fprintf(stderr, "busy %d\n", m.u.busy.reason);
+    if (p) p->choke_until = now + CHOKE_US;
+    for (int i = 0; i < n->ndlq; i++)
+      if (n->dlq[i].id == m.u.busy.chunk && n->dlq[i].from == from) {
+        n->dlq[i].timeout = now; /* expire_requests releases it below */
+        break;
+      }
+    break;
+  default: /* JOIN, HEARTBEAT are for the tracker */
+    break;
+  }
+  expire_requests(n, now);
+  if (!n->playing) playout(n, now);
+  schedule(n, now);
+  serve_uploads(n, now);
+  return 0;
+}
+
+/* ---- timers ------------------------------------------------------------- */
+
+ptv_tstamp ptv_node_get_expiry(const ptv_node *n) {
+  if (!n->started || n->left) return PTV_TSTAMP_MAX;
+  ptv_tstamp t = tmin(n->t_join, n->t_gossip);
+  t = tmin(t, n->t_maint);
+  t = tmin(t, n->t_heartbeat);
+  t = tmin(t, n->t_bm_keep);
+  t = tmin(t, n->t_bm_flush);
+  if (n->nupq > 0) t = tmin(t, n->busy_until);
+  for (int i = 0; i < n->ndlq; i++) t = tmin(t, n->dlq[i].timeout);
+  if (n->playing) t = tmin(t, deadline_of(n, n->play_next, 0));
+  else if (n->start_decided && n->cfg.role == PTV_ROLE_PEER) {
+    ptv_tstamp w = n->decided_at + START_WAIT_US;
+    if (w > n->last_now) t = tmin(t, w); /* only while still ahead */
+  }
+  if (n->cfg.role == PTV_ROLE_SOURCE) t = tmin(t, ptv_source_next_due(&n->src));
+  return t;
+}
+
+static void source_tick(ptv_node *n, ptv_tstamp now) {
+  ptv_chunk_meta cm;
+  while (ptv_source_poll(&n->src, now, &cm)) {
+    ptv_chunkset_add(&n->have, cm.id);
+    n->meta[cm.id % PTV_CHUNKSET_BITS] =
+        (cm.size & 0x0fffffffu) | ((uint32_t)(cm.keyframe ? PTV_CHUNK_KEYFRAME : 0) << 28);
+    n->last_new_chunk = now;
+    ptv_id targets[32];
+    size_t k = 0;
+    if (n->strat->push_targets) k = n->strat->push_targets(n, cm.id, targets, 32, rnd(n));
+    for (size_t i = 0; i < k; i++) enqueue_upload(n, targets[i], cm.id, now + n->chunk_us);
+    bm_dirty(n, now);
+  }
+}
+
+void ptv_node_handle_expiry(ptv_node *n, ptv_tstamp now) {
+  if (!n->started || n->left) return;
+  n->last_now = now;
+  if (n->cfg.role == PTV_ROLE_SOURCE) source_tick(n, now);
+  if (now >= n->t_join) {
+    n->last_rejoin = 0;
+    rejoin(n, now);
+    n->t_join = now + JOIN_RETRY_US;
+  }
+  if (now >= n->t_maint) {
+    maintain(n, now);
+    n->t_maint = now + MAINT_US;
+  }
+  if (now >= n->t_gossip) {
+    ptv_peer_desc me = self_desc(n), out[PTV_SAMPLER_SHUFFLE];
+    ptv_id target;
+    size_t k = ptv_sampler_shuffle_start(&n->view, &me, rnd_thunk, n, out, &target);
+    if (target != PTV_ID_NONE) {
+      ptv_msg m = {.type = PTV_MSG_SHUFFLE};
+      m.u.shuffle.n = (uint8_t)k;
+      memcpy(m.u.shuffle.descs, out, k * sizeof(out[0]));
+      send_msg(n, target, &m);
+    }
+    n->t_gossip = now + GOSSIP_US;
+  }
+  if (now >= n->t_heartbeat && n->cfg.tracker != PTV_ID_NONE) {
+    ptv_msg m = {.type = PTV_MSG_HEARTBEAT};
+    m.u.heartbeat.newest = n->have.count ? n->have.newest : PTV_ID_NONE;
+    send_msg(n, n->cfg.tracker, &m);
+    n->t_heartbeat =
+        now + (n->cfg.role == PTV_ROLE_SOURCE ? SRC_HEARTBEAT_US : HEARTBEAT_US);
+  }
+  expire_requests(n, now);
+  playout(n, now);
+  schedule(n, now);
+  serve_uploads(n, now);
+  if (now >= n->t_bm_flush || now >= n->t_bm_keep) flush_bm(n, now);
+}
+
+/* ---- life cycle --------------------------------------------------------- */
+
+void ptv_node_config_default(ptv_node_config *c) {
+  memset(c, 0, sizeof(*c));
+  c->self = 0;
+  c->tracker = PTV_ID_NONE;
+  c->role = PTV_ROLE_PEER;
+  c->nat = PTV_NAT_OPEN;
+  c->upload_kbps = 1000;
+  c->chunk_us = 250 * PTV_MS;
+  c->buffer_us = 2 * PTV_S;
+  c->target_partners = 8;
+  c->max_partners = 14;
+}
+
+ptv_node *ptv_node_new(const ptv_node_config *c, const ptv_node_callbacks *cb,
+                       void *user) {
+  if (!cb || !cb->send || !cb->rand) return NULL;
+  if (c->role == PTV_ROLE_SOURCE && (c->stream_kbps == 0 || c->chunk_us == 0))
+    return NULL;
+  ptv_node *n = calloc(1, sizeof(*n));
+  if (!n) return NULL;
+  n->cfg = *c;
+  n->cb = *cb;
+  n->user = user;
+  n->strat = c->strategy ? c->strategy : &ptv_strategy_mesh;
+  n->maxp = c->max_partners ? c->max_partners : 14;
+  if (c->role == PTV_ROLE_SOURCE && c->max_partners == 0) {
+    uint32_t slots = 3 * (c->upload_kbps / c->stream_kbps) + 4;
+    n->maxp = (uint8_t)(slots > 64 ? 64 : slots);
+  }
+  n->p = calloc(n->maxp, sizeof(partner));
+  if (!n->p) {
+    free(n);
+    return NULL;
+  }
+  if (n->cfg.target_partners > n->maxp) n->cfg.target_partners = n->maxp;
+  ptv_sampler_init(&n->view, c->self);
+  ptv_chunkset_init(&n->have, 0);
+  n->chunk_us = c->role == PTV_ROLE_SOURCE ? c->chunk_us : 0;
+  n->t_join = n->t_gossip = n->t_maint = n->t_heartbeat = PTV_TSTAMP_MAX;
+  n->t_bm_keep = n->t_bm_flush = PTV_TSTAMP_MAX;
+  return n;
+}
+
+void ptv_node_free(ptv_node *n) {
+  if (!n) return;
+  free(n->p);
+  free(n);
+}
+
+int ptv_node_start(ptv_node *n, ptv_tstamp now) {
+  n->started = 1;
+  n->join_time = now;
+  n->st.join_time = now;
+  n->last_new_chunk = now;
+  n->t_maint = now + MAINT_US;
+  n->t_gossip = now + GOSSIP_US / 2 + rnd(n) % GOSSIP_US;
+  n->t_bm_keep = now + BM_KEEPALIVE_US;
+  if (n->cfg.role == PTV_ROLE_SOURCE) {
+    if (ptv_source_init(&n->src, now, n->cfg.chunk_us, n->cfg.stream_kbps, 1) != 0)
+      return PTV_ERR_INVALID_ARG;
+    n->epoch = now;
+    n->epoch_known = 1;
+    n->start_decided = 1;
+    n->avg_chunk = ptv_source_chunk_bytes(&n->src);
+  }
+  if (n->cfg.tracker != PTV_ID_NONE) {
+    n->t_join = now; /* sent by the first handle_expiry, at once */
+    n->t_heartbeat = now + (n->cfg.role == PTV_ROLE_SOURCE ? SRC_HEARTBEAT_US : HEARTBEAT_US);
+  } else {
+    fill_partners(n, now, n->cfg.target_partners);
+  }
+  return 0;
+}
+
+void ptv_node_leave(ptv_node *n, ptv_tstamp now) {
+  if (n->left) return;
+  ptv_msg m = {.type = PTV_MSG_LEAVE};
+  for (int i = 0; i < n->maxp; i++)
+    if (n->p[i].state != P_FREE) send_msg(n, n->p[i].id, &m);
+  if (n->cfg.tracker != PTV_ID_NONE) send_msg(n, n->cfg.tracker, &m);
+  n->left = 1;
+  (void)now;
+}
+
+void ptv_node_add_known(ptv_node *n, const ptv_peer_desc *d) {
+  ptv_sampler_add(&n->view, d);
+}
+
+/* ---- accessors ---------------------------------------------------------- */
+
+void ptv_node_get_stats(const ptv_node *n, ptv_node_stats *st) {
+  *st = n->st;
+  st->playing = n->playing;
+  st->play_next = n->play_next;
+  st->npartners = count_partners(n, 1);
+  st->newest = n->have.count ? n->have.newest : PTV_ID_NONE;
+  st->held = n->have.count;
+  st->lag_us = 0;
+  if (n->playing && n->epoch_known) {
+    /* The playout clock is fixed at start, so the lag is too: the time chunk
+     * start_chunk was played minus the time the source began it. */
+    ptv_tstamp ts = n->epoch + (ptv_tstamp)n->start_chunk * n->chunk_us;
+    st->lag_us = n->play_t0 > ts ? n->play_t0 - ts : 0;
+  }
+}
+
+uint32_t ptv_node_npartners(const ptv_node *n) { return count_partners(n, 0); }
+
+int ptv_node_partner(const ptv_node *n, uint32_t i, ptv_partner_info *pi) {
+  uint32_t k = 0;
+  for (int j = 0; j < n->maxp; j++) {
+    const partner *p = &n->p[j];
+    if (p->state == P_FREE) continue;
+    if (k++ != i) continue;
+    pi->id = p->id;
+    pi->nat = p->nat;
+    pi->established = p->state == P_UP;
+    pi->upload_kbps = p->upload_kbps;
+    pi->newest = p->newest;
+    pi->has_map = p->has_map;
+    pi->chunks_from = p->chunks_from;
+    pi->chunks_to = p->chunks_to;
+    pi->since = p->since;
+    return 0;
+  }
+  return PTV_ERR_NOT_FOUND;
+}
+
+const ptv_node_config *ptv_node_config_get(const ptv_node *n) { return &n->cfg; }
+const ptv_sampler *ptv_node_view(const ptv_node *n) { return &n->view; }
+int ptv_node_has_chunk(const ptv_node *n, ptv_chunk_id id) { return has_chunk(n, id); }

@@ -1,0 +1,141 @@
+/* ptv_node.h -- the PeerTV peer engine (and, with role SOURCE, the source).
+ *
+ * Sans-I/O in the ngtcp2 manner: the driver passes in messages and the time,
+ * asks when the engine next wants to be woken, and receives outgoing messages
+ * through a callback. No sockets, clocks, threads or globals inside, so the
+ * simulator and the real runtime run exactly this code.
+ *
+ *   ptv_node_start(node, now)                  begin (join the tracker)
+ *   ptv_node_recv(node, from, buf, len, now)   a message arrived
+ *   ptv_node_get_expiry(node)                  next wake-up time
+ *   ptv_node_handle_expiry(node, now)          call at or after that time
+ *
+ * A peer: joins through the tracker, keeps a gossip view (ptv_sampler), holds
+ * partners, exchanges buffer maps, pulls chunks (deadline-aware, latest useful
+ * first, re-requests on timeout or refusal), serves partners' requests paced
+ * at its upload capacity, and plays chunks on a fixed playout clock, skipping
+ * a chunk that misses its deadline. A source: cuts the stream into chunks
+ * (ptv_source), pushes each new chunk to some partners and serves requests.
+ * The overlay shape (who partners with whom, what is pushed) is delegated to
+ * a strategy (ptv_strategy.h).
+ */
+#ifndef PTV_NODE_H
+#define PTV_NODE_H
+
+#include "ptv_chunkset.h"
+#include "ptv_sampler.h"
+#include "ptv_types.h"
+#include "ptv_wire.h"
+
+typedef struct ptv_node ptv_node;
+struct ptv_strategy;
+
+typedef struct {
+  /* Sends one encoded message. `virtual_len` bytes of chunk payload travel
+   * with it without being in buf (simulation, DETACHED chunks); `bulk` is 1 for
+   * chunk data, 0 for control. Return 0, or non-zero to report the send
+   * failed (the engine treats the message as lost). */
+  int (*send)(void *user, ptv_id to, const uint8_t *buf, size_t len,
+              size_t virtual_len, int bulk);
+  /* Uniform 64-bit random numbers. Required. */
+  uint64_t (*rand)(void *user);
+  /* Optional: a chunk reached its playback deadline; present says whether it
+   * was there. The first call comes after on_play_start. */
+  void (*on_playout)(void *user, ptv_chunk_id id, int present, ptv_tstamp now);
+  /* Optional: playback started with chunk `first`. */
+  void (*on_play_start)(void *user, ptv_chunk_id first, ptv_tstamp now);
+  /* Optional: a chunk arrived that the node did not hold (for statistics). */
+  void (*on_chunk)(void *user, ptv_id from, ptv_chunk_id id, ptv_tstamp now);
+} ptv_node_callbacks;
+
+typedef struct {
+  ptv_id self;
+  ptv_id tracker;          /* PTV_ID_NONE: start from `seeds` only */
+  uint8_t role;            /* PTV_ROLE_PEER or PTV_ROLE_SOURCE */
+  uint8_t nat;             /* ptv_nat_type, as the node detected it */
+  uint32_t upload_kbps;    /* upload capacity; requests are paced to it; 0 serves nothing */
+  uint32_t stream_kbps;    /* source: stream rate (chunk size = rate x duration) */
+  uint32_t chunk_us;       /* source: chunk duration; peers learn it from the tracker */
+  ptv_tstamp buffer_us;    /* playback starts this far behind the newest chunk seen */
+  uint8_t target_partners; /* partners a peer looks for (default 8) */
+  uint8_t max_partners;    /* partners accepted (default 14; source: from upload) */
+  const struct ptv_strategy *strategy; /* NULL: the random mesh */
+} ptv_node_config;
+
+/* Fills c with defaults (role peer, 8/14 partners, 2 s buffer, 250 ms chunks). */
+void ptv_node_config_default(ptv_node_config *c);
+
+/* Creates a node. Returns NULL on allocation failure or a config that makes no
+ * sense (source without stream rate or chunk duration). */
+ptv_node *ptv_node_new(const ptv_node_config *c, const ptv_node_callbacks *cb,
+                       void *user);
+void ptv_node_free(ptv_node *n);
+
+/* Begins: a peer sends JOIN to the tracker, a source registers and starts its
+ * chunk clock. Returns 0 or PTV_ERR_CALLBACK. */
+int ptv_node_start(ptv_node *n, ptv_tstamp now);
+
+/* Graceful leave: tells partners and the tracker. The node stays allocated but
+ * inert. */
+void ptv_node_leave(ptv_node *n, ptv_tstamp now);
+
+/* Processes one datagram from `from`. Returns 0, or the decoder's negative
+ * PTV_ERR_* for a malformed message (the sender is penalised; the node is
+ * unaffected). */
+int ptv_node_recv(ptv_node *n, ptv_id from, const uint8_t *buf, size_t len,
+                  ptv_tstamp now);
+
+ptv_tstamp ptv_node_get_expiry(const ptv_node *n);
+void ptv_node_handle_expiry(ptv_node *n, ptv_tstamp now);
+
+/* Seeds the gossip view (e.g. from a saved peer list) without the tracker. */
+void ptv_node_add_known(ptv_node *n, const ptv_peer_desc *d);
+
+/* ---- read-only view, for strategies, drivers and tests ---- */
+
+typedef struct {
+  ptv_id id;
+  uint8_t nat;
+  uint8_t established;   /* 0 while CONNECT is pending */
+  uint32_t upload_kbps;  /* as the partner declared it */
+  ptv_chunk_id newest;   /* newest chunk in its last buffer map */
+  uint8_t has_map;
+  uint32_t chunks_from;  /* useful chunks it delivered to us */
+  uint32_t chunks_to;    /* chunks we delivered to it */
+  ptv_tstamp since;      /* when the partnership started */
+} ptv_partner_info;
+
+typedef struct {
+  uint8_t playing;
+  ptv_chunk_id play_next;    /* next chunk to play */
+  ptv_tstamp play_start;     /* when playback began */
+  ptv_tstamp join_time;      /* when ptv_node_start was called */
+  ptv_tstamp lag_us;         /* playback point behind the live point */
+  uint64_t chunks_due, chunks_missed;
+  uint64_t bytes_up, bytes_down, ctrl_bytes_up;
+  uint32_t partner_changes;  /* partners dropped by choice (not failures) */
+  uint32_t bad_msgs;         /* malformed messages received */
+  uint64_t req_sent, req_timeouts, busy_recv, dup_chunks, late_chunks;
+  uint32_t npartners;
+  ptv_chunk_id newest;       /* newest chunk held */
+  uint32_t held;             /* chunks held in the window */
+} ptv_node_stats;
+
+void ptv_node_get_stats(const ptv_node *n, ptv_node_stats *st);
+uint32_t ptv_node_npartners(const ptv_node *n);
+/* Fills *pi for partner i (0 <= i < npartners). Returns 0 or PTV_ERR_NOT_FOUND. */
+int ptv_node_partner(const ptv_node *n, uint32_t i, ptv_partner_info *pi);
+const ptv_node_config *ptv_node_config_get(const ptv_node *n);
+const ptv_sampler *ptv_node_view(const ptv_node *n);
+int ptv_node_has_chunk(const ptv_node *n, ptv_chunk_id id);
+
+/* ---- actions a strategy may take ---- */
+
+/* Asks `d` to become a partner. Returns 0, PTV_ERR_FULL (no slot),
+ * PTV_ERR_INVALID_ARG (self, or already a partner). */
+int ptv_node_connect(ptv_node *n, const ptv_peer_desc *d, ptv_tstamp now);
+/* Ends a partnership by choice (counted in partner_changes). Returns 0 or
+ * PTV_ERR_NOT_FOUND. */
+int ptv_node_drop_partner(ptv_node *n, ptv_id id, ptv_tstamp now);
+
+#endif

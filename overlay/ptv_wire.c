@@ -1,0 +1,502 @@
+/* ptv_wire.c -- the PeerTV overlay wire codec (see ptv_wire.h for layout).
+ *
+ * The decoder accepts exactly one encoding per message: lengths must match the
+ * fields, counts and enums must be in range, and bitmap padding must be zero.
+ * The encoder enforces the same limits, so encode(decode(x)) == x byte for
+ * byte and anything the encoder emits the decoder accepts. */
+#include "ptv_wire.h"
+
+#include <string.h>
+
+#include "ptv_err.h"
+
+/* Fixed body sizes. */
+#define PTV_DESCLEN 10
+#define PTV_JOIN_BODYLEN 6
+#define PTV_PEERS_FIXLEN 9
+#define PTV_HEARTBEAT_BODYLEN 4
+#define PTV_SHUFFLE_FIXLEN 2
+#define PTV_CONNECT_BODYLEN 6
+#define PTV_CONNECT_ACK_BODYLEN 1
+#define PTV_DISCONNECT_BODYLEN 1
+#define PTV_BUFFERMAP_FIXLEN 8
+#define PTV_REQUEST_BODYLEN 6
+#define PTV_CHUNK_FIXLEN 17
+#define PTV_BUSY_BODYLEN 5
+
+#define PTV_NAT_MAX PTV_NAT_UNKNOWN
+#define PTV_ACK_MAX PTV_ACK_REFUSED
+#define PTV_BUSY_MAX PTV_BUSY_TOO_LATE
+
+/* ---- big-endian primitives ------------------------------------------- */
+
+static uint8_t *put_uint8(uint8_t *p, uint8_t v) {
+  *p++ = v;
+  return p;
+}
+
+static uint8_t *put_uint16be(uint8_t *p, uint16_t v) {
+  *p++ = (uint8_t)(v >> 8);
+  *p++ = (uint8_t)v;
+  return p;
+}
+
+static uint8_t *put_uint32be(uint8_t *p, uint32_t v) {
+  *p++ = (uint8_t)(v >> 24);
+  *p++ = (uint8_t)(v >> 16);
+  *p++ = (uint8_t)(v >> 8);
+  *p++ = (uint8_t)v;
+  return p;
+}
+
+static uint8_t *put_uint64be(uint8_t *p, uint64_t v) {
+  p = put_uint32be(p, (uint32_t)(v >> 32));
+  return put_uint32be(p, (uint32_t)v);
+}
+
+static uint16_t get_uint16be(const uint8_t *p) {
+  return (uint16_t)(((uint16_t)p[0] << 8) | p[1]);
+}
+
+static uint32_t get_uint32be(const uint8_t *p) {
+  return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
+         ((uint32_t)p[2] << 8) | (uint32_t)p[3];
+}
+
+static uint64_t get_uint64be(const uint8_t *p) {
+  return ((uint64_t)get_uint32be(p) << 32) | get_uint32be(p + 4);
+}
+
+static size_t bitmap_len(size_t nbits) { return (nbits + 7) / 8; }
+
+/* Mask of the padding bits in the last bitmap byte (0 if nbits % 8 == 0). */
+static uint8_t bitmap_padmask(size_t nbits) {
+  return (nbits & 7) ? (uint8_t)(0xffu >> (nbits & 7)) : 0;
+}
+
+/* ---- encoder ---------------------------------------------------------- */
+
+static int descs_valid(const ptv_peer_desc *d, size_t n) {
+  size_t i;
+
+  for (i = 0; i < n; ++i) {
+    if (d[i].nat > PTV_NAT_MAX) {
+      return 0;
+    }
+  }
+  return 1;
+}
+
+/* Body length of a chunk, or PTV_ERR_INVALID_ARG. The payload size is bounded
+ * so that the body stays within PTV_WIRE_MAX_BODY, which the decoder checks. */
+static int chunk_bodylen(const ptv_msg_chunk *c) {
+  size_t len = PTV_CHUNK_FIXLEN;
+
+  if (c->flags & ~PTV_CHUNK_FLAGS_ALL) {
+    return PTV_ERR_INVALID_ARG;
+  }
+  if (c->flags & PTV_CHUNK_SIGNED) {
+    if (c->sig == NULL) {
+      return PTV_ERR_INVALID_ARG;
+    }
+    len += PTV_WIRE_SIGLEN;
+  }
+  if (!(c->flags & PTV_CHUNK_DETACHED)) {
+    if (c->payload_len > PTV_WIRE_MAX_BODY - len) {
+      return PTV_ERR_INVALID_ARG;
+    }
+    if (c->payload == NULL && c->payload_len > 0) {
+      return PTV_ERR_INVALID_ARG;
+    }
+    len += c->payload_len;
+  }
+  return (int)len;
+}
+
+/* Validates m and returns its body length, or PTV_ERR_INVALID_ARG. */
+static int body_len(const ptv_msg *m) {
+  switch (m->type) {
+  case PTV_MSG_JOIN:
+    if (m->u.join.role > PTV_ROLE_SOURCE || m->u.join.nat > PTV_NAT_MAX) {
+      return PTV_ERR_INVALID_ARG;
+    }
+    return PTV_JOIN_BODYLEN;
+  case PTV_MSG_PEERS:
+    if (m->u.peers.n > PTV_WIRE_MAX_DESCS ||
+        !descs_valid(m->u.peers.descs, m->u.peers.n)) {
+      return PTV_ERR_INVALID_ARG;
+    }
+    return PTV_PEERS_FIXLEN + PTV_DESCLEN * m->u.peers.n;
+  case PTV_MSG_LEAVE:
+    return 0;
+  case PTV_MSG_HEARTBEAT:
+    return PTV_HEARTBEAT_BODYLEN;
+  case PTV_MSG_SHUFFLE:
+    if (m->u.shuffle.reply > 1 || m->u.shuffle.n > PTV_WIRE_MAX_DESCS ||
+        !descs_valid(m->u.shuffle.descs, m->u.shuffle.n)) {
+      return PTV_ERR_INVALID_ARG;
+    }
+    return PTV_SHUFFLE_FIXLEN + PTV_DESCLEN * m->u.shuffle.n;
+  case PTV_MSG_CONNECT:
+    if (m->u.connect.nat > PTV_NAT_MAX) {
+      return PTV_ERR_INVALID_ARG;
+    }
+    return PTV_CONNECT_BODYLEN;
+  case PTV_MSG_CONNECT_ACK:
+    if (m->u.connect_ack.status > PTV_ACK_MAX) {
+      return PTV_ERR_INVALID_ARG;
+    }
+    return PTV_CONNECT_ACK_BODYLEN;
+  case PTV_MSG_DISCONNECT:
+    return PTV_DISCONNECT_BODYLEN;
+  case PTV_MSG_BUFFERMAP:
+    if (m->u.buffermap.nbits > PTV_WIRE_MAX_BITMAP_BITS ||
+        (m->u.buffermap.nbits > 0 && m->u.buffermap.bits == NULL)) {
+      return PTV_ERR_INVALID_ARG;
+    }
+    return PTV_BUFFERMAP_FIXLEN + (int)bitmap_len(m->u.buffermap.nbits);
+  case PTV_MSG_REQUEST:
+    return PTV_REQUEST_BODYLEN;
+  case PTV_MSG_CHUNK:
+    return chunk_bodylen(&m->u.chunk);
+  case PTV_MSG_BUSY:
+    if (m->u.busy.reason > PTV_BUSY_MAX) {
+      return PTV_ERR_INVALID_ARG;
+    }
+    return PTV_BUSY_BODYLEN;
+  default:
+    return PTV_ERR_INVALID_ARG;
+  }
+}
+
+static uint8_t *put_descs(uint8_t *p, const ptv_peer_desc *d, size_t n) {
+  size_t i;
+
+  for (i = 0; i < n; ++i) {
+    p = put_uint32be(p, d[i].id);
+    p = put_uint8(p, d[i].nat);
+    p = put_uint8(p, d[i].age);
+    p = put_uint32be(p, d[i].upload_kbps);
+  }
+  return p;
+}
+
+/* Writes the already validated body of m at p. */
+static uint8_t *put_body(uint8_t *p, const ptv_msg *m) {
+  switch (m->type) {
+  case PTV_MSG_JOIN:
+    p = put_uint8(p, m->u.join.role);
+    p = put_uint8(p, m->u.join.nat);
+    return put_uint32be(p, m->u.join.upload_kbps);
+  case PTV_MSG_PEERS:
+    p = put_uint32be(p, m->u.peers.live);
+    p = put_uint32be(p, m->u.peers.chunk_us);
+    p = put_uint8(p, m->u.peers.n);
+    return put_descs(p, m->u.peers.descs, m->u.peers.n);
+  case PTV_MSG_LEAVE:
+    return p;
+  case PTV_MSG_HEARTBEAT:
+    return put_uint32be(p, m->u.heartbeat.newest);
+  case PTV_MSG_SHUFFLE:
+    p = put_uint8(p, m->u.shuffle.reply);
+    p = put_uint8(p, m->u.shuffle.n);
+    return put_descs(p, m->u.shuffle.descs, m->u.shuffle.n);
+  case PTV_MSG_CONNECT:
+    p = put_uint8(p, m->u.connect.nat);
+    p = put_uint8(p, m->u.connect.flags);
+    return put_uint32be(p, m->u.connect.upload_kbps);
+  case PTV_MSG_CONNECT_ACK:
+    return put_uint8(p, m->u.connect_ack.status);
+  case PTV_MSG_DISCONNECT:
+    return put_uint8(p, m->u.disconnect.reason);
+  case PTV_MSG_BUFFERMAP: {
+    const ptv_msg_buffermap *bm = &m->u.buffermap;
+    size_t n = bitmap_len(bm->nbits);
+
+    p = put_uint32be(p, bm->base);
+    p = put_uint16be(p, bm->nbits);
+    p = put_uint16be(p, bm->queue_ms);
+    if (n) {
+      memcpy(p, bm->bits, n);
+      /* Bits past nbits carry no meaning; zero them so the output is the
+       * canonical form the decoder insists on. */
+      p[n - 1] &= (uint8_t)~bitmap_padmask(bm->nbits);
+      p += n;
+    }
+    return p;
+  }
+  case PTV_MSG_REQUEST:
+    p = put_uint32be(p, m->u.request.chunk);
+    return put_uint16be(p, m->u.request.deadline_ms);
+  case PTV_MSG_CHUNK: {
+    const ptv_msg_chunk *c = &m->u.chunk;
+
+    p = put_uint32be(p, c->chunk);
+    p = put_uint64be(p, c->ts_us);
+    p = put_uint8(p, c->flags);
+    p = put_uint32be(p, c->payload_len);
+    if (c->flags & PTV_CHUNK_SIGNED) {
+      memcpy(p, c->sig, PTV_WIRE_SIGLEN);
+      p += PTV_WIRE_SIGLEN;
+    }
+    if (!(c->flags & PTV_CHUNK_DETACHED) && c->payload_len) {
+      memcpy(p, c->payload, c->payload_len);
+      p += c->payload_len;
+    }
+    return p;
+  }
+  case PTV_MSG_BUSY:
+    p = put_uint32be(p, m->u.busy.chunk);
+    return put_uint8(p, m->u.busy.reason);
+  default:
+    /* body_len() has already rejected unknown types. */
+    return p;
+  }
+}
+
+int ptv_wire_encoded_len(const ptv_msg *m) {
+  int blen;
+
+  if (m == NULL) {
+    return PTV_ERR_INVALID_ARG;
+  }
+  blen = body_len(m);
+  if (blen < 0) {
+    return blen;
+  }
+  return PTV_WIRE_HDRLEN + blen;
+}
+
+int ptv_wire_encode(uint8_t *buf, size_t cap, const ptv_msg *m) {
+  uint8_t *p;
+  int blen;
+
+  if (m == NULL) {
+    return PTV_ERR_INVALID_ARG;
+  }
+  blen = body_len(m);
+  if (blen < 0) {
+    return blen;
+  }
+  /* Check the whole size up front so nothing is written on failure. */
+  if (buf == NULL || cap < (size_t)PTV_WIRE_HDRLEN + (size_t)blen) {
+    return PTV_ERR_NOBUF;
+  }
+
+  p = buf;
+  p = put_uint8(p, PTV_WIRE_VERSION);
+  p = put_uint8(p, m->type);
+  p = put_uint32be(p, (uint32_t)blen);
+  p = put_body(p, m);
+
+  return (int)(p - buf);
+}
+
+/* ---- decoder ---------------------------------------------------------- */
+
+/* Decodes n descriptors from p; the caller has checked the length. */
+static int get_descs(ptv_peer_desc *d, const uint8_t *p, size_t n) {
+  size_t i;
+
+  for (i = 0; i < n; ++i, p += PTV_DESCLEN) {
+    d[i].id = get_uint32be(p);
+    d[i].nat = p[4];
+    d[i].age = p[5];
+    d[i].upload_kbps = get_uint32be(p + 6);
+    if (d[i].nat > PTV_NAT_MAX) {
+      return PTV_ERR_MALFORMED;
+    }
+  }
+  return 0;
+}
+
+static int decode_chunk(ptv_msg_chunk *c, const uint8_t *p, size_t blen) {
+  size_t off = PTV_CHUNK_FIXLEN;
+
+  if (blen < PTV_CHUNK_FIXLEN) {
+    return PTV_ERR_MALFORMED;
+  }
+  c->chunk = get_uint32be(p);
+  c->ts_us = get_uint64be(p + 4);
+  c->flags = p[12];
+  c->payload_len = get_uint32be(p + 13);
+  if (c->flags & ~PTV_CHUNK_FLAGS_ALL) {
+    return PTV_ERR_MALFORMED;
+  }
+
+  c->sig = NULL;
+  if (c->flags & PTV_CHUNK_SIGNED) {
+    if (blen - off < PTV_WIRE_SIGLEN) {
+      return PTV_ERR_MALFORMED;
+    }
+    c->sig = p + off;
+    off += PTV_WIRE_SIGLEN;
+  }
+
+  if (c->flags & PTV_CHUNK_DETACHED) {
+    /* payload_len is only a size claim here; nothing may follow. */
+    if (blen != off) {
+      return PTV_ERR_MALFORMED;
+    }
+    c->payload = NULL;
+    return 0;
+  }
+
+  if (blen - off != c->payload_len) {
+    return PTV_ERR_MALFORMED;
+  }
+  c->payload = p + off;
+  return 0;
+}
+
+/* Decodes a body of exactly blen bytes at p into m (m->type already set). */
+static int decode_body(ptv_msg *m, const uint8_t *p, size_t blen) {
+  switch (m->type) {
+  case PTV_MSG_JOIN:
+    if (blen != PTV_JOIN_BODYLEN) {
+      return PTV_ERR_MALFORMED;
+    }
+    m->u.join.role = p[0];
+    m->u.join.nat = p[1];
+    m->u.join.upload_kbps = get_uint32be(p + 2);
+    if (m->u.join.role > PTV_ROLE_SOURCE || m->u.join.nat > PTV_NAT_MAX) {
+      return PTV_ERR_MALFORMED;
+    }
+    return 0;
+  case PTV_MSG_PEERS: {
+    ptv_msg_peers *pr = &m->u.peers;
+
+    if (blen < PTV_PEERS_FIXLEN) {
+      return PTV_ERR_MALFORMED;
+    }
+    pr->live = get_uint32be(p);
+    pr->chunk_us = get_uint32be(p + 4);
+    pr->n = p[8];
+    if (pr->n > PTV_WIRE_MAX_DESCS ||
+        blen != PTV_PEERS_FIXLEN + (size_t)PTV_DESCLEN * pr->n) {
+      return PTV_ERR_MALFORMED;
+    }
+    return get_descs(pr->descs, p + PTV_PEERS_FIXLEN, pr->n);
+  }
+  case PTV_MSG_LEAVE:
+    return blen == 0 ? 0 : PTV_ERR_MALFORMED;
+  case PTV_MSG_HEARTBEAT:
+    if (blen != PTV_HEARTBEAT_BODYLEN) {
+      return PTV_ERR_MALFORMED;
+    }
+    m->u.heartbeat.newest = get_uint32be(p);
+    return 0;
+  case PTV_MSG_SHUFFLE: {
+    ptv_msg_shuffle *sh = &m->u.shuffle;
+
+    if (blen < PTV_SHUFFLE_FIXLEN) {
+      return PTV_ERR_MALFORMED;
+    }
+    sh->reply = p[0];
+    sh->n = p[1];
+    if (sh->reply > 1 || sh->n > PTV_WIRE_MAX_DESCS ||
+        blen != PTV_SHUFFLE_FIXLEN + (size_t)PTV_DESCLEN * sh->n) {
+      return PTV_ERR_MALFORMED;
+    }
+    return get_descs(sh->descs, p + PTV_SHUFFLE_FIXLEN, sh->n);
+  }
+  case PTV_MSG_CONNECT:
+    if (blen != PTV_CONNECT_BODYLEN) {
+      return PTV_ERR_MALFORMED;
+    }
+    m->u.connect.nat = p[0];
+    m->u.connect.flags = p[1];
+    m->u.connect.upload_kbps = get_uint32be(p + 2);
+    return m->u.connect.nat > PTV_NAT_MAX ? PTV_ERR_MALFORMED : 0;
+  case PTV_MSG_CONNECT_ACK:
+    if (blen != PTV_CONNECT_ACK_BODYLEN) {
+      return PTV_ERR_MALFORMED;
+    }
+    m->u.connect_ack.status = p[0];
+    return m->u.connect_ack.status > PTV_ACK_MAX ? PTV_ERR_MALFORMED : 0;
+  case PTV_MSG_DISCONNECT:
+    if (blen != PTV_DISCONNECT_BODYLEN) {
+      return PTV_ERR_MALFORMED;
+    }
+    m->u.disconnect.reason = p[0];
+    return 0;
+  case PTV_MSG_BUFFERMAP: {
+    ptv_msg_buffermap *bm = &m->u.buffermap;
+    size_t n;
+
+    if (blen < PTV_BUFFERMAP_FIXLEN) {
+      return PTV_ERR_MALFORMED;
+    }
+    bm->base = get_uint32be(p);
+    bm->nbits = get_uint16be(p + 4);
+    bm->queue_ms = get_uint16be(p + 6);
+    if (bm->nbits > PTV_WIRE_MAX_BITMAP_BITS) {
+      return PTV_ERR_MALFORMED;
+    }
+    n = bitmap_len(bm->nbits);
+    if (blen != PTV_BUFFERMAP_FIXLEN + n) {
+      return PTV_ERR_MALFORMED;
+    }
+    bm->bits = p + PTV_BUFFERMAP_FIXLEN;
+    /* Stray padding bits would give one map two encodings. */
+    if (n && (bm->bits[n - 1] & bitmap_padmask(bm->nbits))) {
+      return PTV_ERR_MALFORMED;
+    }
+    return 0;
+  }
+  case PTV_MSG_REQUEST:
+    if (blen != PTV_REQUEST_BODYLEN) {
+      return PTV_ERR_MALFORMED;
+    }
+    m->u.request.chunk = get_uint32be(p);
+    m->u.request.deadline_ms = get_uint16be(p + 4);
+    return 0;
+  case PTV_MSG_CHUNK:
+    return decode_chunk(&m->u.chunk, p, blen);
+  case PTV_MSG_BUSY:
+    if (blen != PTV_BUSY_BODYLEN) {
+      return PTV_ERR_MALFORMED;
+    }
+    m->u.busy.chunk = get_uint32be(p);
+    m->u.busy.reason = p[4];
+    return m->u.busy.reason > PTV_BUSY_MAX ? PTV_ERR_MALFORMED : 0;
+  default:
+    return PTV_ERR_UNKNOWN_TYPE;
+  }
+}
+
+int ptv_wire_decode(ptv_msg *m, const uint8_t *buf, size_t len) {
+  uint32_t blen;
+  uint8_t type;
+  int rv;
+
+  if (m == NULL || (buf == NULL && len > 0)) {
+    return PTV_ERR_INVALID_ARG;
+  }
+  if (len < PTV_WIRE_HDRLEN) {
+    return PTV_ERR_SHORT;
+  }
+  if (buf[0] != PTV_WIRE_VERSION) {
+    return PTV_ERR_VERSION;
+  }
+  type = buf[1];
+  if (type == 0 || type > PTV_MSG_TYPE_MAX) {
+    return PTV_ERR_UNKNOWN_TYPE;
+  }
+  blen = get_uint32be(buf + 2);
+  /* Checked before SHORT so a hostile length never makes a caller wait for
+   * (or buffer) 4 GiB. */
+  if (blen > PTV_WIRE_MAX_BODY) {
+    return PTV_ERR_MALFORMED;
+  }
+  if (len - PTV_WIRE_HDRLEN < blen) {
+    return PTV_ERR_SHORT;
+  }
+
+  m->type = type;
+  rv = decode_body(m, buf + PTV_WIRE_HDRLEN, blen);
+  if (rv != 0) {
+    return rv;
+  }
+  return PTV_WIRE_HDRLEN + (int)blen;
+}

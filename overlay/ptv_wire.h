@@ -1,0 +1,172 @@
+/* ptv_wire.h -- the PeerTV overlay wire codec.
+ *
+ * Every message is  version:u8 | type:u8 | body_len:u32 | body  (all integers
+ * big-endian). A buffer may hold several messages back to back; the decoder
+ * returns how many bytes it consumed. Decoding never reads past `len` and never
+ * allocates: variable parts (bitmaps, payloads) point into the input buffer.
+ */
+#ifndef PTV_WIRE_H
+#define PTV_WIRE_H
+
+#include "ptv_types.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PTV_WIRE_VERSION 1
+#define PTV_WIRE_HDRLEN 6
+#define PTV_WIRE_MAX_DESCS 64      /* peer descriptors in one message */
+#define PTV_WIRE_MAX_BITMAP_BITS 512
+#define PTV_WIRE_SIGLEN 64         /* Ed25519 signature */
+#define PTV_WIRE_MAX_BODY (16u << 20) /* 16 MiB: larger bodies are malformed */
+
+typedef enum {
+  PTV_MSG_JOIN = 1,        /* peer -> tracker: I want to watch */
+  PTV_MSG_PEERS = 2,       /* tracker -> peer: some peers, and where live is */
+  PTV_MSG_LEAVE = 3,       /* peer -> tracker/partners: I am going */
+  PTV_MSG_HEARTBEAT = 4,   /* peer/source -> tracker: still here */
+  PTV_MSG_SHUFFLE = 5,     /* gossip peer sampling exchange */
+  PTV_MSG_CONNECT = 6,     /* ask to become partners */
+  PTV_MSG_CONNECT_ACK = 7, /* answer to CONNECT */
+  PTV_MSG_DISCONNECT = 8,  /* partnership ends */
+  PTV_MSG_BUFFERMAP = 9,   /* which chunks I hold */
+  PTV_MSG_REQUEST = 10,    /* send me this chunk */
+  PTV_MSG_CHUNK = 11,      /* a chunk */
+  PTV_MSG_BUSY = 12,       /* cannot serve that request */
+  PTV_MSG_TYPE_MAX = 12
+} ptv_msg_type;
+
+/* A peer as gossiped: 10 bytes on the wire (id:u32 nat:u8 age:u8 up:u32). */
+typedef struct {
+  ptv_id id;
+  uint8_t nat;        /* ptv_nat_type */
+  uint8_t age;        /* gossip rounds since created, saturating at 255 */
+  uint32_t upload_kbps; /* declared or measured upload capacity */
+} ptv_peer_desc;
+
+#define PTV_ROLE_PEER 0
+#define PTV_ROLE_SOURCE 1
+
+typedef struct {
+  uint8_t role;        /* PTV_ROLE_* */
+  uint8_t nat;
+  uint32_t upload_kbps;
+} ptv_msg_join; /* body: role:u8 nat:u8 upload:u32 */
+
+typedef struct {
+  ptv_chunk_id live;   /* newest chunk the source announced, or UINT32_MAX */
+  uint32_t chunk_us;   /* chunk duration */
+  uint8_t n;           /* <= PTV_WIRE_MAX_DESCS */
+  ptv_peer_desc descs[PTV_WIRE_MAX_DESCS];
+} ptv_msg_peers; /* body: live:u32 chunk_us:u32 n:u8 desc*n */
+
+typedef struct {
+  ptv_chunk_id newest; /* newest chunk held, or UINT32_MAX */
+} ptv_msg_heartbeat; /* body: newest:u32 */
+
+typedef struct {
+  uint8_t reply;       /* 0 request, 1 response */
+  uint8_t n;
+  ptv_peer_desc descs[PTV_WIRE_MAX_DESCS];
+} ptv_msg_shuffle; /* body: reply:u8 n:u8 desc*n */
+
+typedef struct {
+  uint8_t nat;
+  uint8_t flags;       /* strategy-defined hints */
+  uint32_t upload_kbps;
+} ptv_msg_connect; /* body: nat:u8 flags:u8 upload:u32 */
+
+#define PTV_ACK_ACCEPT 0
+#define PTV_ACK_FULL 1
+#define PTV_ACK_REFUSED 2
+typedef struct {
+  uint8_t status;      /* PTV_ACK_* */
+} ptv_msg_connect_ack; /* body: status:u8 */
+
+typedef struct {
+  uint8_t reason;
+} ptv_msg_disconnect; /* body: reason:u8 */
+
+typedef struct {
+  ptv_chunk_id base;   /* chunk id of bit 0 */
+  uint16_t nbits;      /* <= PTV_WIRE_MAX_BITMAP_BITS */
+  uint16_t queue_ms;   /* sender's upload backlog, a load hint */
+  const uint8_t *bits; /* ceil(nbits/8) bytes, bit i = byte i/8, mask 0x80>>(i%8) */
+} ptv_msg_buffermap; /* body: base:u32 nbits:u16 queue_ms:u16 bits */
+
+typedef struct {
+  ptv_chunk_id chunk;
+  uint16_t deadline_ms; /* how long until the requester must play it */
+} ptv_msg_request; /* body: chunk:u32 deadline_ms:u16 */
+
+#define PTV_CHUNK_KEYFRAME 0x01 /* chunk starts with a keyframe */
+#define PTV_CHUNK_DETACHED 0x02 /* payload not carried (simulation only) */
+#define PTV_CHUNK_SIGNED 0x04   /* a signature follows the header */
+#define PTV_CHUNK_FLAGS_ALL 0x07
+typedef struct {
+  ptv_chunk_id chunk;
+  uint64_t ts_us;       /* source timestamp of the chunk start */
+  uint8_t flags;        /* PTV_CHUNK_* */
+  uint32_t payload_len; /* payload size, carried or not */
+  const uint8_t *sig;   /* PTV_WIRE_SIGLEN bytes if SIGNED, else NULL */
+  const uint8_t *payload; /* payload_len bytes, NULL if DETACHED */
+} ptv_msg_chunk;
+/* body: chunk:u32 ts:u64 flags:u8 payload_len:u32 [sig:64] [payload] ;
+ * with DETACHED the body ends after the signature and payload_len only states
+ * the size the payload would have (the simulator charges it as bytes). */
+
+#define PTV_BUSY_NOT_HELD 0
+#define PTV_BUSY_OVERLOAD 1
+#define PTV_BUSY_TOO_LATE 2
+typedef struct {
+  ptv_chunk_id chunk;
+  uint8_t reason;       /* PTV_BUSY_* */
+} ptv_msg_busy; /* body: chunk:u32 reason:u8 */
+
+typedef struct {
+  uint8_t type; /* ptv_msg_type */
+  union {
+    ptv_msg_join join;
+    ptv_msg_peers peers;
+    ptv_msg_heartbeat heartbeat;
+    ptv_msg_shuffle shuffle;
+    ptv_msg_connect connect;
+    ptv_msg_connect_ack connect_ack;
+    ptv_msg_disconnect disconnect;
+    ptv_msg_buffermap buffermap;
+    ptv_msg_request request;
+    ptv_msg_chunk chunk;
+    ptv_msg_busy busy;
+  } u;
+} ptv_msg;
+/* LEAVE has an empty body. */
+
+/* Encodes `m` into buf[0..cap). Returns the number of bytes written, or
+ * PTV_ERR_NOBUF if cap is too small, PTV_ERR_INVALID_ARG if a field is out of
+ * range (n > PTV_WIRE_MAX_DESCS, nbits > max, unknown type, a payload missing
+ * when not DETACHED). */
+int ptv_wire_encode(uint8_t *buf, size_t cap, const ptv_msg *m);
+
+/* Size ptv_wire_encode would write for `m`, or PTV_ERR_INVALID_ARG. */
+int ptv_wire_encoded_len(const ptv_msg *m);
+
+/* Decodes one message from buf[0..len). On success fills *m and returns the
+ * number of bytes consumed (>= PTV_WIRE_HDRLEN). Errors: PTV_ERR_SHORT (len
+ * shorter than the header or the declared body), PTV_ERR_VERSION,
+ * PTV_ERR_UNKNOWN_TYPE, PTV_ERR_MALFORMED (body length does not match the
+ * fields, count or flag out of range, body larger than PTV_WIRE_MAX_BODY). */
+int ptv_wire_decode(ptv_msg *m, const uint8_t *buf, size_t len);
+
+/* Buffer-map bit helpers. */
+static inline int ptv_wire_bit_get(const uint8_t *bits, unsigned i) {
+  return (bits[i >> 3] >> (7 - (i & 7))) & 1;
+}
+static inline void ptv_wire_bit_set(uint8_t *bits, unsigned i) {
+  bits[i >> 3] |= (uint8_t)(0x80 >> (i & 7));
+}
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,651 @@
+/* ptv_sim_world.c -- the simulator's driver. See ptv_sim_world.h.
+ *
+ * Node 0 is the tracker, node 1 the source, nodes 2.. are peers in join
+ * order. Control messages take the pairwise latency; chunks are flows in the
+ * network model and are delivered one latency after their last byte. Every
+ * random choice comes from a per-node or the world's own generator seeded
+ * from the scenario seed, and same-time events run in scheduling order, so
+ * a run is a pure function of (scenario, seed).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "ptv_sim_world.h"
+#include "ptv_err.h"
+#include "ptv_nat.h"
+#include "ptv_node.h"
+#include "ptv_sim_heap.h"
+#include "ptv_sim_net.h"
+#include "ptv_strategy.h"
+#include "ptv_tracker.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+enum { EV_DELIVER, EV_TIMER, EV_JOIN, EV_SCN, EV_PART_END, EV_CHURN, EV_SAMPLE };
+
+#define TRACKER 0u
+#define SOURCE 1u
+#define RELAY_EXTRA_US (40 * PTV_MS)
+
+typedef struct {
+  uint32_t from, to, len, virt;
+  uint8_t bulk;
+  uint8_t data[];
+} sim_msg;
+
+typedef struct sim_node {
+  struct ptv_world *w;
+  ptv_node *node; /* NULL for the tracker and for departed peers */
+  uint32_t idx;
+  uint8_t online, nat, group, played;
+  uint32_t up_kbps;
+  uint32_t online_pos; /* position in w->online, peers only */
+  ptv_tstamp timer_at;
+  uint64_t timer_ver, rng;
+  ptv_tstamp join_t, play_t;
+  int32_t last_miss_sec;
+  /* snapshot when the peer leaves */
+  uint64_t due, missed;
+  double lag_s;
+  uint32_t changes;
+  double online_s;
+} sim_node;
+
+struct ptv_world {
+  const ptv_scenario *s;
+  const ptv_strategy *strat;
+  ptv_heap heap;
+  ptv_net *net;
+  ptv_tracker *tracker;
+  sim_node *n;
+  uint32_t nn, cap;
+  uint32_t *online; /* online peer indices */
+  uint32_t nonline;
+  uint64_t rng;
+  ptv_tstamp now, end;
+  int partitioned;
+  uint32_t ngroups;
+  double churn_acc;
+  ptv_series_row cur;
+  ptv_series_row *rows;
+  size_t nrows;
+  uint64_t events, messages, drop_nat, drop_loss, drop_part;
+  double total_source_bytes, total_peer_down, total_ctrl, total_payload;
+  uint64_t total_changes;
+  double wall_s;
+};
+
+/* ---- randomness --------------------------------------------------------- */
+
+static uint64_t splitmix(uint64_t *x) {
+  uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+static double unif(uint64_t *x) { return (double)(splitmix(x) >> 11) * 0x1.0p-53; }
+
+static ptv_tstamp latency(const ptv_world *w, uint32_t a, uint32_t b) {
+  uint64_t k = w->s->seed * 0x100000001b3ULL ^ ((uint64_t)(a < b ? a : b) << 32 | (a < b ? b : a));
+  double u = unif(&k);
+  double s = w->s->lat_lo_s + u * (w->s->lat_hi_s - w->s->lat_lo_s);
+  return (ptv_tstamp)(s * 1e6);
+}
+
+/* ---- scheduling ---------------------------------------------------------- */
+
+static void push(ptv_world *w, ptv_tstamp t, uint32_t kind, uint32_t a, uint64_t b,
+                 void *ptr) {
+  ptv_event e = {.t = t < w->now ? w->now : t, .kind = kind, .a = a, .b = b, .ptr = ptr};
+  if (ptv_heap_push(&w->heap, &e) != 0) {
+    fprintf(stderr, "peertv-sim: out of memory\n");
+    exit(1);
+  }
+}
+
+static void resched(ptv_world *w, sim_node *sn) {
+  ptv_tstamp t = sn->idx == TRACKER ? ptv_tracker_get_expiry(w->tracker)
+                                    : ptv_node_get_expiry(sn->node);
+  if (t < w->now) t = w->now;
+  if (t < sn->timer_at) {
+    sn->timer_at = t;
+    push(w, t, EV_TIMER, sn->idx, ++sn->timer_ver, NULL);
+  }
+}
+
+/* ---- the network --------------------------------------------------------- */
+
+static int reachable(ptv_world *w, uint32_t a, uint32_t b, ptv_tstamp *extra) {
+  *extra = 0;
+  if (w->partitioned && w->n[a].group != w->n[b].group) {
+    w->drop_part++;
+    return 0;
+  }
+  if (!ptv_nat_can_connect(w->n[a].nat, w->n[b].nat)) {
+    if (!w->s->nat_relay) {
+      w->drop_nat++;
+      return 0;
+    }
+    *extra = RELAY_EXTRA_US;
+  }
+  return 1;
+}
+
+static int sim_send(sim_node *sn, ptv_id to, const uint8_t *buf, size_t len,
+                    size_t virt, int bulk) {
+  ptv_world *w = sn->w;
+  if (to >= w->nn || !sn->online) return 0;
+  w->messages++;
+  w->total_ctrl += (double)len;
+  if (bulk) {
+    w->total_payload += (double)virt;
+    if (sn->idx == SOURCE) {
+      w->cur.source_bytes += (double)(len + virt);
+      w->total_source_bytes += (double)(len + virt);
+    } else {
+      w->cur.peer_up_bytes += (double)(len + virt);
+    }
+  }
+  ptv_tstamp extra;
+  if (!w->n[to].online || !reachable(w, sn->idx, to, &extra)) return 0;
+  if (w->s->loss > 0 && unif(&w->rng) < w->s->loss) {
+    w->drop_loss++;
+    return 0;
+  }
+  sim_msg *m = malloc(sizeof(*m) + len);
+  if (!m) return PTV_ERR_NOMEM;
+  m->from = sn->idx;
+  m->to = to;
+  m->len = (uint32_t)len;
+  m->virt = (uint32_t)virt;
+  m->bulk = (uint8_t)bulk;
+  memcpy(m->data, buf, len);
+  if (bulk) {
+    if (ptv_net_flow_start(w->net, sn->idx, to, (double)(len + virt), w->now, m) < 0) {
+      free(m);
+      return PTV_ERR_NOMEM;
+    }
+  } else {
+    push(w, w->now + latency(w, sn->idx, to) + extra, EV_DELIVER, 0, 0, m);
+  }
+  return 0;
+}
+
+static int node_send_cb(void *user, ptv_id to, const uint8_t *buf, size_t len,
+                        size_t virt, int bulk) {
+  return sim_send(user, to, buf, len, virt, bulk);
+}
+static int tracker_send_cb(void *user, ptv_id to, const uint8_t *buf, size_t len) {
+  return sim_send(user, to, buf, len, 0, 0);
+}
+static uint64_t rand_cb(void *user) { return splitmix(&((sim_node *)user)->rng); }
+
+static void on_playout(void *user, ptv_chunk_id id, int present, ptv_tstamp now) {
+  sim_node *sn = user;
+  ptv_world *w = sn->w;
+  w->cur.due++;
+  if (!present) {
+    w->cur.missed++;
+    if (sn->last_miss_sec != (int32_t)w->cur.t_s) {
+      sn->last_miss_sec = (int32_t)w->cur.t_s;
+      w->cur.peers_missing++;
+    }
+  }
+}
+
+static void on_play_start(void *user, ptv_chunk_id first, ptv_tstamp now) {
+  sim_node *sn = user;
+  sn->played = 1;
+  sn->play_t = now;
+}
+
+/* ---- nodes --------------------------------------------------------------- */
+
+static sim_node *new_node(ptv_world *w) {
+  if (w->nn == w->cap) {
+    fprintf(stderr, "peertv-sim: node table full (internal bound %u)\n", w->cap);
+    exit(1);
+  }
+  sim_node *sn = &w->n[w->nn];
+  memset(sn, 0, sizeof(*sn));
+  sn->w = w;
+  sn->idx = w->nn++;
+  sn->timer_at = PTV_TSTAMP_MAX;
+  sn->rng = w->s->seed ^ ((uint64_t)sn->idx * 0xd1b54a32d192ed03ULL);
+  sn->last_miss_sec = -1;
+  sn->online = 1;
+  return sn;
+}
+
+static const ptv_node_callbacks node_cbs = {
+    .send = node_send_cb, .rand = rand_cb, .on_playout = on_playout,
+    .on_play_start = on_play_start};
+
+static void join_peer(ptv_world *w) {
+  const ptv_scenario *s = w->s;
+  sim_node *sn = new_node(w);
+  double up = ptv_dist_sample(&s->upload, unif(&w->rng));
+  double down = ptv_dist_sample(&s->download, unif(&w->rng));
+  double u = unif(&w->rng);
+  sn->nat = u < s->nat_share[0] ? PTV_NAT_OPEN
+          : u < s->nat_share[0] + s->nat_share[1] ? PTV_NAT_CONE : PTV_NAT_SYMMETRIC;
+  sn->group = w->partitioned ? (uint8_t)(splitmix(&w->rng) % w->ngroups) : 0;
+  sn->up_kbps = (uint32_t)(up + 0.5);
+  sn->join_t = w->now;
+  ptv_net_set_caps(w->net, sn->idx, up * 1000.0, down * 1000.0);
+  ptv_node_config c;
+  ptv_node_config_default(&c);
+  c.self = sn->idx;
+  c.tracker = TRACKER;
+  c.nat = sn->nat;
+  c.upload_kbps = sn->up_kbps;
+  c.buffer_us = (ptv_tstamp)(s->buffer_s * 1e6);
+  c.strategy = w->strat;
+  sn->node = ptv_node_new(&c, &node_cbs, sn);
+  if (!sn->node) {
+    fprintf(stderr, "peertv-sim: out of memory creating peer %u\n", sn->idx);
+    exit(1);
+  }
+  sn->online_pos = w->nonline;
+  w->online[w->nonline++] = sn->idx;
+  ptv_node_start(sn->node, w->now);
+  resched(w, sn);
+}
+
+static void free_msg_cb(void *arg, void *user) { free(user); }
+
+/* Takes a peer off line: crash (no goodbye) or graceful leave. */
+static void depart(ptv_world *w, uint32_t idx, int graceful) {
+  sim_node *sn = &w->n[idx];
+  if (!sn->online || !sn->node) return;
+  if (graceful) ptv_node_leave(sn->node, w->now);
+  ptv_node_stats st;
+  ptv_node_get_stats(sn->node, &st);
+  sn->due = st.chunks_due;
+  sn->missed = st.chunks_missed;
+  sn->lag_s = (double)st.lag_us / 1e6;
+  sn->changes = st.partner_changes;
+  sn->online_s = (double)(w->now - sn->join_t) / 1e6;
+  ptv_node_free(sn->node);
+  sn->node = NULL;
+  sn->online = 0;
+  ptv_net_node_reset(w->net, idx, w->now, free_msg_cb, NULL);
+  uint32_t last = w->online[--w->nonline];
+  w->online[sn->online_pos] = last;
+  w->n[last].online_pos = sn->online_pos;
+}
+
+static void depart_random(ptv_world *w, uint32_t k, int graceful) {
+  while (k-- > 0 && w->nonline > 0)
+    depart(w, w->online[splitmix(&w->rng) % w->nonline], graceful);
+}
+
+/* ---- events -------------------------------------------------------------- */
+
+static void sample(ptv_world *w) {
+  ptv_series_row *r = &w->cur;
+  r->online = w->nonline;
+  double *lags = malloc((w->nonline + 1) * sizeof(double));
+  uint32_t np = 0;
+  for (uint32_t i = 0; i < w->nonline; i++) {
+    sim_node *sn = &w->n[w->online[i]];
+    ptv_node_stats st;
+    ptv_node_get_stats(sn->node, &st);
+    r->partner_changes += st.partner_changes - sn->changes;
+    sn->changes = st.partner_changes;
+    if (st.playing && lags) lags[np++] = (double)st.lag_us / 1e6;
+  }
+  r->playing = np;
+  r->lag_p50_s = ptv_percentile(lags, np, 0.5);
+  r->lag_p95_s = ptv_percentile(lags, np, 0.95);
+  free(lags);
+  w->total_changes += r->partner_changes;
+  ptv_series_row *nr = realloc(w->rows, (w->nrows + 1) * sizeof(*nr));
+  if (!nr) {
+    fprintf(stderr, "peertv-sim: out of memory\n");
+    exit(1);
+  }
+  w->rows = nr;
+  w->rows[w->nrows++] = *r;
+  uint32_t next = r->t_s + 1;
+  memset(&w->cur, 0, sizeof(w->cur));
+  w->cur.t_s = next;
+}
+
+static void scenario_event(ptv_world *w, const ptv_scn_event *e, uint32_t ei) {
+  switch (e->kind) {
+  case PTV_SCN_FAIL:
+    depart_random(w, (uint32_t)floor(e->frac * w->nonline + 0.5), 0);
+    break;
+  case PTV_SCN_LEAVE:
+    depart_random(w, (uint32_t)floor(e->frac * w->nonline + 0.5), 1);
+    break;
+  case PTV_SCN_PARTITION:
+    w->partitioned = 1;
+    w->ngroups = e->count;
+    for (uint32_t i = 2; i < w->nn; i++) w->n[i].group = (uint8_t)(splitmix(&w->rng) % e->count);
+    push(w, w->now + (ptv_tstamp)(e->dur_s * 1e6), EV_PART_END, ei, 0, NULL);
+    break;
+  case PTV_SCN_CHURN:
+    push(w, w->now, EV_CHURN, ei, 0, NULL);
+    break;
+  default:
+    break;
+  }
+}
+
+static void churn_tick(ptv_world *w, const ptv_scn_event *e, uint32_t ei) {
+  ptv_tstamp stop = (ptv_tstamp)((e->at_s + e->dur_s) * 1e6);
+  if (w->now >= stop) return;
+  w->churn_acc += e->frac / 60.0 * w->nonline;
+  uint32_t k = (uint32_t)w->churn_acc;
+  w->churn_acc -= k;
+  depart_random(w, k, 0);
+  /* As many newcomers, spread over the coming second. */
+  for (uint32_t i = 0; i < k; i++)
+    push(w, w->now + (ptv_tstamp)(unif(&w->rng) * 1e6), EV_JOIN, 0, 0, NULL);
+  push(w, w->now + PTV_S, EV_CHURN, ei, 0, NULL);
+}
+
+static void dispatch(ptv_world *w, const ptv_event *e) {
+  switch (e->kind) {
+  case EV_DELIVER: {
+    sim_msg *m = e->ptr;
+    sim_node *dst = &w->n[m->to];
+    if (dst->online) {
+      if (m->bulk && m->to >= 2) {
+        w->cur.peer_down_bytes += m->virt;
+        w->total_peer_down += m->virt;
+      }
+      if (m->to == TRACKER) ptv_tracker_recv(w->tracker, m->from, m->data, m->len, w->now);
+      else if (dst->node) ptv_node_recv(dst->node, m->from, m->data, m->len, w->now);
+      resched(w, dst);
+    }
+    free(m);
+    break;
+  }
+  case EV_TIMER: {
+    sim_node *sn = &w->n[e->a];
+    if (e->b != sn->timer_ver || !sn->online) break;
+    sn->timer_at = PTV_TSTAMP_MAX;
+    if (sn->idx == TRACKER) ptv_tracker_handle_expiry(w->tracker, w->now);
+    else ptv_node_handle_expiry(sn->node, w->now);
+    resched(w, sn);
+    break;
+  }
+  case EV_JOIN:
+    join_peer(w);
+    break;
+  case EV_SCN:
+    scenario_event(w, &w->s->events[e->a], e->a);
+    break;
+  case EV_PART_END:
+    w->partitioned = 0;
+    break;
+  case EV_CHURN:
+    churn_tick(w, &w->s->events[e->a], e->a);
+    break;
+  case EV_SAMPLE:
+    sample(w);
+    push(w, w->now + PTV_S, EV_SAMPLE, 0, 0, NULL);
+    break;
+  }
+}
+
+/* ---- set-up and run ------------------------------------------------------ */
+
+static uint32_t node_bound(const ptv_scenario *s) {
+  double joins = 0, churn = 0;
+  for (size_t i = 0; i < s->nevents; i++) {
+    if (s->events[i].kind == PTV_SCN_JOIN) joins += s->events[i].count;
+    if (s->events[i].kind == PTV_SCN_CHURN) churn += s->events[i].frac * s->events[i].dur_s / 60.0;
+  }
+  return (uint32_t)(joins * (1.0 + churn * 1.2) + 64 + joins * 0.05);
+}
+
+ptv_world *ptv_world_new(const ptv_scenario *s, char *err, size_t errlen) {
+  ptv_world *w = calloc(1, sizeof(*w));
+  if (!w) goto nomem;
+  w->s = s;
+  w->strat = &ptv_strategy_mesh;
+  if (s->strategy != PTV_STRATEGY_MESH) {
+    snprintf(err, errlen, "strategy chandelier is not built yet; use strategy mesh");
+    free(w);
+    return NULL;
+  }
+  w->rng = s->seed ^ 0x5eed5eed5eedULL;
+  w->cap = node_bound(s);
+  w->n = calloc(w->cap, sizeof(sim_node));
+  w->online = calloc(w->cap, sizeof(uint32_t));
+  w->net = ptv_net_new(w->cap);
+  if (!w->n || !w->online || !w->net) goto nomem;
+  ptv_heap_init(&w->heap);
+  w->end = (ptv_tstamp)(s->run_s * 1e6);
+
+  sim_node *t = new_node(w); /* tracker: open, unlimited */
+  t->nat = PTV_NAT_OPEN;
+  ptv_tracker_config tc = {.self = TRACKER, .chunk_us = (uint32_t)(s->chunk_s * 1e6)};
+  ptv_tracker_callbacks tcb = {.send = tracker_send_cb, .rand = rand_cb};
+  w->tracker = ptv_tracker_new(&tc, &tcb, t);
+  if (!w->tracker) goto nomem;
+
+  sim_node *src = new_node(w);
+  src->nat = PTV_NAT_OPEN;
+  src->up_kbps = (uint32_t)s->source_kbps;
+  ptv_net_set_caps(w->net, SOURCE, s->source_kbps * 1000.0, PTV_NET_UNLIMITED);
+  ptv_node_config c;
+  ptv_node_config_default(&c);
+  c.self = SOURCE;
+  c.tracker = TRACKER;
+  c.role = PTV_ROLE_SOURCE;
+  c.upload_kbps = src->up_kbps;
+  c.stream_kbps = (uint32_t)s->stream_kbps;
+  c.chunk_us = (uint32_t)(s->chunk_s * 1e6);
+  c.max_partners = 0; /* sized from its upload */
+  c.strategy = w->strat;
+  src->node = ptv_node_new(&c, &node_cbs, src);
+  if (!src->node) goto nomem;
+  return w;
+nomem:
+  snprintf(err, errlen, "out of memory setting up the world");
+  ptv_world_free(w);
+  return NULL;
+}
+
+void ptv_world_free(ptv_world *w) {
+  if (!w) return;
+  ptv_event e;
+  while (ptv_heap_pop(&w->heap, &e))
+    if (e.kind == EV_DELIVER) free(e.ptr);
+  ptv_heap_free(&w->heap);
+  if (w->net) {
+    for (uint32_t i = 0; i < w->nn; i++) ptv_net_node_reset(w->net, i, w->now, free_msg_cb, NULL);
+    ptv_net_free(w->net);
+  }
+  for (uint32_t i = 0; i < w->nn; i++) ptv_node_free(w->n[i].node);
+  ptv_tracker_free(w->tracker);
+  free(w->n);
+  free(w->online);
+  free(w->rows);
+  free(w);
+}
+
+static double wall_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int ptv_world_run(ptv_world *w, ptv_world_progress_cb cb, void *arg) {
+  double t0 = wall_now();
+  const ptv_scenario *s = w->s;
+  w->n[SOURCE].join_t = 0;
+  ptv_node_start(w->n[SOURCE].node, 0);
+  resched(w, &w->n[SOURCE]);
+  resched(w, &w->n[TRACKER]);
+  for (size_t i = 0; i < s->nevents; i++) {
+    const ptv_scn_event *e = &s->events[i];
+    if (e->kind == PTV_SCN_JOIN) {
+      /* Arrivals spread evenly over the window, in a seeded order. */
+      for (uint32_t k = 0; k < e->count; k++) {
+        double off = e->count > 1 ? e->dur_s * (k + unif(&w->rng)) / e->count : 0;
+        push(w, (ptv_tstamp)((e->at_s + off) * 1e6), EV_JOIN, 0, 0, NULL);
+      }
+    } else {
+      push(w, (ptv_tstamp)(e->at_s * 1e6), EV_SCN, (uint32_t)i, 0, NULL);
+    }
+  }
+  push(w, PTV_S, EV_SAMPLE, 0, 0, NULL);
+  size_t last_rows = 0;
+  for (;;) {
+    ptv_tstamp th = ptv_heap_peek_time(&w->heap);
+    ptv_tstamp tn = ptv_net_next_completion(w->net);
+    ptv_tstamp t = th < tn ? th : tn;
+    if (t > w->end) break;
+    w->now = t;
+    w->events++;
+    if (tn <= th) {
+      void *user;
+      if (ptv_net_pop_completed(w->net, t, &user)) {
+        sim_msg *m = user;
+        ptv_tstamp extra = 0;
+        if (!ptv_nat_can_connect(w->n[m->from].nat, w->n[m->to].nat)) extra = RELAY_EXTRA_US;
+        push(w, t + latency(w, m->from, m->to) + extra, EV_DELIVER, 0, 0, m);
+      }
+      continue;
+    }
+    ptv_event e;
+    ptv_heap_pop(&w->heap, &e);
+    dispatch(w, &e);
+    if (cb && w->nrows != last_rows) {
+      last_rows = w->nrows;
+      cb(arg, &w->rows[w->nrows - 1], s->run_s, w->events);
+    }
+  }
+  w->now = w->end;
+  w->wall_s = wall_now() - t0;
+  return 0;
+}
+
+/* ---- results ------------------------------------------------------------- */
+
+size_t ptv_world_series(const ptv_world *w, const ptv_series_row **rows) {
+  *rows = w->rows;
+  return w->nrows;
+}
+
+/* First second >= from at which `ok` holds for 5 seconds running; returns
+ * the delay from `from`, or -1. */
+static double recovery(const ptv_world *w, double from, double level, int all) {
+  size_t start = (size_t)ceil(from);
+  for (size_t i = start; i + 5 <= w->nrows; i++) {
+    int ok = 1;
+    for (size_t j = i; j < i + 5 && ok; j++) {
+      const ptv_series_row *r = &w->rows[j];
+      double sh = ptv_row_share(r);
+      ok = all ? r->peers_missing == 0 : (sh >= level && ptv_row_continuity(r) >= level);
+    }
+    if (ok) return (double)i - from > 0 ? (double)i - from : 0;
+  }
+  return -1;
+}
+
+void ptv_world_summarize(ptv_world *w, ptv_world_summary *o) {
+  const ptv_scenario *s = w->s;
+  memset(o, 0, sizeof(*o));
+  uint32_t npeers = w->nn > 2 ? w->nn - 2 : 0;
+  double *cont = calloc(npeers + 1, sizeof(double));
+  double *start = calloc(npeers + 1, sizeof(double));
+  double *lag = calloc(npeers + 1, sizeof(double));
+  uint32_t nc = 0, nstart = 0, nlag = 0, nstay = 0, stay_ok = 0, ok = 0;
+  double sum = 0, sum_stay = 0, sum_up = 0, peer_min = 0;
+  for (uint32_t i = 2; i < w->nn && cont && start && lag; i++) {
+    sim_node *sn = &w->n[i];
+    sum_up += sn->up_kbps;
+    uint64_t due = sn->due, missed = sn->missed;
+    double lg = sn->lag_s, online_s = sn->online_s;
+    uint32_t changes = sn->changes;
+    if (sn->node) {
+      ptv_node_stats st;
+      ptv_node_get_stats(sn->node, &st);
+      due = st.chunks_due;
+      missed = st.chunks_missed;
+      lg = (double)st.lag_us / 1e6;
+      changes = st.partner_changes;
+      online_s = (double)(w->end - sn->join_t) / 1e6;
+    }
+    (void)changes;
+    peer_min += online_s / 60.0;
+    if (sn->played) {
+      start[nstart++] = (double)(sn->play_t - sn->join_t) / 1e6;
+      lag[nlag++] = lg;
+    } else if (online_s > 10) {
+      o->never_started++;
+    }
+    if (due == 0) continue;
+    double c = 1.0 - (double)missed / (double)due;
+    cont[nc++] = c;
+    sum += c;
+    ok += c >= 0.99;
+    if (sn->node) {
+      nstay++;
+      sum_stay += c;
+      stay_ok += c >= 0.99;
+    }
+  }
+  o->peers_joined = npeers;
+  o->peers_played = nc;
+  o->duration_s = s->run_s;
+  o->stream_kbps = s->stream_kbps;
+  double n = npeers ? npeers : 1;
+  o->resource_index = (s->source_kbps + sum_up) / (n * s->stream_kbps);
+  o->r_max_kbps = ptv_r_max(s->source_kbps, sum_up, n);
+  o->lag_bound_s = ptv_lag_bound(n, sum_up / n / s->stream_kbps, s->chunk_s);
+  o->cont_mean = nc ? sum / nc : 0;
+  o->cont_share_ge_099 = nc ? (double)ok / nc : 0;
+  o->cont_stayed_mean = nstay ? sum_stay / nstay : 0;
+  o->cont_stayed_share_ge_099 = nstay ? (double)stay_ok / nstay : 0;
+  o->startup_p50 = ptv_percentile(start, nstart, 0.5);
+  o->startup_p95 = ptv_percentile(start, nstart, 0.95);
+  o->lag_p50 = ptv_percentile(lag, nlag, 0.5);
+  o->lag_p95 = ptv_percentile(lag, nlag, 0.95);
+  o->savings = w->total_peer_down > 0 ? 1.0 - w->total_source_bytes / w->total_peer_down : 0;
+  o->overhead = w->total_payload > 0 ? w->total_ctrl / w->total_payload : 0;
+  o->partner_changes_per_peer_min = peer_min > 0 ? (double)w->total_changes / peer_min : 0;
+  o->events = w->events;
+  o->messages = w->messages;
+  o->dropped_nat = w->drop_nat;
+  o->dropped_loss = w->drop_loss;
+  o->dropped_partition = w->drop_part;
+  o->wall_s = w->wall_s;
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  o->peak_rss_mb = (double)ru.ru_maxrss / 1024.0;
+  for (size_t i = 0; i < s->nevents && o->nrec < 16; i++) {
+    const ptv_scn_event *e = &s->events[i];
+    if (e->kind != PTV_SCN_FAIL && e->kind != PTV_SCN_PARTITION) continue;
+    double from = e->kind == PTV_SCN_PARTITION ? e->at_s + e->dur_s : e->at_s;
+    ptv_world_recovery *r = &o->rec[o->nrec++];
+    r->kind = e->kind;
+    r->at_s = from;
+    r->recovery_s = recovery(w, from, 0.99, 0);
+    r->recovery_all_s = recovery(w, from, 0.99, 1);
+  }
+  if (getenv("PTV_SIM_DEBUG")) {
+    uint64_t a[5] = {0};
+    for (uint32_t i = 2; i < w->nn; i++) {
+      if (!w->n[i].node) continue;
+      ptv_node_stats st;
+      ptv_node_get_stats(w->n[i].node, &st);
+      a[0] += st.req_sent; a[1] += st.req_timeouts; a[2] += st.busy_recv;
+      a[3] += st.dup_chunks; a[4] += st.late_chunks;
+    }
+    fprintf(stderr, "debug: req_sent %llu timeouts %llu busy %llu dup %llu late %llu\n",
+            (unsigned long long)a[0], (unsigned long long)a[1], (unsigned long long)a[2],
+            (unsigned long long)a[3], (unsigned long long)a[4]);
+  }
+  free(cont);
+  free(start);
+  free(lag);
+}

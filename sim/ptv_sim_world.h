@@ -1,0 +1,51 @@
+/* ptv_sim_world.h -- MyP2PWorld: runs the real engines (ptv_node, ptv_tracker)
+ * for a source and many peers over the modelled network (ptv_sim_net), driven
+ * by a scenario, in virtual time, deterministically from the seed. */
+#ifndef PTV_SIM_WORLD_H
+#define PTV_SIM_WORLD_H
+
+#include "ptv_sim_metrics.h"
+#include "ptv_sim_scenario.h"
+#include <stdio.h>
+
+typedef struct ptv_world ptv_world;
+
+typedef struct {
+  int kind;           /* ptv_scn_event_kind */
+  double at_s;        /* when the disturbance ended (heal) or happened */
+  double recovery_s;  /* until >= 99% of playing peers are back at per-second
+                         continuity >= 0.99 for 5 s running; -1 never */
+  double recovery_all_s; /* same for every playing peer; -1 never */
+} ptv_world_recovery;
+
+typedef struct {
+  uint32_t peers_joined;
+  double duration_s, stream_kbps, resource_index, r_max_kbps, lag_bound_s;
+  double cont_mean, cont_share_ge_099;
+  double cont_stayed_mean, cont_stayed_share_ge_099; /* peers online at the end */
+  uint32_t peers_played, never_started;
+  double startup_p50, startup_p95, lag_p50, lag_p95;
+  double savings, overhead, partner_changes_per_peer_min;
+  uint64_t events, messages, dropped_nat, dropped_loss, dropped_partition;
+  double wall_s, peak_rss_mb;
+  ptv_world_recovery rec[16];
+  size_t nrec;
+} ptv_world_summary;
+
+/* Progress report, called once per simulated second. */
+typedef void (*ptv_world_progress_cb)(void *arg, const ptv_series_row *row,
+                                      double run_s, uint64_t events);
+
+/* Builds a world for scenario s (not copied: keep s alive). Returns NULL and
+ * a message in err on failure. */
+ptv_world *ptv_world_new(const ptv_scenario *s, char *err, size_t errlen);
+void ptv_world_free(ptv_world *w);
+
+/* Runs the whole scenario. Returns 0 or PTV_ERR_NOMEM. */
+int ptv_world_run(ptv_world *w, ptv_world_progress_cb cb, void *arg);
+
+/* Results, valid after ptv_world_run. */
+void ptv_world_summarize(ptv_world *w, ptv_world_summary *out);
+size_t ptv_world_series(const ptv_world *w, const ptv_series_row **rows);
+
+#endif

@@ -1,0 +1,206 @@
+/* ptv_tracker.c -- see ptv_tracker.h. Members live in a dense array (O(1)
+ * random sampling, swap-remove) indexed by an open-addressing hash on id. */
+#include "ptv_tracker.h"
+#include "ptv_err.h"
+#include <stdlib.h>
+#include <string.h>
+
+#define SWEEP_US (5 * PTV_S)
+#define EMPTY UINT32_MAX
+
+typedef struct {
+  ptv_peer_desc d;
+  uint8_t role;
+  ptv_tstamp last_seen;
+} member;
+
+struct ptv_tracker {
+  ptv_tracker_config cfg;
+  ptv_tracker_callbacks cb;
+  void *user;
+  member *m;
+  uint32_t n, cap;
+  uint32_t *hash; /* slot -> index into m, EMPTY if free */
+  uint32_t hcap;  /* power of two, >= 2 * cap */
+  ptv_id source;
+  ptv_chunk_id live;
+  ptv_tstamp next_sweep;
+};
+
+static uint32_t hslot(const ptv_tracker *t, ptv_id id) {
+  return (uint32_t)((id * 2654435761u) & (t->hcap - 1));
+}
+
+static uint32_t hfind(const ptv_tracker *t, ptv_id id) {
+  for (uint32_t s = hslot(t, id);; s = (s + 1) & (t->hcap - 1)) {
+    if (t->hash[s] == EMPTY) return EMPTY;
+    if (t->m[t->hash[s]].d.id == id) return s;
+  }
+}
+
+static void hput(ptv_tracker *t, ptv_id id, uint32_t idx) {
+  uint32_t s = hslot(t, id);
+  while (t->hash[s] != EMPTY) s = (s + 1) & (t->hcap - 1);
+  t->hash[s] = idx;
+}
+
+/* Deletion with backward shift keeps probe chains intact without tombstones. */
+static void hdel(ptv_tracker *t, uint32_t s) {
+  uint32_t mask = t->hcap - 1;
+  t->hash[s] = EMPTY;
+  for (uint32_t j = (s + 1) & mask; t->hash[j] != EMPTY; j = (j + 1) & mask) {
+    uint32_t idx = t->hash[j];
+    uint32_t home = hslot(t, t->m[idx].d.id);
+    /* Move idx back to s if its home is not cyclically in (s, j]. */
+    if (((j - home) & mask) >= ((j - s) & mask)) {
+      t->hash[s] = idx;
+      t->hash[j] = EMPTY;
+      s = j;
+    }
+  }
+}
+
+static int grow(ptv_tracker *t) {
+  uint32_t ncap = t->cap ? t->cap * 2 : 1024;
+  member *nm = realloc(t->m, ncap * sizeof(member));
+  if (!nm) return PTV_ERR_NOMEM;
+  t->m = nm;
+  uint32_t nh = ncap * 2;
+  uint32_t *h = malloc(nh * sizeof(uint32_t));
+  if (!h) return PTV_ERR_NOMEM;
+  memset(h, 0xff, nh * sizeof(uint32_t));
+  free(t->hash);
+  t->hash = h;
+  t->hcap = nh;
+  t->cap = ncap;
+  for (uint32_t i = 0; i < t->n; i++) hput(t, t->m[i].d.id, i);
+  return 0;
+}
+
+static void remove_member(ptv_tracker *t, ptv_id id) {
+  uint32_t s = hfind(t, id);
+  if (s == EMPTY) return;
+  uint32_t idx = t->hash[s];
+  hdel(t, s);
+  uint32_t last = --t->n;
+  if (idx != last) {
+    uint32_t ls = hfind(t, t->m[last].d.id);
+    t->m[idx] = t->m[last];
+    t->hash[ls] = idx;
+  }
+  if (id == t->source) t->source = PTV_ID_NONE;
+}
+
+static member *touch(ptv_tracker *t, ptv_id id, ptv_tstamp now) {
+  uint32_t s = hfind(t, id);
+  if (s != EMPTY) {
+    t->m[t->hash[s]].last_seen = now;
+    return &t->m[t->hash[s]];
+  }
+  if (t->n == t->cap && grow(t) != 0) return NULL;
+  member *m = &t->m[t->n];
+  memset(m, 0, sizeof(*m));
+  m->d.id = id;
+  m->last_seen = now;
+  hput(t, id, t->n);
+  t->n++;
+  return m;
+}
+
+static void send_peers(ptv_tracker *t, ptv_id to) {
+  ptv_msg r = {.type = PTV_MSG_PEERS};
+  r.u.peers.live = t->live;
+  r.u.peers.chunk_us = t->cfg.chunk_us;
+  uint8_t k = 0;
+  /* The source is always offered; it refuses when its slots are full. */
+  if (t->source != PTV_ID_NONE && t->source != to) {
+    uint32_t s = hfind(t, t->source);
+    if (s != EMPTY) r.u.peers.descs[k++] = t->m[t->hash[s]].d;
+  }
+  uint32_t want = t->cfg.sample;
+  for (uint32_t tries = 0; k < want && tries < 4 * want && t->n > 0; tries++) {
+    const member *m = &t->m[t->cb.rand(t->user) % t->n];
+    if (m->d.id == to || m->d.id == t->source) continue;
+    int dup = 0;
+    for (uint8_t i = 0; i < k && !dup; i++) dup = r.u.peers.descs[i].id == m->d.id;
+    if (!dup) r.u.peers.descs[k++] = m->d;
+  }
+  r.u.peers.n = k;
+  uint8_t buf[PTV_WIRE_HDRLEN + 9 + PTV_WIRE_MAX_DESCS * 10];
+  int len = ptv_wire_encode(buf, sizeof(buf), &r);
+  if (len > 0) t->cb.send(t->user, to, buf, (size_t)len);
+}
+
+int ptv_tracker_recv(ptv_tracker *t, ptv_id from, const uint8_t *buf, size_t len,
+                     ptv_tstamp now) {
+  ptv_msg m;
+  int rv = ptv_wire_decode(&m, buf, len);
+  if (rv < 0) return rv;
+  switch (m.type) {
+  case PTV_MSG_JOIN: {
+    member *e = touch(t, from, now);
+    if (!e) return PTV_ERR_NOMEM;
+    e->d.nat = m.u.join.nat;
+    e->d.upload_kbps = m.u.join.upload_kbps;
+    e->role = m.u.join.role;
+    if (m.u.join.role == PTV_ROLE_SOURCE) t->source = from;
+    send_peers(t, from);
+    break;
+  }
+  case PTV_MSG_HEARTBEAT: {
+    uint32_t s = hfind(t, from);
+    if (s == EMPTY) break; /* unknown: it will JOIN again */
+    t->m[t->hash[s]].last_seen = now;
+    if (from == t->source) t->live = m.u.heartbeat.newest;
+    break;
+  }
+  case PTV_MSG_LEAVE:
+    remove_member(t, from);
+    break;
+  default:
+    break;
+  }
+  return 0;
+}
+
+ptv_tstamp ptv_tracker_get_expiry(const ptv_tracker *t) { return t->next_sweep; }
+
+void ptv_tracker_handle_expiry(ptv_tracker *t, ptv_tstamp now) {
+  if (now < t->next_sweep) return;
+  for (uint32_t i = 0; i < t->n;) {
+    if (now > t->m[i].last_seen + t->cfg.expire_us) remove_member(t, t->m[i].d.id);
+    else i++;
+  }
+  t->next_sweep = now + SWEEP_US;
+}
+
+ptv_tracker *ptv_tracker_new(const ptv_tracker_config *c,
+                             const ptv_tracker_callbacks *cb, void *user) {
+  if (!cb || !cb->send || !cb->rand) return NULL;
+  ptv_tracker *t = calloc(1, sizeof(*t));
+  if (!t) return NULL;
+  t->cfg = *c;
+  if (t->cfg.sample == 0) t->cfg.sample = 20;
+  if (t->cfg.sample > PTV_WIRE_MAX_DESCS - 1) t->cfg.sample = PTV_WIRE_MAX_DESCS - 1;
+  if (t->cfg.expire_us == 0) t->cfg.expire_us = 60 * PTV_S;
+  t->cb = *cb;
+  t->user = user;
+  t->source = PTV_ID_NONE;
+  t->live = UINT32_MAX;
+  t->next_sweep = SWEEP_US;
+  if (grow(t) != 0) {
+    ptv_tracker_free(t);
+    return NULL;
+  }
+  return t;
+}
+
+void ptv_tracker_free(ptv_tracker *t) {
+  if (!t) return;
+  free(t->m);
+  free(t->hash);
+  free(t);
+}
+
+uint32_t ptv_tracker_nmembers(const ptv_tracker *t) { return t->n; }
+ptv_chunk_id ptv_tracker_live(const ptv_tracker *t) { return t->live; }

@@ -1,0 +1,46 @@
+/* ptv_tracker.h -- the tracker's protocol engine (bootstrap and membership).
+ *
+ * Sans-I/O like the node: the driver (peertv-tracker, or the simulator) passes
+ * messages and time in and sends what the engine asks. It keeps soft state
+ * only: who is online (refreshed by JOIN and HEARTBEAT, forgotten after a
+ * silence), the channel's live point as the source reports it, and hands each
+ * joining peer a random sample of others plus the source.
+ */
+#ifndef PTV_TRACKER_H
+#define PTV_TRACKER_H
+
+#include "ptv_types.h"
+#include "ptv_wire.h"
+
+typedef struct ptv_tracker ptv_tracker;
+
+typedef struct {
+  int (*send)(void *user, ptv_id to, const uint8_t *buf, size_t len);
+  uint64_t (*rand)(void *user);
+} ptv_tracker_callbacks;
+
+typedef struct {
+  ptv_id self;
+  uint32_t chunk_us;      /* the channel's chunk duration, told to peers */
+  uint8_t sample;         /* peers per PEERS answer (default 20, max 63) */
+  ptv_tstamp expire_us;   /* forget a member silent this long (default 60 s) */
+} ptv_tracker_config;
+
+/* Returns NULL on allocation failure. */
+ptv_tracker *ptv_tracker_new(const ptv_tracker_config *c,
+                             const ptv_tracker_callbacks *cb, void *user);
+void ptv_tracker_free(ptv_tracker *t);
+
+/* Processes one message. Returns 0 or the decoder's PTV_ERR_* for malformed
+ * input (nothing else changes). */
+int ptv_tracker_recv(ptv_tracker *t, ptv_id from, const uint8_t *buf, size_t len,
+                     ptv_tstamp now);
+ptv_tstamp ptv_tracker_get_expiry(const ptv_tracker *t);
+void ptv_tracker_handle_expiry(ptv_tracker *t, ptv_tstamp now);
+
+/* Members currently known (source included). */
+uint32_t ptv_tracker_nmembers(const ptv_tracker *t);
+/* Newest chunk the source reported, or UINT32_MAX. */
+ptv_chunk_id ptv_tracker_live(const ptv_tracker *t);
+
+#endif
