@@ -29,8 +29,14 @@
 
 #define MAP_BITS 128u  /* buffer-map bits sent and kept per partner */
 #define UPQ_MAX 16     /* queued requests we will serve */
-#define DLQ_MAX 8      /* requests we have outstanding */
+#define DLQ_MAX 16     /* chunks promised to us or requested by us */
 #define PER_PARTNER_REQ 2
+#define PULL_MARGIN_US (500 * PTV_MS)
+#define OFFER_IDS 4    /* chunks per offer */
+#define SELECT_MAX 2   /* chunks a receiver takes from one offer */
+#define OFFERS_OUT 4   /* offers a sender has in flight */
+#define OFFER_TIMEOUT_US (1 * PTV_S)
+#define OFFER_AHEAD_US (300 * PTV_MS) /* offer again this long before idle */
 
 enum { P_FREE = 0, P_PENDING = 1, P_UP = 2 };
 
@@ -46,6 +52,7 @@ typedef struct {
   uint64_t map[MAP_BITS / 64];
   ptv_chunk_id newest;
   ptv_tstamp last_heard, last_useful, since, choke_until;
+  ptv_tstamp offer_until; /* our offer to it is pending until then */
   uint32_t chunks_from, chunks_to;
 } partner;
 
@@ -60,6 +67,7 @@ typedef struct {
   ptv_chunk_id id;
   ptv_id from;
   ptv_tstamp timeout;
+  uint8_t offered; /* promised by an offer (else pulled by us) */
 } dlreq;
 
 struct ptv_node {
@@ -169,7 +177,10 @@ static void remove_partner(ptv_node *n, partner *p) {
 
 static void send_bm_to(ptv_node *n, ptv_id to, ptv_tstamp now) {
   uint8_t bits[MAP_BITS / 8];
+  /* A peer maps from its playback point on: older chunks are no use to it,
+   * and partners use the base to avoid offering them. */
   ptv_chunk_id from = n->have.base;
+  if (n->playing && n->play_next > from) from = n->play_next;
   if (n->have.count > 0 && n->have.newest >= from + MAP_BITS)
     from = n->have.newest - MAP_BITS + 1;
   ptv_chunkset_export(&n->have, from, MAP_BITS, bits);
@@ -207,9 +218,16 @@ static void serve_uploads(ptv_node *n, ptv_tstamp now) {
       if (best < 0 || n->upq[i].deadline < n->upq[best].deadline) best = i;
     upreq r = n->upq[best];
     n->upq[best] = n->upq[--n->nupq];
-    if (r.deadline < now || !has_chunk(n, r.id)) continue; /* no use any more */
     partner *p = find_partner(n, r.to);
     if (!p || p->state != P_UP) continue;
+    if (r.deadline < now || !has_chunk(n, r.id)) {
+      /* Tell the requester at once, so it asks elsewhere in time. */
+      ptv_msg b = {.type = PTV_MSG_BUSY};
+      b.u.busy.chunk = r.id;
+      b.u.busy.reason = PTV_BUSY_TOO_LATE;
+      send_msg(n, r.to, &b);
+      continue;
+    }
     uint32_t meta = n->meta[r.id % PTV_CHUNKSET_BITS];
     ptv_msg m = {.type = PTV_MSG_CHUNK};
     m.u.chunk.chunk = r.id;
@@ -250,7 +268,8 @@ static void on_request(ptv_node *n, partner *p, const ptv_msg_request *rq,
   ptv_tstamp backlog = n->busy_until > now ? n->busy_until - now : 0;
   for (int i = 0; i < n->nupq; i++) backlog += tx_us(n->upq[i].size, n->cfg.upload_kbps);
   ptv_tstamp need = backlog + tx_us(size, n->cfg.upload_kbps);
-  if (n->cfg.upload_kbps == 0 || n->nupq == UPQ_MAX) {
+  if (n->cfg.upload_kbps == 0 || n->nupq == UPQ_MAX ||
+      (n->cfg.role == PTV_ROLE_SOURCE && backlog > tx_us(size, n->cfg.upload_kbps))) {
     m.u.busy.reason = PTV_BUSY_OVERLOAD;
     send_msg(n, p->id, &m);
     return;
@@ -264,11 +283,142 @@ static void on_request(ptv_node *n, partner *p, const ptv_msg_request *rq,
   serve_uploads(n, now);
 }
 
+
+/* ---- offers: sender-driven diffusion ------------------------------------- */
+
+static ptv_tstamp upload_backlog(const ptv_node *n, ptv_tstamp now) {
+  ptv_tstamp b = n->busy_until > now ? n->busy_until - now : 0;
+  for (int i = 0; i < n->nupq; i++) b += tx_us(n->upq[i].size, n->cfg.upload_kbps);
+  return b;
+}
+
+static void map_set(partner *p, ptv_chunk_id id) {
+  if (!p->has_map || id < p->map_base || id - p->map_base >= MAP_BITS) return;
+  uint32_t i = id - p->map_base;
+  p->map[i >> 6] |= 1ULL << (i & 63);
+}
+
+/* Chunks this partner lacks that we hold, newest first, not older than what
+ * it can still play (its newest minus twice the buffer). */
+static int useful_for(const ptv_node *n, const partner *p, ptv_chunk_id *out, int max) {
+  if (!p->has_map || n->have.count == 0) return 0;
+  ptv_chunk_id back = (ptv_chunk_id)(2 * n->cfg.buffer_us / (n->chunk_us ? n->chunk_us : 1)) + 4;
+  ptv_chunk_id lo = p->map_base;
+  if (p->newest != PTV_ID_NONE && p->newest > back && p->newest - back > lo)
+    lo = p->newest - back;
+  if (lo < n->have.base) lo = n->have.base;
+  /* The source injects fresh chunks only; older ones are the swarm's job. */
+  if (n->cfg.role == PTV_ROLE_SOURCE && n->have.newest > lo + 1) lo = n->have.newest - 1;
+  int k = 0;
+  for (ptv_chunk_id id = n->have.newest; id >= lo && k < max; id--) {
+    if (has_chunk(n, id) && !map_has(p, id)) out[k++] = id;
+    if (id == 0) break;
+  }
+  return k;
+}
+
+/* "Random useful partner, latest useful chunks" (Bonald et al. 2008): while
+ * our uplink is about to run dry, offer the newest chunks a randomly chosen
+ * partner lacks. The receiver takes what nobody else promised it, so the
+ * uplink is kept busy without sending duplicates. */
+static void make_offers(ptv_node *n, ptv_tstamp now) {
+  if (n->cfg.upload_kbps == 0 || n->left || n->have.count == 0) return;
+  int out = 0;
+  for (int i = 0; i < n->maxp; i++)
+    if (n->p[i].state == P_UP && n->p[i].offer_until > now) out++;
+  while (out < OFFERS_OUT && upload_backlog(n, now) <= OFFER_AHEAD_US) {
+    partner *pick = NULL;
+    uint32_t seen = 0;
+    ptv_chunk_id ids[OFFER_IDS];
+    int nids = 0;
+    for (int i = 0; i < n->maxp; i++) {
+      partner *p = &n->p[i];
+      if (p->state != P_UP || p->offer_until > now) continue;
+      ptv_chunk_id tmp[OFFER_IDS];
+      int k = useful_for(n, p, tmp, OFFER_IDS);
+      if (k == 0) continue;
+      if (rnd(n) % ++seen == 0) { /* uniform reservoir pick */
+        pick = p;
+        nids = k;
+        memcpy(ids, tmp, sizeof(tmp[0]) * (size_t)k);
+      }
+    }
+    if (!pick) return;
+    ptv_msg m = {.type = PTV_MSG_OFFER};
+    m.u.offer.n = (uint8_t)nids;
+    for (int i = 0; i < nids; i++) {
+      m.u.offer.ids[i] = ids[i];
+      map_set(pick, ids[i]); /* do not offer it again before its next map */
+    }
+    send_msg(n, pick->id, &m);
+    pick->offer_until = now + OFFER_TIMEOUT_US;
+    out++;
+  }
+}
+
+static void on_select(ptv_node *n, partner *p, const ptv_msg_ids *sel, ptv_tstamp now) {
+  p->offer_until = 0;
+  /* The source's first copies of fresh chunks go before any repair: every
+   * other upload in the swarm depends on them. A peer serves urgent pulls
+   * first. */
+  ptv_tstamp dl = n->cfg.role == PTV_ROLE_SOURCE ? now : now + n->cfg.buffer_us;
+  for (int i = 0; i < sel->n; i++)
+    if (has_chunk(n, sel->ids[i])) enqueue_upload(n, p->id, sel->ids[i], dl);
+  serve_uploads(n, now);
+}
+
+static int promised(const ptv_node *n, ptv_chunk_id id);
+
+/* Receiver: take the offered chunks we still need and nobody promised,
+ * the most urgent first, then the newest. Always answer, so the sender can
+ * offer elsewhere at once. */
+static void on_offer(ptv_node *n, partner *p, const ptv_msg_ids *off, ptv_tstamp now) {
+  ptv_msg m = {.type = PTV_MSG_SELECT};
+  ptv_chunk_id want[PTV_WIRE_MAX_IDS];
+  int nw = 0;
+  if (n->start_decided && n->cfg.role == PTV_ROLE_PEER) {
+    ptv_chunk_id lo = n->playing ? n->play_next : n->start_chunk;
+    for (int i = 0; i < off->n; i++) {
+      ptv_chunk_id id = off->ids[i];
+      if (id >= lo && id >= n->have.base && !has_chunk(n, id) && !promised(n, id))
+        want[nw++] = id;
+    }
+  }
+  /* Newest first: fresh chunks are what the receiver can pass on to most
+   * partners (latest useful chunk); urgent gaps are left to pulls. */
+  for (int i = 0; i < nw && m.u.select.n < SELECT_MAX && n->ndlq < DLQ_MAX; i++) {
+    int best = -1;
+    for (int j = 0; j < nw; j++)
+      if (want[j] != PTV_ID_NONE && (best < 0 || want[j] > want[best])) best = j;
+    if (best < 0) break;
+    ptv_chunk_id id = want[best];
+    want[best] = PTV_ID_NONE;
+    m.u.select.ids[m.u.select.n++] = id;
+    dlreq *d = &n->dlq[n->ndlq++];
+    d->id = id;
+    d->from = p->id;
+    d->offered = 1;
+    d->timeout = now + (ptv_tstamp)p->queue_ms * PTV_MS +
+                 2 * (ptv_tstamp)tx_us(n->avg_chunk ? n->avg_chunk : 16000, p->upload_kbps) +
+                 REQ_SLACK_US;
+    p->outstanding++;
+  }
+  send_msg(n, p->id, &m);
+}
+
 /* ---- download side: the scheduler ----------------------------------------- */
 
 static int requested(const ptv_node *n, ptv_chunk_id id) {
   for (int i = 0; i < n->ndlq; i++)
     if (n->dlq[i].id == id) return 1;
+  return 0;
+}
+
+/* Promised by an offer: a pulled chunk may still be taken from an offer,
+ * which usually comes from a less loaded sender. */
+static int promised(const ptv_node *n, ptv_chunk_id id) {
+  for (int i = 0; i < n->ndlq; i++)
+    if (n->dlq[i].id == id && n->dlq[i].offered) return 1;
   return 0;
 }
 
@@ -296,9 +446,12 @@ static partner *pick_supplier(ptv_node *n, ptv_chunk_id id, ptv_tstamp now,
       soonest = p;
     }
     if (w + REQ_MARGIN_US <= left) {
-      /* Weighted reservoir draw: keeps one pass and no allocation. */
-      wsum += p->upload_kbps;
-      if (rnd(n) % wsum < p->upload_kbps) {
+      /* Weighted reservoir draw (one pass, no allocation); the weight is the
+       * capacity discounted by the work already queued there. */
+      uint64_t tx = tx_us(n->avg_chunk, p->upload_kbps) / PTV_MS + 1;
+      uint64_t wt = (uint64_t)p->upload_kbps * tx / (tx + p->queue_ms + tx * p->outstanding) + 1;
+      wsum += wt;
+      if (rnd(n) % wsum < wt) {
         pick = p;
         pick_wait = w;
       }
@@ -330,14 +483,18 @@ static int request_chunk(ptv_node *n, ptv_chunk_id id, ptv_tstamp now, int urgen
   dlreq *d = &n->dlq[n->ndlq++];
   d->id = id;
   d->from = p->id;
+  d->offered = 0;
   d->timeout = now + wait + wait / 2 + REQ_SLACK_US;
+  /* Give up early enough to try another partner before the deadline. */
+  if (urgent == 0 && dl > now + wait + REQ_MARGIN_US && d->timeout > dl - REQ_MARGIN_US)
+    d->timeout = dl - REQ_MARGIN_US;
   p->outstanding++;
   return 1;
 }
 
-/* Fills free request slots: chunks close to their deadline first (earliest
- * first), then the newest missing chunk (latest useful first), which is what
- * spreads fresh chunks fastest (Bonald et al. 2008). */
+/* Repair by pull: a chunk due soon that nobody has offered or promised is
+ * requested from a partner that holds it, earliest deadline first. The bulk
+ * of the stream arrives through offers (see make_offers). */
 static void schedule(ptv_node *n, ptv_tstamp now) {
   if (n->cfg.role == PTV_ROLE_SOURCE || !n->start_decided || n->left) return;
   if (n->ndlq >= DLQ_MAX) return;
@@ -359,17 +516,13 @@ static void schedule(ptv_node *n, ptv_tstamp now) {
   if (lo < n->have.base) lo = n->have.base;
   if (hi < lo) return;
   if (hi - lo >= PTV_CHUNKSET_BITS) hi = lo + PTV_CHUNKSET_BITS - 1;
-  /* Urgent: due within two chunks' time plus the startup margin. */
-  ptv_tstamp urgent = now + 2 * (ptv_tstamp)n->chunk_us + PTV_S;
-  if (!n->playing) urgent += n->cfg.buffer_us / 2;
+  /* Pull only what offers have not brought with a round trip and a chunk
+   * transfer to spare; before playback, the whole prefetch. */
+  ptv_tstamp urgent = now + 2 * (ptv_tstamp)n->chunk_us + PULL_MARGIN_US;
+  if (!n->playing) urgent = now + PTV_S + n->cfg.buffer_us / 2;
   for (ptv_chunk_id id = lo; id <= hi && n->ndlq < DLQ_MAX; id++) {
     if (deadline_of(n, id, now) > urgent) break;
     if (!has_chunk(n, id) && !requested(n, id)) request_chunk(n, id, now, 1);
-  }
-  for (ptv_chunk_id id = hi;; id--) {
-    if (n->ndlq >= DLQ_MAX) break;
-    if (!has_chunk(n, id) && !requested(n, id)) request_chunk(n, id, now, 0);
-    if (id == lo) break;
   }
 }
 
@@ -413,6 +566,11 @@ static void decide_start(ptv_node *n, ptv_tstamp now) {
   ptv_chunkset_advance(&n->have, n->start_chunk);
 }
 
+static ptv_tstamp start_not_before(const ptv_node *n) {
+  if (!n->epoch_known) return 0;
+  return n->epoch + (ptv_tstamp)(n->start_chunk + 1) * n->chunk_us + n->cfg.buffer_us;
+}
+
 static void playout(ptv_node *n, ptv_tstamp now) {
   if (!n->start_decided || n->left) return;
   if (!n->playing) {
@@ -427,6 +585,9 @@ static void playout(ptv_node *n, ptv_tstamp now) {
       if (k == 0 && now >= n->decided_at + START_RETRY_US) decide_start(n, now);
       return;
     }
+    /* Never closer to live than the buffer: matters when the stream has
+     * only just begun and there is no older chunk to start from. */
+    if (now < start_not_before(n)) return;
     n->playing = 1;
     n->play_t0 = now;
     n->st.play_start = now;
@@ -500,8 +661,9 @@ static void fill_partners(ptv_node *n, ptv_tstamp now, int max_new) {
   }
 }
 
-static void rejoin(ptv_node *n, ptv_tstamp now) {
-  if (n->cfg.tracker == PTV_ID_NONE || now < n->last_rejoin + REJOIN_US) return;
+static void rejoin(ptv_node *n, ptv_tstamp now, int force) {
+  if (n->cfg.tracker == PTV_ID_NONE) return;
+  if (!force && n->last_rejoin && now < n->last_rejoin + REJOIN_US) return;
   n->last_rejoin = now;
   ptv_msg m = {.type = PTV_MSG_JOIN};
   m.u.join.role = n->cfg.role;
@@ -527,7 +689,7 @@ static void maintain(ptv_node *n, ptv_tstamp now) {
   }
   if (n->cfg.role == PTV_ROLE_PEER && n->start_decided &&
       now > n->last_new_chunk + STARVE_US) {
-    rejoin(n, now);
+    rejoin(n, now, 0);
     int dropped = 0;
     for (int i = 0; i < n->maxp && dropped < 2; i++) {
       partner *p = &n->p[i];
@@ -694,6 +856,12 @@ int ptv_node_recv(ptv_node *n, ptv_id from, const uint8_t *buf, size_t len,
   case PTV_MSG_CHUNK:
     on_chunk(n, from, p, &m.u.chunk, now);
     break;
+  case PTV_MSG_OFFER:
+    if (p && p->state == P_UP) on_offer(n, p, &m.u.offer, now);
+    break;
+  case PTV_MSG_SELECT:
+    if (p && p->state == P_UP) on_select(n, p, &m.u.select, now);
+    break;
   case PTV_MSG_BUSY:
     n->st.busy_recv++;
     if (getenv("PTV_BUSYDBG")) fprintf(stderr, "busy %d\n", m.u.busy.reason);
@@ -711,6 +879,7 @@ int ptv_node_recv(ptv_node *n, ptv_id from, const uint8_t *buf, size_t len,
   if (!n->playing) playout(n, now);
   schedule(n, now);
   serve_uploads(n, now);
+  make_offers(n, now);
   return 0;
 }
 
@@ -724,11 +893,17 @@ ptv_tstamp ptv_node_get_expiry(const ptv_node *n) {
   t = tmin(t, n->t_bm_keep);
   t = tmin(t, n->t_bm_flush);
   if (n->nupq > 0) t = tmin(t, n->busy_until);
+  for (int i = 0; i < n->maxp; i++)
+    if (n->p[i].offer_until > n->last_now) t = tmin(t, n->p[i].offer_until);
+  if (n->busy_until > n->last_now + OFFER_AHEAD_US && n->have.count)
+    t = tmin(t, n->busy_until - OFFER_AHEAD_US);
   for (int i = 0; i < n->ndlq; i++) t = tmin(t, n->dlq[i].timeout);
   if (n->playing) t = tmin(t, deadline_of(n, n->play_next, 0));
   else if (n->start_decided && n->cfg.role == PTV_ROLE_PEER) {
     ptv_tstamp w = n->decided_at + START_WAIT_US;
     if (w > n->last_now) t = tmin(t, w); /* only while still ahead */
+    w = start_not_before(n);
+    if (w > n->last_now) t = tmin(t, w);
   }
   if (n->cfg.role == PTV_ROLE_SOURCE) t = tmin(t, ptv_source_next_due(&n->src));
   return t;
@@ -754,8 +929,7 @@ void ptv_node_handle_expiry(ptv_node *n, ptv_tstamp now) {
   n->last_now = now;
   if (n->cfg.role == PTV_ROLE_SOURCE) source_tick(n, now);
   if (now >= n->t_join) {
-    n->last_rejoin = 0;
-    rejoin(n, now);
+    rejoin(n, now, 1);
     n->t_join = now + JOIN_RETRY_US;
   }
   if (now >= n->t_maint) {
@@ -785,6 +959,7 @@ void ptv_node_handle_expiry(ptv_node *n, ptv_tstamp now) {
   playout(n, now);
   schedule(n, now);
   serve_uploads(n, now);
+  make_offers(n, now);
   if (now >= n->t_bm_flush || now >= n->t_bm_keep) flush_bm(n, now);
 }
 

@@ -23,6 +23,8 @@
 #define PTV_REQUEST_BODYLEN 6
 #define PTV_CHUNK_FIXLEN 17
 #define PTV_BUSY_BODYLEN 5
+#define PTV_IDS_FIXLEN 1
+#define PTV_IDLEN 4
 
 #define PTV_NAT_MAX PTV_NAT_UNKNOWN
 #define PTV_ACK_MAX PTV_ACK_REFUSED
@@ -164,6 +166,16 @@ static int body_len(const ptv_msg *m) {
       return PTV_ERR_INVALID_ARG;
     }
     return PTV_BUSY_BODYLEN;
+  case PTV_MSG_OFFER:
+  case PTV_MSG_SELECT: {
+    const ptv_msg_ids *ids =
+        m->type == PTV_MSG_OFFER ? &m->u.offer : &m->u.select;
+
+    if (ids->n > PTV_WIRE_MAX_IDS) {
+      return PTV_ERR_INVALID_ARG;
+    }
+    return PTV_IDS_FIXLEN + PTV_IDLEN * ids->n;
+  }
   default:
     return PTV_ERR_INVALID_ARG;
   }
@@ -248,6 +260,18 @@ static uint8_t *put_body(uint8_t *p, const ptv_msg *m) {
   case PTV_MSG_BUSY:
     p = put_uint32be(p, m->u.busy.chunk);
     return put_uint8(p, m->u.busy.reason);
+  case PTV_MSG_OFFER:
+  case PTV_MSG_SELECT: {
+    const ptv_msg_ids *ids =
+        m->type == PTV_MSG_OFFER ? &m->u.offer : &m->u.select;
+    size_t i;
+
+    p = put_uint8(p, ids->n);
+    for (i = 0; i < ids->n; ++i) {
+      p = put_uint32be(p, ids->ids[i]);
+    }
+    return p;
+  }
   default:
     /* body_len() has already rejected unknown types. */
     return p;
@@ -346,6 +370,24 @@ static int decode_chunk(ptv_msg_chunk *c, const uint8_t *p, size_t blen) {
     return PTV_ERR_MALFORMED;
   }
   c->payload = p + off;
+  return 0;
+}
+
+/* OFFER / SELECT body: n:u8 id:u32*n, n <= PTV_WIRE_MAX_IDS. */
+static int decode_ids(ptv_msg_ids *ids, const uint8_t *p, size_t blen) {
+  size_t i;
+
+  if (blen < PTV_IDS_FIXLEN) {
+    return PTV_ERR_MALFORMED;
+  }
+  ids->n = p[0];
+  if (ids->n > PTV_WIRE_MAX_IDS ||
+      blen != PTV_IDS_FIXLEN + (size_t)PTV_IDLEN * ids->n) {
+    return PTV_ERR_MALFORMED;
+  }
+  for (i = 0; i < ids->n; ++i) {
+    ids->ids[i] = get_uint32be(p + PTV_IDS_FIXLEN + PTV_IDLEN * i);
+  }
   return 0;
 }
 
@@ -460,6 +502,10 @@ static int decode_body(ptv_msg *m, const uint8_t *p, size_t blen) {
     m->u.busy.chunk = get_uint32be(p);
     m->u.busy.reason = p[4];
     return m->u.busy.reason > PTV_BUSY_MAX ? PTV_ERR_MALFORMED : 0;
+  case PTV_MSG_OFFER:
+    return decode_ids(&m->u.offer, p, blen);
+  case PTV_MSG_SELECT:
+    return decode_ids(&m->u.select, p, blen);
   default:
     return PTV_ERR_UNKNOWN_TYPE;
   }

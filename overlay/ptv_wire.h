@@ -34,7 +34,9 @@ typedef enum {
   PTV_MSG_REQUEST = 10,    /* send me this chunk */
   PTV_MSG_CHUNK = 11,      /* a chunk */
   PTV_MSG_BUSY = 12,       /* cannot serve that request */
-  PTV_MSG_TYPE_MAX = 12
+  PTV_MSG_OFFER = 13,      /* I can send you these chunks now */
+  PTV_MSG_SELECT = 14,     /* send me these of the chunks you offered */
+  PTV_MSG_TYPE_MAX = 14
 } ptv_msg_type;
 
 /* A peer as gossiped: 10 bytes on the wire (id:u32 nat:u8 age:u8 up:u32). */
@@ -124,6 +126,14 @@ typedef struct {
   uint8_t reason;       /* PTV_BUSY_* */
 } ptv_msg_busy; /* body: chunk:u32 reason:u8 */
 
+#define PTV_WIRE_MAX_IDS 16
+/* OFFER and SELECT: a short list of chunk ids (n <= PTV_WIRE_MAX_IDS; an
+ * empty SELECT declines the offer). */
+typedef struct {
+  uint8_t n;
+  ptv_chunk_id ids[PTV_WIRE_MAX_IDS];
+} ptv_msg_ids; /* body: n:u8 id:u32*n */
+
 typedef struct {
   uint8_t type; /* ptv_msg_type */
   union {
@@ -138,6 +148,8 @@ typedef struct {
     ptv_msg_request request;
     ptv_msg_chunk chunk;
     ptv_msg_busy busy;
+    ptv_msg_ids offer;
+    ptv_msg_ids select;
   } u;
 } ptv_msg;
 /* LEAVE has an empty body. */

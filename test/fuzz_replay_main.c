@@ -215,6 +215,23 @@ static void build_seeds(void) {
     add_seed(&m);
   }
 
+  for (i = 0; i < 2; ++i) {
+    static const uint8_t counts[] = {0, 3, PTV_WIRE_MAX_IDS};
+    ptv_msg_ids *ids;
+    size_t c, k;
+
+    memset(&m, 0, sizeof(m));
+    m.type = i == 0 ? PTV_MSG_OFFER : PTV_MSG_SELECT;
+    ids = i == 0 ? &m.u.offer : &m.u.select;
+    for (c = 0; c < sizeof(counts); ++c) {
+      ids->n = counts[c];
+      for (k = 0; k < counts[c]; ++k) {
+        ids->ids[k] = k == 0 ? UINT32_MAX : (ptv_chunk_id)(k * 2654435761u);
+      }
+      add_seed(&m);
+    }
+  }
+
   /* One input with several messages back to back. */
   start = arena_used;
   for (i = 0; i < nseeds; i += 5) {

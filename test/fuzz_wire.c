@@ -37,6 +37,20 @@ static int bytes_equal(const uint8_t *a, const uint8_t *b, size_t n) {
   return memcmp(a, b, n) == 0;
 }
 
+static int ids_equal(const ptv_msg_ids *a, const ptv_msg_ids *b) {
+  size_t i;
+
+  if (a->n != b->n || a->n > PTV_WIRE_MAX_IDS) {
+    return 0;
+  }
+  for (i = 0; i < a->n; ++i) {
+    if (a->ids[i] != b->ids[i]) {
+      return 0;
+    }
+  }
+  return 1;
+}
+
 static int msg_equal(const ptv_msg *a, const ptv_msg *b) {
   if (a->type != b->type) {
     return 0;
@@ -97,6 +111,10 @@ static int msg_equal(const ptv_msg *a, const ptv_msg *b) {
   case PTV_MSG_BUSY:
     return a->u.busy.chunk == b->u.busy.chunk &&
            a->u.busy.reason == b->u.busy.reason;
+  case PTV_MSG_OFFER:
+    return ids_equal(&a->u.offer, &b->u.offer);
+  case PTV_MSG_SELECT:
+    return ids_equal(&a->u.select, &b->u.select);
   default:
     return 0;
   }

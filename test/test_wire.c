@@ -325,6 +325,61 @@ static void test_roundtrip_busy(void **state) {
   }
 }
 
+/* OFFER / SELECT: the id list lives in u.offer or u.select by type. */
+static ptv_msg ids_msg(uint8_t type, unsigned n) {
+  ptv_msg m;
+  ptv_msg_ids *ids;
+  unsigned i;
+
+  memset(&m, 0, sizeof(m));
+  m.type = type;
+  ids = type == PTV_MSG_OFFER ? &m.u.offer : &m.u.select;
+  ids->n = (uint8_t)n;
+  for (i = 0; i < n && i < PTV_WIRE_MAX_IDS; ++i) {
+    ids->ids[i] = i == 0 ? UINT32_MAX : (ptv_chunk_id)(0x01020304u * i);
+  }
+  return m;
+}
+
+static void test_roundtrip_ids(void **state) {
+  static const uint8_t types[] = {PTV_MSG_OFFER, PTV_MSG_SELECT};
+  static const unsigned counts[] = {0, 1, PTV_WIRE_MAX_IDS};
+  uint8_t buf[BUFSZ];
+  ptv_msg m, out;
+  const ptv_msg_ids *in_ids, *out_ids;
+  size_t t, c, i;
+
+  for (t = 0; t < 2; ++t) {
+    for (c = 0; c < 3; ++c) {
+      m = ids_msg(types[t], counts[c]);
+      assert_int_equal(roundtrip(&m, &out, buf, sizeof(buf)),
+                       6 + 1 + 4 * counts[c]);
+      in_ids = types[t] == PTV_MSG_OFFER ? &m.u.offer : &m.u.select;
+      out_ids = types[t] == PTV_MSG_OFFER ? &out.u.offer : &out.u.select;
+      assert_int_equal(buf[6], counts[c]);
+      assert_int_equal(out_ids->n, counts[c]);
+      for (i = 0; i < counts[c]; ++i) {
+        assert_int_equal(out_ids->ids[i], in_ids->ids[i]);
+      }
+    }
+  }
+}
+
+static void test_ids_bytes(void **state) {
+  static const uint8_t offer[] = {1,    PTV_MSG_OFFER, 0,    0,    0,
+                                  9,    2,             0xff, 0xff, 0xff,
+                                  0xff, 0x01,          0x02, 0x03, 0x04};
+  static const uint8_t select[] = {1, PTV_MSG_SELECT, 0, 0, 0, 1, 0};
+  uint8_t buf[BUFSZ];
+  ptv_msg m = ids_msg(PTV_MSG_OFFER, 2), out;
+
+  assert_int_equal(roundtrip(&m, &out, buf, sizeof(buf)), sizeof(offer));
+  assert_memory_equal(buf, offer, sizeof(offer));
+  m = ids_msg(PTV_MSG_SELECT, 0);
+  assert_int_equal(roundtrip(&m, &out, buf, sizeof(buf)), sizeof(select));
+  assert_memory_equal(buf, select, sizeof(select));
+}
+
 static uint8_t test_sig[PTV_WIRE_SIGLEN];
 static uint8_t test_payload[100];
 
@@ -533,15 +588,28 @@ static void test_decode_version(void **state) {
 }
 
 static void test_decode_unknown_type(void **state) {
-  static const uint8_t types[] = {0, PTV_MSG_TYPE_MAX + 1, 255};
-  uint8_t buf[PTV_WIRE_HDRLEN] = {1, 0, 0, 0, 0, 0};
+  /* 15 is the first unassigned type since OFFER (13) and SELECT (14). */
+  static const uint8_t types[] = {0, 15, 16, 255};
+  uint8_t buf[PTV_WIRE_HDRLEN + 1] = {1, 0, 0, 0, 0, 0, 0};
   ptv_msg m;
   size_t i;
 
+  assert_int_equal(PTV_MSG_TYPE_MAX, 14);
+  assert_int_equal(PTV_MSG_TYPE_MAX + 1, 15);
   for (i = 0; i < sizeof(types); ++i) {
     buf[1] = types[i];
-    assert_int_equal(decode_exact(&m, buf, sizeof(buf)),
+    assert_int_equal(decode_exact(&m, buf, PTV_WIRE_HDRLEN),
                      PTV_ERR_UNKNOWN_TYPE);
+  }
+  /* The new types are known: an empty id list (n = 0) decodes. */
+  for (i = PTV_MSG_OFFER; i <= PTV_MSG_TYPE_MAX; ++i) {
+    buf[1] = (uint8_t)i;
+    buf[5] = 1;
+    assert_int_equal(decode_exact(&m, buf, sizeof(buf)), PTV_WIRE_HDRLEN + 1);
+    assert_int_equal(m.type, i);
+    buf[5] = 0;
+    assert_int_equal(decode_exact(&m, buf, PTV_WIRE_HDRLEN),
+                     PTV_ERR_MALFORMED);
   }
 }
 
@@ -562,10 +630,11 @@ static void test_decode_body_too_large(void **state) {
 /* Every strict prefix of a valid message (past the header) is SHORT. */
 static void test_decode_truncated(void **state) {
   uint8_t buf[BUFSZ];
-  ptv_msg msgs[4], out;
+  ptv_msg msgs[5], out;
   size_t i, len, cut;
   int rv;
 
+  msgs[4] = ids_msg(PTV_MSG_OFFER, 3);
   msgs[0] = chunk_msg(PTV_CHUNK_SIGNED, 20);
   memset(&msgs[1], 0, sizeof(msgs[1]));
   msgs[1].type = PTV_MSG_PEERS;
@@ -577,7 +646,7 @@ static void test_decode_truncated(void **state) {
   msgs[3].type = PTV_MSG_BUFFERMAP;
   msgs[3].u.buffermap.nbits = 16;
   msgs[3].u.buffermap.bits = test_payload;
-  for (i = 0; i < 4; ++i) {
+  for (i = 0; i < 5; ++i) {
     rv = ptv_wire_encode(buf, sizeof(buf), &msgs[i]);
     assert_true(rv > PTV_WIRE_HDRLEN);
     len = (size_t)rv;
@@ -726,6 +795,62 @@ static void test_decode_enum_ranges(void **state) {
   assert_int_equal(decode_raw(PTV_MSG_BUSY, busy, 5), PTV_ERR_MALFORMED);
 }
 
+/* OFFER / SELECT body: count byte n_field followed by nbytes of ids. */
+static int decode_ids_raw(uint8_t type, unsigned n_field, size_t nbytes) {
+  uint8_t body[1 + 4 * 256];
+  size_t i;
+
+  assert_true(1 + nbytes <= sizeof(body));
+  body[0] = (uint8_t)n_field;
+  for (i = 0; i < nbytes; ++i) {
+    body[1 + i] = (uint8_t)(0xa0 + i);
+  }
+  return decode_raw(type, body, 1 + nbytes);
+}
+
+static void test_decode_ids(void **state) {
+  static const uint8_t types[] = {PTV_MSG_OFFER, PTV_MSG_SELECT};
+  uint8_t buf[16], body[9] = {2, 0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 7};
+  ptv_msg m;
+  size_t i;
+  uint8_t t;
+
+  for (i = 0; i < 2; ++i) {
+    t = types[i];
+    assert_int_equal(decode_ids_raw(t, 0, 0), 6 + 1);
+    assert_int_equal(decode_ids_raw(t, 1, 4), 6 + 5);
+    assert_int_equal(decode_ids_raw(t, 16, 64), 6 + 65);
+    /* too many ids, even with a body consistent with the count */
+    assert_int_equal(decode_ids_raw(t, 17, 68), PTV_ERR_MALFORMED);
+    assert_int_equal(decode_ids_raw(t, 17, 64), PTV_ERR_MALFORMED);
+    assert_int_equal(decode_ids_raw(t, 255, 1020), PTV_ERR_MALFORMED);
+    /* no count byte at all */
+    assert_int_equal(decode_raw(t, body, 0), PTV_ERR_MALFORMED);
+    /* body too short for the count */
+    assert_int_equal(decode_ids_raw(t, 1, 0), PTV_ERR_MALFORMED);
+    assert_int_equal(decode_ids_raw(t, 1, 3), PTV_ERR_MALFORMED);
+    assert_int_equal(decode_ids_raw(t, 16, 63), PTV_ERR_MALFORMED);
+    assert_int_equal(decode_ids_raw(t, 16, 60), PTV_ERR_MALFORMED);
+    /* body too long for the count */
+    assert_int_equal(decode_ids_raw(t, 0, 1), PTV_ERR_MALFORMED);
+    assert_int_equal(decode_ids_raw(t, 0, 4), PTV_ERR_MALFORMED);
+    assert_int_equal(decode_ids_raw(t, 1, 5), PTV_ERR_MALFORMED);
+    assert_int_equal(decode_ids_raw(t, 1, 8), PTV_ERR_MALFORMED);
+    assert_int_equal(decode_ids_raw(t, 16, 65), PTV_ERR_MALFORMED);
+
+    /* Ids are big-endian and land in the member named by the type. */
+    assert_int_equal(decode_exact(&m, buf, mkraw(buf, t, body, sizeof(body))),
+                     6 + 9);
+    assert_int_equal(m.type, t);
+    {
+      const ptv_msg_ids *ids = t == PTV_MSG_OFFER ? &m.u.offer : &m.u.select;
+      assert_int_equal(ids->n, 2);
+      assert_int_equal(ids->ids[0], 0xdeadbeefu);
+      assert_int_equal(ids->ids[1], 7);
+    }
+  }
+}
+
 static int decode_bitmap(unsigned nbits, const uint8_t *bits, size_t nbytes) {
   uint8_t body[8 + 80] = {0};
 
@@ -848,7 +973,7 @@ static void test_decode_chunk_detached(void **state) {
 
 static void test_encode_nobuf(void **state) {
   uint8_t bits[64];
-  ptv_msg msgs[4];
+  ptv_msg msgs[7];
   uint8_t buf[BUFSZ + 16];
   size_t i, cap, len, k;
   int rv;
@@ -865,8 +990,11 @@ static void test_encode_nobuf(void **state) {
   msgs[2].u.buffermap.bits = bits;
   memset(&msgs[3], 0, sizeof(msgs[3]));
   msgs[3].type = PTV_MSG_LEAVE;
+  msgs[4] = ids_msg(PTV_MSG_OFFER, PTV_WIRE_MAX_IDS);
+  msgs[5] = ids_msg(PTV_MSG_SELECT, 0);
+  msgs[6] = ids_msg(PTV_MSG_SELECT, 1);
 
-  for (i = 0; i < 4; ++i) {
+  for (i = 0; i < 7; ++i) {
     rv = ptv_wire_encoded_len(&msgs[i]);
     assert_true(rv > 0);
     len = (size_t)rv;
@@ -962,6 +1090,15 @@ static void test_encode_invalid(void **state) {
   m.u.buffermap.bits = NULL;
   expect_invalid(&m);
 
+  m = ids_msg(PTV_MSG_OFFER, PTV_WIRE_MAX_IDS + 1);
+  expect_invalid(&m);
+  m = ids_msg(PTV_MSG_SELECT, PTV_WIRE_MAX_IDS + 1);
+  expect_invalid(&m);
+  m = ids_msg(PTV_MSG_OFFER, 255);
+  expect_invalid(&m);
+  m = ids_msg(PTV_MSG_SELECT, 255);
+  expect_invalid(&m);
+
   m = chunk_msg(0x08, 0);
   expect_invalid(&m);
   m = chunk_msg(0, 1);
@@ -1004,6 +1141,8 @@ int main(void) {
       cmocka_unit_test(test_encode_buffermap_clears_padding),
       cmocka_unit_test(test_roundtrip_request),
       cmocka_unit_test(test_roundtrip_busy),
+      cmocka_unit_test(test_roundtrip_ids),
+      cmocka_unit_test(test_ids_bytes),
       cmocka_unit_test(test_chunk_bytes),
       cmocka_unit_test(test_roundtrip_chunk_signed),
       cmocka_unit_test(test_roundtrip_chunk_detached),
@@ -1019,6 +1158,7 @@ int main(void) {
       cmocka_unit_test(test_decode_desc_count),
       cmocka_unit_test(test_decode_nat_range),
       cmocka_unit_test(test_decode_enum_ranges),
+      cmocka_unit_test(test_decode_ids),
       cmocka_unit_test(test_decode_bitmap),
       cmocka_unit_test(test_decode_chunk_flags),
       cmocka_unit_test(test_decode_chunk_payload_length),
