@@ -343,7 +343,11 @@ static void make_offers(ptv_node *n, ptv_tstamp now) {
         memcpy(ids, tmp, sizeof(tmp[0]) * (size_t)k);
       }
     }
-    if (!pick) return;
+    if (!pick) {
+      n->st.offer_idle++;
+      return;
+    }
+    n->st.offers_sent++;
     ptv_msg m = {.type = PTV_MSG_OFFER};
     m.u.offer.n = (uint8_t)nids;
     for (int i = 0; i < nids; i++) {

@@ -116,6 +116,7 @@ typedef struct {
   uint32_t partner_changes;  /* partners dropped by choice (not failures) */
   uint32_t bad_msgs;         /* malformed messages received */
   uint64_t req_sent, req_timeouts, busy_recv, dup_chunks, late_chunks;
+  uint64_t offers_sent, offers_declined, offer_idle; /* idle: nothing to offer */
   uint32_t npartners;
   ptv_chunk_id newest;       /* newest chunk held */
   uint32_t held;             /* chunks held in the window */

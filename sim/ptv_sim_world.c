@@ -633,14 +633,17 @@ void ptv_world_summarize(ptv_world *w, ptv_world_summary *o) {
     r->recovery_all_s = recovery(w, from, 0.99, 1);
   }
   if (getenv("PTV_SIM_DEBUG")) {
-    uint64_t a[5] = {0};
+    uint64_t a[8] = {0};
     for (uint32_t i = 2; i < w->nn; i++) {
       if (!w->n[i].node) continue;
       ptv_node_stats st;
       ptv_node_get_stats(w->n[i].node, &st);
       a[0] += st.req_sent; a[1] += st.req_timeouts; a[2] += st.busy_recv;
       a[3] += st.dup_chunks; a[4] += st.late_chunks;
+      a[5] += st.offers_sent; a[6] += st.offers_declined; a[7] += st.offer_idle;
     }
+    fprintf(stderr, "debug: offers %llu declined %llu idle-no-useful %llu\n",
+            (unsigned long long)a[5], (unsigned long long)a[6], (unsigned long long)a[7]);
     fprintf(stderr, "debug: req_sent %llu timeouts %llu busy %llu dup %llu late %llu\n",
             (unsigned long long)a[0], (unsigned long long)a[1], (unsigned long long)a[2],
             (unsigned long long)a[3], (unsigned long long)a[4]);
