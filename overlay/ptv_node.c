@@ -23,6 +23,7 @@
 #define CHOKE_US (400 * PTV_MS)       /* back off a partner that refused */
 #define START_RETRY_US (3 * PTV_S)    /* start chunk never came: pick again */
 #define START_WAIT_US (1500 * PTV_MS) /* longest wait for the prefetch */
+#define PREFETCH_MAX_US (1 * PTV_S)   /* chunks in hand before playback starts */
 #define REQ_SLACK_US (600 * PTV_MS)   /* request timeout beyond expected time */
 #define REQ_MARGIN_US (300 * PTV_MS)  /* a round trip's worth of safety */
 #define STARTUP_SLACK_US (1 * PTV_S)  /* deadline slack before playback starts */
@@ -32,11 +33,13 @@
 #define DLQ_MAX 16     /* chunks promised to us or requested by us */
 #define PER_PARTNER_REQ 2
 #define PULL_MARGIN_US (500 * PTV_MS)
+#define SRC_WINDOW 16  /* chunks the source still injects */
 #define OFFER_IDS 4    /* chunks per offer */
-#define SELECT_MAX 2   /* chunks a receiver takes from one offer */
-#define OFFERS_OUT 4   /* offers a sender has in flight */
+#define SELECT_MAX 1   /* chunks a receiver takes from one offer */
+#define OFFERS_OUT 8   /* offers a sender has in flight */
 #define OFFER_TIMEOUT_US (1 * PTV_S)
 #define OFFER_AHEAD_US (300 * PTV_MS) /* offer again this long before idle */
+#define OFFER_WINDOW_US (600 * PTV_MS) /* offers in flight cover this much sending */
 
 enum { P_FREE = 0, P_PENDING = 1, P_UP = 2 };
 
@@ -51,6 +54,7 @@ typedef struct {
   ptv_chunk_id map_base;
   uint64_t map[MAP_BITS / 64];
   ptv_chunk_id newest;
+  ptv_chunk_id play; /* its playback point, PTV_ID_NONE if unknown */
   ptv_tstamp last_heard, last_useful, since, choke_until;
   ptv_tstamp offer_until; /* our offer to it is pending until then */
   uint32_t chunks_from, chunks_to;
@@ -81,6 +85,7 @@ struct ptv_node {
   ptv_sampler view;
   ptv_chunkset have;
   uint32_t meta[PTV_CHUNKSET_BITS]; /* size | flags << 28, by ring slot */
+  uint8_t *copies; /* source only: copies sent of each chunk, by ring slot */
   ptv_source src;
   /* playout: chunk k is due at play_t0 + (k - start_chunk) * chunk_us */
   ptv_chunk_id start_chunk, play_next;
@@ -90,6 +95,8 @@ struct ptv_node {
   ptv_tstamp t_join, t_gossip, t_maint, t_heartbeat, t_bm_keep, t_bm_flush;
   ptv_tstamp busy_until, last_new_chunk, last_rejoin, join_time;
   ptv_tstamp last_now; /* time of the latest call into the engine */
+  ptv_chunk_id live_hint, late_id;
+  ptv_tstamp live_hint_t, shift_us;
   upreq upq[UPQ_MAX];
   dlreq dlq[DLQ_MAX];
   ptv_node_stats st;
@@ -177,10 +184,7 @@ static void remove_partner(ptv_node *n, partner *p) {
 
 static void send_bm_to(ptv_node *n, ptv_id to, ptv_tstamp now) {
   uint8_t bits[MAP_BITS / 8];
-  /* A peer maps from its playback point on: older chunks are no use to it,
-   * and partners use the base to avoid offering them. */
   ptv_chunk_id from = n->have.base;
-  if (n->playing && n->play_next > from) from = n->play_next;
   if (n->have.count > 0 && n->have.newest >= from + MAP_BITS)
     from = n->have.newest - MAP_BITS + 1;
   ptv_chunkset_export(&n->have, from, MAP_BITS, bits);
@@ -191,6 +195,10 @@ static void send_bm_to(ptv_node *n, ptv_id to, ptv_tstamp now) {
   m.u.buffermap.nbits = n->have.count ? MAP_BITS : 0;
   m.u.buffermap.queue_ms = (uint16_t)(backlog / 1000 > 65535 ? 65535 : backlog / 1000);
   m.u.buffermap.bits = bits;
+  /* Partners offer nothing older than our playback point. */
+  m.u.buffermap.play = n->playing ? n->play_next
+                       : n->start_decided && n->cfg.role == PTV_ROLE_PEER ? n->start_chunk
+                                                                           : PTV_ID_NONE;
   send_msg(n, to, &m);
 }
 
@@ -240,6 +248,7 @@ static void serve_uploads(ptv_node *n, ptv_tstamp now) {
     n->cb.send(n->user, r.to, buf, (size_t)len, m.u.chunk.payload_len, 1);
     n->st.bytes_up += (uint64_t)len + m.u.chunk.payload_len;
     p->chunks_to++;
+    if (n->copies && n->copies[r.id % PTV_CHUNKSET_BITS] < 255) n->copies[r.id % PTV_CHUNKSET_BITS]++;
     ptv_tstamp start = n->busy_until > now ? n->busy_until : now;
     n->busy_until = start + tx_us((uint32_t)len + m.u.chunk.payload_len, n->cfg.upload_kbps);
   }
@@ -304,14 +313,30 @@ static int useful_for(const ptv_node *n, const partner *p, ptv_chunk_id *out, in
   if (!p->has_map || n->have.count == 0) return 0;
   ptv_chunk_id back = (ptv_chunk_id)(2 * n->cfg.buffer_us / (n->chunk_us ? n->chunk_us : 1)) + 4;
   ptv_chunk_id lo = p->map_base;
-  if (p->newest != PTV_ID_NONE && p->newest > back && p->newest - back > lo)
+  if (p->play != PTV_ID_NONE) {
+    if (p->play > lo) lo = p->play;
+  } else if (p->newest != PTV_ID_NONE && p->newest > back && p->newest - back > lo) {
     lo = p->newest - back;
+  }
   if (lo < n->have.base) lo = n->have.base;
-  /* The source injects fresh chunks only; older ones are the swarm's job. */
-  if (n->cfg.role == PTV_ROLE_SOURCE && n->have.newest > lo + 1) lo = n->have.newest - 1;
   int k = 0;
+  int k0 = 0;
+  if (n->cfg.role == PTV_ROLE_SOURCE) {
+    /* The source injects: first every recent chunk not yet sent to anyone
+     * (oldest first, so none is skipped when offers are declined), then
+     * the newest ones. Older chunks are the swarm's job. */
+    ptv_chunk_id s_lo = n->have.newest > SRC_WINDOW ? n->have.newest - SRC_WINDOW : 0;
+    if (s_lo < lo) s_lo = lo;
+    for (ptv_chunk_id id = s_lo; id <= n->have.newest && k < max; id++)
+      if (n->copies[id % PTV_CHUNKSET_BITS] == 0 && has_chunk(n, id) && !map_has(p, id))
+        out[k++] = id;
+    k0 = k;
+    if (n->have.newest > lo + 1) lo = n->have.newest - 1;
+  }
   for (ptv_chunk_id id = n->have.newest; id >= lo && k < max; id--) {
-    if (has_chunk(n, id) && !map_has(p, id)) out[k++] = id;
+    int dup = 0;
+    for (int i = 0; i < k0 && !dup; i++) dup = out[i] == id;
+    if (!dup && has_chunk(n, id) && !map_has(p, id)) out[k++] = id;
     if (id == 0) break;
   }
   return k;
@@ -326,7 +351,13 @@ static void make_offers(ptv_node *n, ptv_tstamp now) {
   int out = 0;
   for (int i = 0; i < n->maxp; i++)
     if (n->p[i].state == P_UP && n->p[i].offer_until > now) out++;
-  while (out < OFFERS_OUT && upload_backlog(n, now) <= OFFER_AHEAD_US) {
+  /* Enough offers in flight to cover a round trip and the declines at our
+   * own pace: a fast uplink needs several, a slow one one. */
+  uint32_t tx = tx_us(n->avg_chunk ? n->avg_chunk : 16000, n->cfg.upload_kbps);
+  int max_out = tx ? (int)((OFFER_WINDOW_US + tx - 1) / tx) : OFFERS_OUT;
+  if (max_out < 1) max_out = 1;
+  if (max_out > OFFERS_OUT) max_out = OFFERS_OUT;
+  while (out < max_out && upload_backlog(n, now) <= OFFER_AHEAD_US) {
     partner *pick = NULL;
     uint32_t seen = 0;
     ptv_chunk_id ids[OFFER_IDS];
@@ -365,9 +396,14 @@ static void on_select(ptv_node *n, partner *p, const ptv_msg_ids *sel, ptv_tstam
   /* The source's first copies of fresh chunks go before any repair: every
    * other upload in the swarm depends on them. A peer serves urgent pulls
    * first. */
-  ptv_tstamp dl = n->cfg.role == PTV_ROLE_SOURCE ? now : now + n->cfg.buffer_us;
-  for (int i = 0; i < sel->n; i++)
-    if (has_chunk(n, sel->ids[i])) enqueue_upload(n, p->id, sel->ids[i], dl);
+  for (int i = 0; i < sel->n; i++) {
+    ptv_chunk_id id = sel->ids[i];
+    /* Among offered chunks the newest goes first (it is the one the
+     * receiver can pass on furthest); pulls, with real deadlines, before. */
+    ptv_tstamp dl = n->cfg.role == PTV_ROLE_SOURCE ? now : (PTV_TSTAMP_MAX >> 1) - id;
+    if (!has_chunk(n, id)) continue;
+    enqueue_upload(n, p->id, id, dl);
+  }
   serve_uploads(n, now);
 }
 
@@ -523,7 +559,7 @@ static void schedule(ptv_node *n, ptv_tstamp now) {
   /* Pull only what offers have not brought with a round trip and a chunk
    * transfer to spare; before playback, the whole prefetch. */
   ptv_tstamp urgent = now + 2 * (ptv_tstamp)n->chunk_us + PULL_MARGIN_US;
-  if (!n->playing) urgent = now + PTV_S + n->cfg.buffer_us / 2;
+  if (!n->playing) urgent = now + PTV_S + PREFETCH_MAX_US;
   for (ptv_chunk_id id = lo; id <= hi && n->ndlq < DLQ_MAX; id++) {
     if (deadline_of(n, id, now) > urgent) break;
     if (!has_chunk(n, id) && !requested(n, id)) request_chunk(n, id, now, 1);
@@ -563,11 +599,25 @@ static void decide_start(ptv_node *n, ptv_tstamp now) {
     }
   if (!any || n->chunk_us == 0) return;
   ptv_chunk_id back = (ptv_chunk_id)(n->cfg.buffer_us / n->chunk_us);
-  n->start_chunk = hi > back ? hi - back : 0;
+  ptv_chunk_id ref = hi;
+  if (n->live_hint != PTV_ID_NONE) {
+    /* The tracker's word on the live point beats our partners' newest
+     * chunk, which lags by however far the swarm is behind. */
+    ref = n->live_hint + (ptv_chunk_id)((now - n->live_hint_t) / n->chunk_us);
+    if (ref > hi + back) ref = hi + back;
+  }
+  n->start_chunk = ref > back ? ref - back : 0;
   n->play_next = n->start_chunk;
   n->start_decided = 1;
   n->decided_at = now;
   ptv_chunkset_advance(&n->have, n->start_chunk);
+}
+
+static int chunk_on_its_way(const ptv_node *n, ptv_chunk_id id) {
+  if (requested(n, id)) return 1;
+  for (int i = 0; i < n->maxp; i++)
+    if (n->p[i].state == P_UP && map_has(&n->p[i], id)) return 1;
+  return 0;
 }
 
 static ptv_tstamp start_not_before(const ptv_node *n) {
@@ -581,7 +631,8 @@ static void playout(ptv_node *n, ptv_tstamp now) {
     /* Start once the first chunks are in hand (half the buffer's worth), so
      * the clock does not start on one chunk with its successors still far
      * away; give up waiting for the full prefetch after START_WAIT_US. */
-    ptv_chunk_id pre = (ptv_chunk_id)(n->cfg.buffer_us / 2 / n->chunk_us);
+    ptv_tstamp pre_us = n->cfg.buffer_us / 2 < PREFETCH_MAX_US ? n->cfg.buffer_us / 2 : PREFETCH_MAX_US;
+    ptv_chunk_id pre = (ptv_chunk_id)(pre_us / n->chunk_us);
     if (pre < 1) pre = 1;
     ptv_chunk_id k = 0;
     while (k < pre && has_chunk(n, n->start_chunk + k)) k++;
@@ -598,10 +649,24 @@ static void playout(ptv_node *n, ptv_tstamp now) {
     if (n->cb.on_play_start) n->cb.on_play_start(n->user, n->start_chunk, now);
   }
   while (deadline_of(n, n->play_next, now) <= now) {
-    int present = has_chunk(n, n->play_next);
-    n->st.chunks_due++;
-    if (!present) n->st.chunks_missed++;
-    if (n->cb.on_playout) n->cb.on_playout(n->user, n->play_next, present, now);
+    ptv_chunk_id id = n->play_next;
+    int present = has_chunk(n, id);
+    if (id != n->late_id) { /* each chunk counts once, at its first deadline */
+      n->st.chunks_due++;
+      if (!present) n->st.chunks_missed++;
+      if (n->cb.on_playout) n->cb.on_playout(n->user, id, present, now);
+    }
+    /* A miss of a chunk that is on its way: play it late (the clock, and so
+     * the lag, moves back one chunk) rather than skip it, so the lag grows
+     * to what this peer's place in the overlay needs. Skip when it is
+     * hopeless or the lag has grown by the whole buffer already. */
+    if (!present && n->shift_us + n->chunk_us <= n->cfg.buffer_us &&
+        chunk_on_its_way(n, id)) {
+      n->late_id = id;
+      n->play_t0 += n->chunk_us;
+      n->shift_us += n->chunk_us;
+      continue;
+    }
     n->play_next++;
   }
 }
@@ -747,6 +812,7 @@ static void on_buffermap(ptv_node *n, partner *p, const ptv_msg_buffermap *b,
   p->has_map = 1;
   p->map_base = b->base;
   p->queue_ms = b->queue_ms;
+  p->play = b->play;
   memset(p->map, 0, sizeof(p->map));
   p->newest = PTV_ID_NONE;
   unsigned nb = b->nbits > MAP_BITS ? MAP_BITS : b->nbits;
@@ -808,6 +874,10 @@ int ptv_node_recv(ptv_node *n, ptv_id from, const uint8_t *buf, size_t len,
   case PTV_MSG_PEERS:
     if (from != n->cfg.tracker) break;
     if (n->chunk_us == 0 && m.u.peers.chunk_us) n->chunk_us = m.u.peers.chunk_us;
+    if (m.u.peers.live != PTV_ID_NONE) {
+      n->live_hint = m.u.peers.live;
+      n->live_hint_t = now;
+    }
     for (int i = 0; i < m.u.peers.n; i++) ptv_sampler_add(&n->view, &m.u.peers.descs[i]);
     n->t_join = PTV_TSTAMP_MAX;
     fill_partners(n, now, n->cfg.target_partners);
@@ -917,6 +987,7 @@ static void source_tick(ptv_node *n, ptv_tstamp now) {
   ptv_chunk_meta cm;
   while (ptv_source_poll(&n->src, now, &cm)) {
     ptv_chunkset_add(&n->have, cm.id);
+    n->copies[cm.id % PTV_CHUNKSET_BITS] = 0;
     n->meta[cm.id % PTV_CHUNKSET_BITS] =
         (cm.size & 0x0fffffffu) | ((uint32_t)(cm.keyframe ? PTV_CHUNK_KEYFRAME : 0) << 28);
     n->last_new_chunk = now;
@@ -999,7 +1070,10 @@ ptv_node *ptv_node_new(const ptv_node_config *c, const ptv_node_callbacks *cb,
     n->maxp = (uint8_t)(slots > 64 ? 64 : slots);
   }
   n->p = calloc(n->maxp, sizeof(partner));
-  if (!n->p) {
+  if (c->role == PTV_ROLE_SOURCE) n->copies = calloc(PTV_CHUNKSET_BITS, 1);
+  if (!n->p || (c->role == PTV_ROLE_SOURCE && !n->copies)) {
+    free(n->p);
+    free(n->copies);
     free(n);
     return NULL;
   }
@@ -1009,12 +1083,14 @@ ptv_node *ptv_node_new(const ptv_node_config *c, const ptv_node_callbacks *cb,
   n->chunk_us = c->role == PTV_ROLE_SOURCE ? c->chunk_us : 0;
   n->t_join = n->t_gossip = n->t_maint = n->t_heartbeat = PTV_TSTAMP_MAX;
   n->t_bm_keep = n->t_bm_flush = PTV_TSTAMP_MAX;
+  n->live_hint = n->late_id = PTV_ID_NONE;
   return n;
 }
 
 void ptv_node_free(ptv_node *n) {
   if (!n) return;
   free(n->p);
+  free(n->copies);
   free(n);
 }
 

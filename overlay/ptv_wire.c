@@ -19,7 +19,7 @@
 #define PTV_CONNECT_BODYLEN 6
 #define PTV_CONNECT_ACK_BODYLEN 1
 #define PTV_DISCONNECT_BODYLEN 1
-#define PTV_BUFFERMAP_FIXLEN 8
+#define PTV_BUFFERMAP_FIXLEN 12
 #define PTV_REQUEST_BODYLEN 6
 #define PTV_CHUNK_FIXLEN 17
 #define PTV_BUSY_BODYLEN 5
@@ -228,6 +228,7 @@ static uint8_t *put_body(uint8_t *p, const ptv_msg *m) {
     p = put_uint32be(p, bm->base);
     p = put_uint16be(p, bm->nbits);
     p = put_uint16be(p, bm->queue_ms);
+    p = put_uint32be(p, bm->play);
     if (n) {
       memcpy(p, bm->bits, n);
       /* Bits past nbits carry no meaning; zero them so the output is the
@@ -472,6 +473,7 @@ static int decode_body(ptv_msg *m, const uint8_t *p, size_t blen) {
     bm->base = get_uint32be(p);
     bm->nbits = get_uint16be(p + 4);
     bm->queue_ms = get_uint16be(p + 6);
+    bm->play = get_uint32be(p + 8);
     if (bm->nbits > PTV_WIRE_MAX_BITMAP_BITS) {
       return PTV_ERR_MALFORMED;
     }

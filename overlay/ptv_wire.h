@@ -94,8 +94,10 @@ typedef struct {
   ptv_chunk_id base;   /* chunk id of bit 0 */
   uint16_t nbits;      /* <= PTV_WIRE_MAX_BITMAP_BITS */
   uint16_t queue_ms;   /* sender's upload backlog, a load hint */
+  ptv_chunk_id play;   /* next chunk the sender will play (UINT32_MAX: not
+                          playing); older chunks are no use to it */
   const uint8_t *bits; /* ceil(nbits/8) bytes, bit i = byte i/8, mask 0x80>>(i%8) */
-} ptv_msg_buffermap; /* body: base:u32 nbits:u16 queue_ms:u16 bits */
+} ptv_msg_buffermap; /* body: base:u32 nbits:u16 queue_ms:u16 play:u32 bits */
 
 typedef struct {
   ptv_chunk_id chunk;

@@ -388,7 +388,6 @@ static void dispatch(ptv_world *w, const ptv_event *e) {
     break;
   case EV_SAMPLE:
     sample(w);
-    push(w, w->now + PTV_S, EV_SAMPLE, 0, 0, NULL);
     break;
   }
 }
@@ -482,6 +481,9 @@ int ptv_world_run(ptv_world *w, ptv_world_progress_cb cb, void *arg) {
   const ptv_scenario *s = w->s;
   w->n[SOURCE].join_t = 0;
   ptv_node_start(w->n[SOURCE].node, 0);
+  /* Samples are queued first, so a sample at second T sees the state before
+   * any other event at T (same-time events run in scheduling order). */
+  for (ptv_tstamp t = PTV_S; t <= w->end; t += PTV_S) push(w, t, EV_SAMPLE, 0, 0, NULL);
   resched(w, &w->n[SOURCE]);
   resched(w, &w->n[TRACKER]);
   for (size_t i = 0; i < s->nevents; i++) {
@@ -496,7 +498,6 @@ int ptv_world_run(ptv_world *w, ptv_world_progress_cb cb, void *arg) {
       push(w, (ptv_tstamp)(e->at_s * 1e6), EV_SCN, (uint32_t)i, 0, NULL);
     }
   }
-  push(w, PTV_S, EV_SAMPLE, 0, 0, NULL);
   size_t last_rows = 0;
   for (;;) {
     ptv_tstamp th = ptv_heap_peek_time(&w->heap);

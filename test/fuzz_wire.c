@@ -84,6 +84,7 @@ static int msg_equal(const ptv_msg *a, const ptv_msg *b) {
     return a->u.buffermap.base == b->u.buffermap.base &&
            a->u.buffermap.nbits == b->u.buffermap.nbits &&
            a->u.buffermap.queue_ms == b->u.buffermap.queue_ms &&
+           a->u.buffermap.play == b->u.buffermap.play &&
            bytes_equal(a->u.buffermap.bits, b->u.buffermap.bits,
                        ((size_t)a->u.buffermap.nbits + 7) / 8);
   case PTV_MSG_REQUEST:

@@ -268,15 +268,17 @@ static void test_roundtrip_buffermap(void **state) {
     m.u.buffermap.base = 0xfedcba98u;
     m.u.buffermap.nbits = (uint16_t)nbits;
     m.u.buffermap.queue_ms = 65535;
+    m.u.buffermap.play = 0x01020304u;
     m.u.buffermap.bits = nbits ? bits : NULL;
     assert_int_equal(roundtrip(&m, &out, buf, sizeof(buf)),
-                     6 + 8 + (nbits + 7) / 8);
+                     6 + 12 + (nbits + 7) / 8);
     assert_int_equal(out.u.buffermap.base, 0xfedcba98u);
     assert_int_equal(out.u.buffermap.nbits, nbits);
     assert_int_equal(out.u.buffermap.queue_ms, 65535);
+    assert_int_equal(out.u.buffermap.play, 0x01020304u);
     /* Bits point into the input buffer, not a copy. */
     if (nbits) {
-      assert_ptr_equal(out.u.buffermap.bits, buf + 6 + 8);
+      assert_ptr_equal(out.u.buffermap.bits, buf + 6 + 12);
     }
     for (i = 0; i < nbits; ++i) {
       assert_int_equal(ptv_wire_bit_get(out.u.buffermap.bits, i),
@@ -293,8 +295,8 @@ static void test_encode_buffermap_clears_padding(void **state) {
   m.u.buffermap.nbits = 9;
   m.u.buffermap.bits = bits;
   roundtrip(&m, &out, buf, sizeof(buf));
-  assert_int_equal(buf[6 + 8], 0xff);
-  assert_int_equal(buf[6 + 9], 0x80);
+  assert_int_equal(buf[6 + 12], 0xff);
+  assert_int_equal(buf[6 + 13], 0x80);
 }
 
 static void test_roundtrip_request(void **state) {
@@ -856,8 +858,8 @@ static int decode_bitmap(unsigned nbits, const uint8_t *bits, size_t nbytes) {
 
   body[4] = (uint8_t)(nbits >> 8);
   body[5] = (uint8_t)nbits;
-  memcpy(body + 8, bits, nbytes);
-  return decode_raw(PTV_MSG_BUFFERMAP, body, 8 + nbytes);
+  memcpy(body + 12, bits, nbytes);
+  return decode_raw(PTV_MSG_BUFFERMAP, body, 12 + nbytes);
 }
 
 static void test_decode_bitmap(void **state) {
@@ -865,12 +867,12 @@ static void test_decode_bitmap(void **state) {
   unsigned nbits, pad;
 
   memset(bits, 0xff, sizeof(bits));
-  assert_int_equal(decode_bitmap(512, bits, 64), 6 + 8 + 64);
+  assert_int_equal(decode_bitmap(512, bits, 64), 6 + 12 + 64);
   assert_int_equal(decode_bitmap(513, bits, 65), PTV_ERR_MALFORMED);
   assert_int_equal(decode_bitmap(520, bits, 65), PTV_ERR_MALFORMED);
   assert_int_equal(decode_bitmap(0xffff, bits, 0), PTV_ERR_MALFORMED);
-  assert_int_equal(decode_bitmap(0, bits, 0), 6 + 8);
-  assert_int_equal(decode_bitmap(8, bits, 1), 6 + 8 + 1);
+  assert_int_equal(decode_bitmap(0, bits, 0), 6 + 12);
+  assert_int_equal(decode_bitmap(8, bits, 1), 6 + 12 + 1);
   /* bitmap byte count must be exactly ceil(nbits / 8) */
   assert_int_equal(decode_bitmap(0, bits, 1), PTV_ERR_MALFORMED);
   assert_int_equal(decode_bitmap(9, bits + 1, 1), PTV_ERR_MALFORMED);
@@ -886,7 +888,7 @@ static void test_decode_bitmap(void **state) {
     memset(bits, 0, sizeof(bits));
     ptv_wire_bit_set(bits, nbits - 1);
     assert_int_equal(decode_bitmap(nbits, bits, (nbits + 7) / 8),
-                     (int)(6 + 8 + (nbits + 7) / 8));
+                     (int)(6 + 12 + (nbits + 7) / 8));
     for (pad = nbits; pad % 8 != 0; ++pad) {
       memset(bits, 0, sizeof(bits));
       ptv_wire_bit_set(bits, pad);

@@ -27,8 +27,9 @@ struct ptv_tracker {
   ptv_tstamp next_sweep;
 };
 
+/* Fibonacci hashing: the high bits of the product mix every bit of id. */
 static uint32_t hslot(const ptv_tracker *t, ptv_id id) {
-  return (uint32_t)((id * 2654435761u) & (t->hcap - 1));
+  return (uint32_t)(((uint64_t)(id * 2654435761u) * t->hcap) >> 32);
 }
 
 static uint32_t hfind(const ptv_tracker *t, ptv_id id) {
@@ -136,6 +137,7 @@ int ptv_tracker_recv(ptv_tracker *t, ptv_id from, const uint8_t *buf, size_t len
   ptv_msg m;
   int rv = ptv_wire_decode(&m, buf, len);
   if (rv < 0) return rv;
+  if (from == PTV_ID_NONE) return PTV_ERR_INVALID_ARG;
   switch (m.type) {
   case PTV_MSG_JOIN: {
     member *e = touch(t, from, now);
@@ -144,6 +146,7 @@ int ptv_tracker_recv(ptv_tracker *t, ptv_id from, const uint8_t *buf, size_t len
     e->d.upload_kbps = m.u.join.upload_kbps;
     e->role = m.u.join.role;
     if (m.u.join.role == PTV_ROLE_SOURCE) t->source = from;
+    else if (t->source == from) t->source = PTV_ID_NONE; /* re-joined as a peer */
     send_peers(t, from);
     break;
   }
@@ -168,7 +171,9 @@ ptv_tstamp ptv_tracker_get_expiry(const ptv_tracker *t) { return t->next_sweep; 
 void ptv_tracker_handle_expiry(ptv_tracker *t, ptv_tstamp now) {
   if (now < t->next_sweep) return;
   for (uint32_t i = 0; i < t->n;) {
-    if (now > t->m[i].last_seen + t->cfg.expire_us) remove_member(t, t->m[i].d.id);
+    /* Written as a difference so a huge expire_us cannot wrap around. */
+    if (now > t->m[i].last_seen && now - t->m[i].last_seen > t->cfg.expire_us)
+      remove_member(t, t->m[i].d.id);
     else i++;
   }
   t->next_sweep = now + SWEEP_US;

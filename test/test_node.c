@@ -1,0 +1,1116 @@
+/* test_node.c -- unit tests for the peer/source engine (ptv_node).
+ *
+ * The engine is sans-I/O, so the tests drive it with a tiny deterministic
+ * harness: a tracker (id 0), one source (id 1) and N peers (ids 2..N+1); a
+ * message queue with a fixed one-way latency ordered by (time, sequence);
+ * chunk (bulk) messages additionally take their serialisation time at the
+ * sender's upload rate; a driver that always advances to the earliest of the
+ * next message, the next scheduled peer start and the earliest engine expiry;
+ * a per-node splitmix64 random source. Everything is a pure function of the
+ * seed, so runs are reproducible.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "ptv_err.h"
+#include "ptv_node.h"
+#include "ptv_strategy.h"
+#include "ptv_tracker.h"
+#include "ptv_wire.h"
+
+#define MAXN 16
+#define TRACKER_ID 0
+#define SOURCE_ID 1
+#define FIRST_PEER 2
+#define LAT_US (20 * PTV_MS)
+#define CHUNK_US (250 * PTV_MS)
+#define STREAM_KBPS 500
+#define CHUNK_BYTES ((uint64_t)STREAM_KBPS * CHUNK_US / 8000u) /* 15625 */
+#define HDR_SLACK 64 /* room for a chunk message's header */
+#define PEER_START (1 * PTV_S)
+#define PEER_STAGGER (100 * PTV_MS)
+#define PARTNER_TIMEOUT (3 * PTV_S) /* documented in ptv_node.c */
+
+/* ---- harness ------------------------------------------------------------ */
+
+typedef struct harness harness;
+
+typedef struct hmsg {
+  ptv_tstamp t;
+  uint64_t seq;
+  ptv_id from, to;
+  size_t len, vlen;
+  int bulk;
+  uint8_t data[];
+} hmsg;
+
+typedef struct {
+  ptv_chunk_id id;
+  int present;
+  ptv_tstamp now;
+} playrec;
+
+typedef struct {
+  harness *h;
+  ptv_id id;
+  uint64_t rng;
+  /* playback as the callbacks report it */
+  int nplay_start;
+  ptv_chunk_id play_first;
+  ptv_tstamp play_at;
+  int playout_before_start; /* on_playout before on_play_start: contract breach */
+  playrec *plays;
+  size_t nplays, capplays;
+  /* what it sent */
+  uint64_t sends, bulk_sends, bulk_bytes;
+  ptv_tstamp vfinish; /* leaky-bucket finish time of its bulk sends */
+  ptv_tstamp max_backlog; /* worst (vfinish - now) seen at a bulk send */
+  int first_type;
+  ptv_id first_to;
+  ptv_tstamp first_t;
+  uint64_t chunks_got; /* on_chunk calls */
+} nctx;
+
+struct harness {
+  int nn; /* ids 0..nn-1 in use */
+  ptv_tracker *trk;
+  ptv_node *node[MAXN];
+  nctx ctx[MAXN];
+  uint32_t upload[MAXN];
+  ptv_tstamp start_at[MAXN];
+  uint8_t started[MAXN];
+  uint8_t dead[MAXN];             /* crashed: nothing in or out, not driven */
+  ptv_tstamp drop_to_after[MAXN]; /* drop messages to it delivered from then on */
+  ptv_tstamp drop_bulk_to_after[MAXN]; /* same, chunk data only */
+  ptv_tstamp now;
+  uint64_t seq;
+  hmsg **q;
+  size_t nq, capq;
+  /* checks on what the engines emit */
+  uint64_t hash, nsent;
+  uint64_t bad_dest, self_sends, malformed_sends, bulk_mismatch;
+  uint64_t node_recv_errors, tracker_recv_errors;
+  uint64_t pacing_violations;
+  int check_pacing;
+  /* SELECTed ids awaiting the offerer's answer, by (offerer, selector) */
+  ptv_chunk_id sel[MAXN][MAXN][16];
+  uint8_t nsel[MAXN][MAXN];
+  uint64_t sel_served[MAXN], sel_refused[MAXN];
+  /* capture of one node's sends */
+  ptv_id capture_from;
+  int ncap;
+  struct {
+    ptv_id to;
+    int type;
+  } cap[64];
+  /* stuck-driver detection */
+  ptv_tstamp last_t;
+  uint64_t same_t;
+};
+
+/* Live harnesses, so a failed assertion (which longjmps out of the test)
+ * does not leak them: the group teardown frees whatever is left. */
+#define MAX_LIVE 4
+static harness *g_live[MAX_LIVE];
+
+static uint64_t splitmix64(uint64_t *s) {
+  uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+static void hash_bytes(uint64_t *h, const void *p, size_t n) {
+  const uint8_t *b = p;
+  for (size_t i = 0; i < n; i++) {
+    *h ^= b[i];
+    *h *= 0x100000001b3ULL;
+  }
+}
+
+static int msg_less(const hmsg *a, const hmsg *b) {
+  return a->t < b->t || (a->t == b->t && a->seq < b->seq);
+}
+
+static void q_push(harness *h, hmsg *m) {
+  if (h->nq == h->capq) {
+    h->capq = h->capq ? 2 * h->capq : 256;
+    h->q = realloc(h->q, h->capq * sizeof(*h->q));
+    assert_non_null(h->q);
+  }
+  size_t i = h->nq++;
+  h->q[i] = m;
+  while (i > 0) {
+    size_t par = (i - 1) / 2;
+    if (!msg_less(h->q[i], h->q[par])) break;
+    hmsg *tmp = h->q[i];
+    h->q[i] = h->q[par];
+    h->q[par] = tmp;
+    i = par;
+  }
+}
+
+static hmsg *q_pop(harness *h) {
+  hmsg *top = h->q[0];
+  h->q[0] = h->q[--h->nq];
+  size_t i = 0;
+  for (;;) {
+    size_t l = 2 * i + 1, r = l + 1, m = i;
+    if (l < h->nq && msg_less(h->q[l], h->q[m])) m = l;
+    if (r < h->nq && msg_less(h->q[r], h->q[m])) m = r;
+    if (m == i) break;
+    hmsg *tmp = h->q[i];
+    h->q[i] = h->q[m];
+    h->q[m] = tmp;
+    i = m;
+  }
+  return top;
+}
+
+/* Follows SELECT -> CHUNK / BUSY between a selector and the offerer. */
+static void track_select(harness *h, ptv_id from, ptv_id to, const ptv_msg *m) {
+  if (m->type == PTV_MSG_SELECT) {
+    for (int i = 0; i < m->u.select.n; i++)
+      if (h->nsel[to][from] < 16) h->sel[to][from][h->nsel[to][from]++] = m->u.select.ids[i];
+    return;
+  }
+  ptv_chunk_id id;
+  if (m->type == PTV_MSG_CHUNK) id = m->u.chunk.chunk;
+  else if (m->type == PTV_MSG_BUSY) id = m->u.busy.chunk;
+  else return;
+  for (int i = 0; i < h->nsel[from][to]; i++)
+    if (h->sel[from][to][i] == id) {
+      h->sel[from][to][i] = h->sel[from][to][--h->nsel[from][to]];
+      if (m->type == PTV_MSG_CHUNK) h->sel_served[from]++;
+      else h->sel_refused[from]++;
+      return;
+    }
+}
+
+/* Every message goes through here: checks it, hashes it, queues it. */
+static void h_enqueue(harness *h, ptv_id from, ptv_id to, const uint8_t *buf,
+                      size_t len, size_t vlen, int bulk) {
+  ptv_msg m;
+  int rv = ptv_wire_decode(&m, buf, len);
+  if (rv < 0 || (size_t)rv != len) h->malformed_sends++;
+  if (rv > 0 && (bulk != (m.type == PTV_MSG_CHUNK) ||
+                 (bulk && (!(m.u.chunk.flags & PTV_CHUNK_DETACHED) ||
+                           m.u.chunk.payload_len != vlen))))
+    h->bulk_mismatch++;
+  if (to == from) h->self_sends++;
+  if (rv > 0 && from < (ptv_id)h->nn && to < (ptv_id)h->nn) track_select(h, from, to, &m);
+  if (from < (ptv_id)h->nn) {
+    nctx *c = &h->ctx[from];
+    if (c->sends == 0) {
+      c->first_type = rv > 0 ? m.type : -1;
+      c->first_to = to;
+      c->first_t = h->now;
+    }
+    c->sends++;
+    if (bulk) {
+      c->bulk_sends++;
+      c->bulk_bytes += len + vlen;
+    }
+  }
+  if (h->capture_from == from && h->ncap < 64) {
+    h->cap[h->ncap].to = to;
+    h->cap[h->ncap].type = rv > 0 ? m.type : -1;
+    h->ncap++;
+  }
+  uint64_t rec[6] = {h->now, from, to, len, vlen, (uint64_t)bulk};
+  hash_bytes(&h->hash, rec, sizeof(rec));
+  hash_bytes(&h->hash, buf, len);
+  h->nsent++;
+  if (to >= (ptv_id)h->nn) {
+    h->bad_dest++;
+    return;
+  }
+  hmsg *q = malloc(sizeof(*q) + (len ? len : 1));
+  assert_non_null(q);
+  q->t = h->now + LAT_US;
+  if (bulk && from < (ptv_id)h->nn && h->upload[from])
+    q->t += (ptv_tstamp)vlen * 8000u / h->upload[from];
+  q->seq = h->seq++;
+  q->from = from;
+  q->to = to;
+  q->len = len;
+  q->vlen = vlen;
+  q->bulk = bulk;
+  if (len) memcpy(q->data, buf, len);
+  q_push(h, q);
+}
+
+static int cb_send(void *user, ptv_id to, const uint8_t *buf, size_t len,
+                   size_t virtual_len, int bulk) {
+  nctx *c = user;
+  harness *h = c->h;
+  if (bulk) {
+    /* Leaky bucket at the declared upload rate, one chunk message deep:
+     * bytes sent in any window [a,b] must stay below rate*(b-a) + 1 chunk. */
+    uint32_t up = h->upload[c->id];
+    if (up == 0) {
+      h->pacing_violations++;
+    } else {
+      ptv_tstamp start = c->vfinish > h->now ? c->vfinish : h->now;
+      c->vfinish = start + (ptv_tstamp)(len + virtual_len) * 8000u / up;
+      ptv_tstamp backlog = c->vfinish - h->now;
+      if (backlog > c->max_backlog) c->max_backlog = backlog;
+      if (backlog > (CHUNK_BYTES + HDR_SLACK) * 8000u / up + 1) h->pacing_violations++;
+    }
+  }
+  h_enqueue(h, c->id, to, buf, len, virtual_len, bulk);
+  return 0;
+}
+
+static int cb_tracker_send(void *user, ptv_id to, const uint8_t *buf, size_t len) {
+  harness *h = user;
+  h_enqueue(h, TRACKER_ID, to, buf, len, 0, 0);
+  return 0;
+}
+
+static uint64_t cb_rand(void *user) {
+  nctx *c = user;
+  return splitmix64(&c->rng);
+}
+
+static uint64_t cb_tracker_rand(void *user) {
+  harness *h = user;
+  return splitmix64(&h->ctx[TRACKER_ID].rng);
+}
+
+static void cb_playout(void *user, ptv_chunk_id id, int present, ptv_tstamp now) {
+  nctx *c = user;
+  if (!c->nplay_start) c->playout_before_start++;
+  if (c->nplays == c->capplays) {
+    c->capplays = c->capplays ? 2 * c->capplays : 128;
+    c->plays = realloc(c->plays, c->capplays * sizeof(*c->plays));
+    assert_non_null(c->plays);
+  }
+  c->plays[c->nplays].id = id;
+  c->plays[c->nplays].present = present;
+  c->plays[c->nplays].now = now;
+  c->nplays++;
+}
+
+static void cb_play_start(void *user, ptv_chunk_id first, ptv_tstamp now) {
+  nctx *c = user;
+  if (c->nplay_start++ == 0) {
+    c->play_first = first;
+    c->play_at = now;
+  }
+}
+
+static void cb_chunk(void *user, ptv_id from, ptv_chunk_id id, ptv_tstamp now) {
+  nctx *c = user;
+  c->chunks_got++;
+}
+
+static const ptv_node_callbacks node_cbs = {
+    .send = cb_send,
+    .rand = cb_rand,
+    .on_playout = cb_playout,
+    .on_play_start = cb_play_start,
+    .on_chunk = cb_chunk,
+};
+
+/* A tracker, a source (stream 500 kbps, 250 ms chunks, started at t=0) and
+ * `npeers` peers started at PEER_START + i*PEER_STAGGER. */
+static harness *h_new(int npeers, const uint32_t *peer_up, uint32_t source_up,
+                      uint64_t seed) {
+  harness *h = calloc(1, sizeof(*h));
+  assert_non_null(h);
+  assert_true(FIRST_PEER + npeers <= MAXN);
+  h->nn = FIRST_PEER + npeers;
+  h->capture_from = PTV_ID_NONE;
+  h->hash = 0xcbf29ce484222325ULL;
+  for (int i = 0; i < h->nn; i++) {
+    h->ctx[i].h = h;
+    h->ctx[i].id = (ptv_id)i;
+    h->ctx[i].rng = seed * 0x100000001b3ULL + (uint64_t)i * 0x9e3779b97f4a7c15ULL;
+    h->ctx[i].first_type = -1;
+    h->drop_to_after[i] = PTV_TSTAMP_MAX;
+    h->drop_bulk_to_after[i] = PTV_TSTAMP_MAX;
+  }
+  int slot = 0;
+  while (slot < MAX_LIVE && g_live[slot]) slot++;
+  assert_true(slot < MAX_LIVE);
+  g_live[slot] = h;
+  ptv_tracker_config tc = {.self = TRACKER_ID, .chunk_us = CHUNK_US};
+  ptv_tracker_callbacks tcb = {.send = cb_tracker_send, .rand = cb_tracker_rand};
+  h->trk = ptv_tracker_new(&tc, &tcb, h);
+  assert_non_null(h->trk);
+
+  ptv_node_config c;
+  ptv_node_config_default(&c);
+  c.self = SOURCE_ID;
+  c.tracker = TRACKER_ID;
+  c.role = PTV_ROLE_SOURCE;
+  c.upload_kbps = source_up;
+  c.stream_kbps = STREAM_KBPS;
+  c.chunk_us = CHUNK_US;
+  c.max_partners = 0; /* from upload */
+  h->upload[SOURCE_ID] = source_up;
+  h->node[SOURCE_ID] = ptv_node_new(&c, &node_cbs, &h->ctx[SOURCE_ID]);
+  assert_non_null(h->node[SOURCE_ID]);
+  h->start_at[SOURCE_ID] = 0;
+
+  for (int i = 0; i < npeers; i++) {
+    ptv_id id = (ptv_id)(FIRST_PEER + i);
+    ptv_node_config_default(&c);
+    c.self = id;
+    c.tracker = TRACKER_ID;
+    c.upload_kbps = peer_up[i];
+    h->upload[id] = peer_up[i];
+    h->node[id] = ptv_node_new(&c, &node_cbs, &h->ctx[id]);
+    assert_non_null(h->node[id]);
+    h->start_at[id] = PEER_START + (ptv_tstamp)i * PEER_STAGGER;
+  }
+  return h;
+}
+
+static harness *h_new_uniform(int npeers, uint32_t up, uint32_t source_up,
+                              uint64_t seed) {
+  uint32_t ups[MAXN];
+  for (int i = 0; i < MAXN; i++) ups[i] = up;
+  return h_new(npeers, ups, source_up, seed);
+}
+
+static void h_free(harness *h) {
+  for (int k = 0; k < MAX_LIVE; k++)
+    if (g_live[k] == h) g_live[k] = NULL;
+  for (int i = 0; i < h->nn; i++) {
+    ptv_node_free(h->node[i]);
+    free(h->ctx[i].plays);
+  }
+  ptv_tracker_free(h->trk);
+  for (size_t i = 0; i < h->nq; i++) free(h->q[i]);
+  free(h->q);
+  free(h);
+}
+
+static void h_deliver(harness *h, hmsg *m) {
+  int drop = h->dead[m->from] || h->dead[m->to] || m->t >= h->drop_to_after[m->to] ||
+             (m->bulk && m->t >= h->drop_bulk_to_after[m->to]);
+  if (!drop) {
+    if (m->to == TRACKER_ID) {
+      if (ptv_tracker_recv(h->trk, m->from, m->data, m->len, h->now) < 0)
+        h->tracker_recv_errors++;
+    } else if (h->node[m->to] && h->started[m->to]) {
+      if (ptv_node_recv(h->node[m->to], m->from, m->data, m->len, h->now) < 0)
+        h->node_recv_errors++;
+    }
+  }
+  free(m);
+}
+
+/* Cumulative form of the pacing contract, on the engine's own accounting. */
+static void h_check_pacing(harness *h) {
+  for (int i = SOURCE_ID; i < h->nn; i++) {
+    if (!h->started[i] || h->dead[i]) continue;
+    ptv_node_stats st;
+    ptv_node_get_stats(h->node[i], &st);
+    uint64_t bound = (uint64_t)h->upload[i] * (h->now - h->start_at[i]) / 8000u +
+                     CHUNK_BYTES + HDR_SLACK;
+    if (st.bytes_up > bound) {
+      fail_msg("node %d: bytes_up %llu > %llu at t=%llu us", i,
+               (unsigned long long)st.bytes_up, (unsigned long long)bound,
+               (unsigned long long)h->now);
+    }
+  }
+}
+
+/* One event: the earliest message, peer start, tracker or node expiry (ties
+ * in that order, then by id). Returns 0 if the next event is after `until`. */
+static int h_step(harness *h, ptv_tstamp until) {
+  ptv_tstamp t = PTV_TSTAMP_MAX;
+  int kind = 0, who = -1;
+  if (h->nq) {
+    t = h->q[0]->t;
+    kind = 1;
+  }
+  for (int i = SOURCE_ID; i < h->nn; i++)
+    if (!h->started[i] && !h->dead[i] && h->start_at[i] < t) {
+      t = h->start_at[i];
+      kind = 2;
+      who = i;
+    }
+  ptv_tstamp te = ptv_tracker_get_expiry(h->trk);
+  if (te < t) {
+    t = te;
+    kind = 3;
+  }
+  for (int i = SOURCE_ID; i < h->nn; i++) {
+    if (!h->started[i] || h->dead[i]) continue;
+    ptv_tstamp e = ptv_node_get_expiry(h->node[i]);
+    if (e < t) {
+      t = e;
+      kind = 4;
+      who = i;
+    }
+  }
+  if (kind == 0 || t > until) return 0;
+  if (t < h->now) t = h->now; /* an expiry in the past means "now" */
+  if (t == h->last_t) {
+    if (++h->same_t > 100000)
+      fail_msg("driver stuck at t=%llu us (event kind %d, node %d)",
+               (unsigned long long)t, kind, who);
+  } else {
+    h->last_t = t;
+    h->same_t = 0;
+  }
+  h->now = t;
+  switch (kind) {
+  case 1:
+    h_deliver(h, q_pop(h));
+    break;
+  case 2:
+    h->started[who] = 1;
+    assert_int_equal(ptv_node_start(h->node[who], h->now), 0);
+    break;
+  case 3:
+    ptv_tracker_handle_expiry(h->trk, h->now);
+    break;
+  default:
+    ptv_node_handle_expiry(h->node[who], h->now);
+    break;
+  }
+  if (h->check_pacing) h_check_pacing(h);
+  return 1;
+}
+
+static void h_run_until(harness *h, ptv_tstamp until) {
+  while (h_step(h, until)) {
+  }
+  if (h->now < until) h->now = until;
+}
+
+/* The engines never emit anything malformed, misaddressed or unpaced. */
+static void h_assert_clean(const harness *h) {
+  assert_int_equal(h->malformed_sends, 0);
+  assert_int_equal(h->bulk_mismatch, 0);
+  assert_int_equal(h->bad_dest, 0);
+  assert_int_equal(h->self_sends, 0);
+  assert_int_equal(h->tracker_recv_errors, 0);
+  assert_int_equal(h->node_recv_errors, 0);
+  assert_int_equal(h->pacing_violations, 0);
+  for (int i = 0; i < h->nn; i++) assert_int_equal(h->ctx[i].playout_before_start, 0);
+}
+
+static ptv_node_stats h_stats(const harness *h, int i) {
+  ptv_node_stats st;
+  ptv_node_get_stats(h->node[i], &st);
+  return st;
+}
+
+/* 1 if `id` is among n's partners (established only, or any state). */
+static int has_partner(const ptv_node *n, ptv_id id, int established_only) {
+  ptv_partner_info pi;
+  for (uint32_t k = 0; ptv_node_partner(n, k, &pi) == 0; k++)
+    if (pi.id == id && (!established_only || pi.established)) return 1;
+  return 0;
+}
+
+static uint32_t n_established(const ptv_node *n) {
+  ptv_partner_info pi;
+  uint32_t c = 0;
+  for (uint32_t k = 0; ptv_node_partner(n, k, &pi) == 0; k++) c += pi.established;
+  return c;
+}
+
+/* The playout log reports every chunk once, in order: ids consecutive from
+ * the first chunk played, never before its slot on the playout clock.
+ * Returns the number of entries. */
+static size_t check_playout_order(const nctx *c) {
+  assert_int_equal(c->nplay_start, 1);
+  for (size_t k = 0; k < c->nplays; k++) {
+    const playrec *r = &c->plays[k];
+    if (r->id != c->play_first + (ptv_chunk_id)k)
+      fail_msg("node %u: playout %zu is chunk %u, want %u", c->id, k, r->id,
+               c->play_first + (ptv_chunk_id)k);
+    if (r->now < c->play_at + (ptv_tstamp)k * CHUNK_US)
+      fail_msg("node %u: chunk %u played early, at %llu us", c->id, r->id,
+               (unsigned long long)r->now);
+    if (k > 0 && r->now < c->plays[k - 1].now)
+      fail_msg("node %u: playout time went backwards at chunk %u", c->id, r->id);
+  }
+  return c->nplays;
+}
+
+/* ptv_node.h: chunks play "on a fixed playout clock, skipping a chunk that
+ * misses its deadline": chunk first+k is reported at play_start + k*chunk_us
+ * exactly (the driver wakes the node exactly at its expiry). */
+static size_t check_playout_clock(const nctx *c) {
+  check_playout_order(c);
+  for (size_t k = 0; k < c->nplays; k++) {
+    const playrec *r = &c->plays[k];
+    ptv_tstamp due = c->play_at + (ptv_tstamp)k * CHUNK_US;
+    if (r->now != due)
+      fail_msg("node %u: chunk %u (present %d) played at %llu us, its slot on the "
+               "playout clock is %llu us (%+lld us)",
+               c->id, r->id, r->present, (unsigned long long)r->now,
+               (unsigned long long)due, (long long)(r->now - due));
+  }
+  return c->nplays;
+}
+
+/* ---- 1. joining ---------------------------------------------------------- */
+
+static void test_join(void **state) {
+  (void)state;
+  const int np = 4;
+  harness *h = h_new_uniform(np, 1000, 2000, 1);
+
+  /* Before its start time a peer says nothing. */
+  h_run_until(h, PEER_START - 1);
+  for (int i = FIRST_PEER; i < h->nn; i++) assert_int_equal(h->ctx[i].sends, 0);
+  /* The source registered with the tracker. */
+  assert_int_equal(h->ctx[SOURCE_ID].first_type, PTV_MSG_JOIN);
+  assert_int_equal(h->ctx[SOURCE_ID].first_to, TRACKER_ID);
+  assert_int_equal(ptv_tracker_nmembers(h->trk), 1);
+
+  ptv_tstamp last_start = h->start_at[h->nn - 1];
+  h_run_until(h, last_start);
+  /* Starting makes a peer's first message a JOIN to the tracker, at once. */
+  for (int i = FIRST_PEER; i < h->nn; i++) {
+    assert_true(h->ctx[i].sends > 0);
+    assert_int_equal(h->ctx[i].first_type, PTV_MSG_JOIN);
+    assert_int_equal(h->ctx[i].first_to, TRACKER_ID);
+    assert_int_equal(h->ctx[i].first_t, h->start_at[i]);
+    ptv_node_stats st = h_stats(h, i);
+    assert_int_equal(st.join_time, h->start_at[i]);
+  }
+  h_run_until(h, last_start + PTV_S);
+  assert_int_equal(ptv_tracker_nmembers(h->trk), 1 + np);
+  for (int i = FIRST_PEER; i < h->nn; i++) {
+    const ptv_node *n = h->node[i];
+    assert_true(ptv_node_npartners(n) > 0);
+    assert_true(n_established(n) > 0);
+    assert_int_equal(h_stats(h, i).npartners, n_established(n));
+    const ptv_sampler *v = ptv_node_view(n);
+    assert_true(v->n > 0);
+    for (int k = 0; k < v->n; k++) {
+      assert_int_not_equal(v->v[k].id, (ptv_id)i); /* never itself */
+      assert_true(v->v[k].id < (ptv_id)h->nn && v->v[k].id != TRACKER_ID);
+    }
+    /* Partner list entries are distinct, valid ids. */
+    ptv_partner_info pi, pj;
+    for (uint32_t a = 0; ptv_node_partner(n, a, &pi) == 0; a++) {
+      assert_true(pi.id != (ptv_id)i && pi.id != TRACKER_ID && pi.id < (ptv_id)h->nn);
+      for (uint32_t b = a + 1; ptv_node_partner(n, b, &pj) == 0; b++)
+        assert_int_not_equal(pi.id, pj.id);
+    }
+    assert_int_equal(ptv_node_partner(n, ptv_node_npartners(n), &pi), PTV_ERR_NOT_FOUND);
+  }
+  /* The first peer found only the source at the tracker, and partnered it. */
+  assert_true(has_partner(h->node[FIRST_PEER], SOURCE_ID, 1));
+  assert_true(ptv_node_npartners(h->node[SOURCE_ID]) > 0);
+  h_assert_clean(h);
+  h_free(h);
+}
+
+/* ---- 2. streaming with ample capacity ------------------------------------ */
+
+static void test_streaming_ample(void **state) {
+  (void)state;
+  const int np = 6;
+  harness *h = h_new_uniform(np, 2000, 2000, 2);
+  h_run_until(h, 10 * PTV_S);
+  for (int i = FIRST_PEER; i < h->nn; i++) {
+    const nctx *c = &h->ctx[i];
+    ptv_node_stats st = h_stats(h, i);
+    assert_int_equal(c->nplay_start, 1);
+    assert_true(st.playing);
+    assert_int_equal(st.play_start, c->play_at);
+    assert_int_equal(st.join_time, h->start_at[i]);
+    ptv_tstamp startup = st.play_start - st.join_time;
+    if (startup >= 3 * PTV_S)
+      fail_msg("peer %d: startup %llu us", i, (unsigned long long)startup);
+    /* Perfect continuity, and every playout reported. */
+    assert_true(st.chunks_due > 0);
+    assert_int_equal(st.chunks_missed, 0);
+    assert_int_equal(st.chunks_due, c->nplays);
+    assert_int_equal(check_playout_clock(c), st.chunks_due);
+    for (size_t k = 0; k < c->nplays; k++) assert_int_equal(c->plays[k].present, 1);
+    assert_int_equal(st.play_next, c->play_first + (ptv_chunk_id)c->nplays);
+    /* It played everything it could since starting: 4 chunks a second. */
+    uint64_t expect = (10 * PTV_S - c->play_at) / CHUNK_US + 1;
+    assert_true(st.chunks_due + 1 >= expect && st.chunks_due <= expect + 1);
+    /* The clock is fixed behind live, never ahead of the source. */
+    assert_true(st.lag_us > 0 && st.lag_us < 10 * PTV_S);
+    assert_true(st.bytes_down >= st.chunks_due * CHUNK_BYTES);
+    assert_true(c->chunks_got >= st.chunks_due);
+  }
+  h_assert_clean(h);
+  /* The source holds the newest chunk; it is not a viewer, so it never plays
+   * (on_play_start / on_playout are about playback). */
+  assert_true(ptv_node_has_chunk(h->node[SOURCE_ID], 10 * PTV_S / CHUNK_US - 1));
+  assert_int_equal(h->ctx[SOURCE_ID].nplays, 0);
+  assert_int_equal(h->ctx[SOURCE_ID].nplay_start, 0);
+  h_free(h);
+}
+
+/* ---- 3. playout never stalls --------------------------------------------- */
+
+/* From `cut` on, the victim gets nothing (all_msgs) or no chunk data (its
+ * partners stay alive and keep advertising chunks it will never receive).
+ * Once what it held is played, it must keep reporting one missing chunk per
+ * chunk duration: skip ahead, counted as missed, never wait. */
+static void stall_scenario(int all_msgs, uint64_t seed) {
+  const int np = 6;
+  const int v = FIRST_PEER + 1;
+  const ptv_tstamp cut = 5 * PTV_S;
+  harness *h = h_new_uniform(np, 2000, 2000, seed);
+  if (all_msgs) h->drop_to_after[v] = cut;
+  else h->drop_bulk_to_after[v] = cut;
+  h_run_until(h, cut);
+  ptv_node_stats st = h_stats(h, v);
+  assert_true(st.playing);
+  assert_true(st.lag_us > 0 && st.lag_us < 4 * PTV_S);
+  /* Chunk k plays at ts(k) + lag: a chunk played after cut + lag began after
+   * the cut, so it cannot be there. */
+  ptv_tstamp w0 = cut + st.lag_us + 2 * CHUNK_US;
+  ptv_tstamp w1 = w0 + 4 * PTV_S;
+  h_run_until(h, w0);
+  ptv_node_stats s0 = h_stats(h, v);
+  h_run_until(h, w1);
+  ptv_node_stats s1 = h_stats(h, v);
+  uint64_t due = s1.chunks_due - s0.chunks_due;
+  uint64_t missed = s1.chunks_missed - s0.chunks_missed;
+  const nctx *c = &h->ctx[v];
+  assert_int_equal(check_playout_order(c), s1.chunks_due);
+  /* 4 s at 4 chunks a second, each one skipped and counted as missed. */
+  if (due < 15 || due > 17)
+    fail_msg("%s cut at %llu us: %llu chunks due in (%llu, %llu] us, want 16 "
+             "(lag was %llu us, now %llu us)",
+             all_msgs ? "all messages" : "chunk data", (unsigned long long)cut,
+             (unsigned long long)due, (unsigned long long)w0, (unsigned long long)w1,
+             (unsigned long long)st.lag_us, (unsigned long long)s1.lag_us);
+  assert_int_equal(missed, due);
+  assert_true(s1.playing);
+  size_t late = 0;
+  for (size_t k = 0; k < c->nplays; k++)
+    if (c->plays[k].now > w0) {
+      assert_int_equal(c->plays[k].present, 0);
+      late++;
+    }
+  assert_int_equal(late, due);
+  /* ...on the fixed clock, from start to end. */
+  check_playout_clock(c);
+  if (all_msgs) {
+    /* Silence from everyone: all its partnerships timed out. */
+    assert_int_equal(s1.npartners, 0);
+  }
+  /* The others were not hurt. */
+  for (int i = FIRST_PEER; i < h->nn; i++) {
+    if (i == v) continue;
+    ptv_node_stats o = h_stats(h, i);
+    assert_true(o.playing);
+    assert_true(o.chunks_due > 16);
+    assert_true(o.chunks_missed * 20 <= o.chunks_due);
+  }
+  h_free(h);
+}
+
+static void test_playout_never_stalls(void **state) {
+  (void)state;
+  stall_scenario(1, 3);
+}
+
+static void test_playout_never_stalls_data_cut(void **state) {
+  (void)state;
+  stall_scenario(0, 3);
+}
+
+/* ---- 4. upload pacing ---------------------------------------------------- */
+
+static void test_upload_pacing(void **state) {
+  (void)state;
+  /* Peers upload barely more than the stream; the last one uploads nothing. */
+  const int np = 7;
+  uint32_t ups[7] = {600, 600, 600, 600, 600, 600, 0};
+  const int freerider = FIRST_PEER + 6;
+  harness *h = h_new(np, ups, 2500, 4);
+  h->check_pacing = 1; /* bytes_up <= up * elapsed / 8 + one chunk, every event */
+  h_run_until(h, 10 * PTV_S);
+  h_assert_clean(h); /* includes the leaky-bucket check on every chunk sent */
+  uint64_t total_bulk = 0;
+  for (int i = SOURCE_ID; i < h->nn; i++) {
+    ptv_node_stats st = h_stats(h, i);
+    uint64_t bound = (uint64_t)h->upload[i] * (10 * PTV_S - h->start_at[i]) / 8000u +
+                     CHUNK_BYTES + HDR_SLACK;
+    assert_true(st.bytes_up <= bound);
+    assert_true(h->ctx[i].bulk_bytes <= bound);
+    total_bulk += h->ctx[i].bulk_bytes;
+  }
+  /* Peers with capacity did serve: the swarm is not a star around the source. */
+  uint64_t peer_bulk = 0;
+  for (int i = FIRST_PEER; i < freerider; i++) peer_bulk += h->ctx[i].bulk_bytes;
+  assert_true(peer_bulk > 0);
+  assert_true(total_bulk > 0);
+  /* The free rider sends no chunk data at all... */
+  ptv_node_stats fr = h_stats(h, freerider);
+  assert_int_equal(fr.bytes_up, 0);
+  assert_int_equal(h->ctx[freerider].bulk_sends, 0);
+  assert_int_equal(h->ctx[freerider].bulk_bytes, 0);
+  for (int i = SOURCE_ID; i < h->nn; i++) {
+    ptv_partner_info pi;
+    for (uint32_t k = 0; ptv_node_partner(h->node[i], k, &pi) == 0; k++)
+      if (pi.id == (ptv_id)freerider) assert_int_equal(pi.chunks_from, 0);
+  }
+  /* ...but still plays. */
+  assert_int_equal(h->ctx[freerider].nplay_start, 1);
+  assert_true(fr.playing);
+  assert_true(fr.chunks_due > 0);
+  assert_true(fr.chunks_missed * 2 < fr.chunks_due);
+  check_playout_order(&h->ctx[freerider]);
+  h_free(h);
+}
+
+/* ---- 5. partner failure -------------------------------------------------- */
+
+static void test_partner_failure(void **state) {
+  (void)state;
+  const int np = 11;
+  const int x = FIRST_PEER + 4;
+  const ptv_tstamp crash = 6 * PTV_S;
+  harness *h = h_new_uniform(np, 2000, 3000, 5);
+  h_run_until(h, crash);
+  uint8_t target_p = ptv_node_config_get(h->node[FIRST_PEER])->target_partners;
+  assert_true(target_p > 0);
+  int holders[MAXN] = {0}, nholders = 0;
+  uint32_t before[MAXN] = {0};
+  for (int i = FIRST_PEER; i < h->nn; i++) {
+    if (i == x) continue;
+    before[i] = n_established(h->node[i]);
+    if (has_partner(h->node[i], (ptv_id)x, 1)) holders[nholders++] = i;
+  }
+  assert_true(nholders > 0);
+  h->dead[x] = 1; /* crash: nothing from or to it any more */
+
+  ptv_tstamp gone_at[MAXN];
+  uint32_t max_after[MAXN] = {0};
+  for (int i = 0; i < MAXN; i++) gone_at[i] = PTV_TSTAMP_MAX;
+  for (ptv_tstamp t = crash; t <= crash + 8 * PTV_S; t += 50 * PTV_MS) {
+    h_run_until(h, t);
+    for (int k = 0; k < nholders; k++) {
+      int i = holders[k];
+      if (gone_at[i] == PTV_TSTAMP_MAX && !has_partner(h->node[i], (ptv_id)x, 1))
+        gone_at[i] = t;
+      if (gone_at[i] != PTV_TSTAMP_MAX) {
+        uint32_t e = n_established(h->node[i]);
+        if (e > max_after[i]) max_after[i] = e;
+      }
+    }
+  }
+  for (int k = 0; k < nholders; k++) {
+    int i = holders[k];
+    /* Gone within the partner timeout plus a maintenance round or so. */
+    if (gone_at[i] > crash + PARTNER_TIMEOUT + 1500 * PTV_MS)
+      fail_msg("peer %d still holds crashed %d at %llu us", i, x,
+               (unsigned long long)gone_at[i]);
+    /* And the slot was refilled from the view. */
+    uint32_t want = before[i] < target_p ? before[i] : target_p;
+    if (max_after[i] < want)
+      fail_msg("peer %d: %u partners after the crash, had %u, target %u", i,
+               max_after[i], before[i], target_p);
+  }
+  /* Nobody holds the dead peer as an established partner; streaming goes on. */
+  for (int i = SOURCE_ID; i < h->nn; i++) {
+    if (i == x) continue;
+    assert_false(has_partner(h->node[i], (ptv_id)x, 1));
+    if (i >= FIRST_PEER) {
+      ptv_node_stats st = h_stats(h, i);
+      assert_true(st.playing);
+      assert_true(st.npartners > 0);
+    }
+  }
+  h_free(h);
+}
+
+/* ---- 6. malformed input -------------------------------------------------- */
+
+static void test_malformed_input(void **state) {
+  (void)state;
+  const int np = 6;
+  const int p = FIRST_PEER + 2;
+  harness *h = h_new_uniform(np, 2000, 2000, 6);
+  h_run_until(h, 5 * PTV_S);
+  ptv_node *n = h->node[p];
+  ptv_node_stats s0 = h_stats(h, p);
+  assert_true(s0.playing);
+  assert_int_equal(s0.bad_msgs, 0);
+  ptv_partner_info pi;
+  ptv_id q = PTV_ID_NONE, r = PTV_ID_NONE;
+  for (uint32_t k = 0; ptv_node_partner(n, k, &pi) == 0; k++) {
+    if (!pi.established) continue;
+    if (q == PTV_ID_NONE) q = pi.id;
+    else if (r == PTV_ID_NONE) r = pi.id;
+  }
+  assert_true(q != PTV_ID_NONE && r != PTV_ID_NONE);
+  uint32_t np0 = ptv_node_npartners(n);
+  ptv_msg m;
+
+  /* Garbage from partner q: bad version byte. */
+  const uint8_t garbage[] = {0xde, 0xad, 0xbe, 0xef, 0x00, 0x11, 0x22, 0x33};
+  int want = ptv_wire_decode(&m, garbage, sizeof(garbage));
+  assert_true(want < 0);
+  int rv = ptv_node_recv(n, q, garbage, sizeof(garbage), h->now);
+  assert_int_equal(rv, want);
+  assert_true(rv < 0 && rv >= PTV_ERR_BAD_SIG);
+  assert_int_equal(h_stats(h, p).bad_msgs, 1);
+  assert_false(has_partner(n, q, 0));
+  assert_int_equal(ptv_node_npartners(n), np0 - 1);
+
+  /* A truncated REQUEST from partner r. */
+  uint8_t buf[64];
+  ptv_msg rq = {.type = PTV_MSG_REQUEST};
+  rq.u.request.chunk = s0.play_next + 2;
+  rq.u.request.deadline_ms = 1000;
+  int len = ptv_wire_encode(buf, sizeof(buf), &rq);
+  assert_true(len > PTV_WIRE_HDRLEN);
+  rv = ptv_node_recv(n, r, buf, (size_t)len - 1, h->now);
+  assert_int_equal(rv, PTV_ERR_SHORT);
+  assert_int_equal(h_stats(h, p).bad_msgs, 2);
+  assert_false(has_partner(n, r, 0));
+  assert_int_equal(ptv_node_npartners(n), np0 - 2);
+
+  /* An empty datagram and an absurd body length, from a non-partner. */
+  ptv_id stranger = PTV_ID_NONE;
+  for (int i = FIRST_PEER; i < h->nn && stranger == PTV_ID_NONE; i++)
+    if (i != p && !has_partner(n, (ptv_id)i, 0)) stranger = (ptv_id)i;
+  if (stranger == PTV_ID_NONE) stranger = 1000; /* unknown to everyone */
+  rv = ptv_node_recv(n, stranger, buf, 0, h->now);
+  assert_true(rv < 0 && rv >= PTV_ERR_BAD_SIG);
+  const uint8_t huge[] = {PTV_WIRE_VERSION, PTV_MSG_BUFFERMAP, 0xff, 0xff, 0xff, 0xff, 0};
+  rv = ptv_node_recv(n, stranger, huge, sizeof(huge), h->now);
+  assert_true(rv < 0 && rv >= PTV_ERR_BAD_SIG);
+  const uint8_t badtype[] = {PTV_WIRE_VERSION, 0x7f, 0, 0, 0, 0};
+  rv = ptv_node_recv(n, stranger, badtype, sizeof(badtype), h->now);
+  assert_int_equal(rv, PTV_ERR_UNKNOWN_TYPE);
+  assert_int_equal(h_stats(h, p).bad_msgs, 5);
+  assert_int_equal(ptv_node_npartners(n), np0 - 2);
+
+  /* Nothing else changed: it keeps streaming. */
+  ptv_node_stats s1 = h_stats(h, p);
+  h_run_until(h, 10 * PTV_S);
+  ptv_node_stats s2 = h_stats(h, p);
+  assert_true(s2.playing);
+  assert_int_equal(s2.bad_msgs, 5);
+  uint64_t due = s2.chunks_due - s1.chunks_due;
+  assert_true(due >= 19 && due <= 21);
+  assert_true((s2.chunks_missed - s1.chunks_missed) * 10 <= due);
+  assert_true(s2.newest != PTV_ID_NONE && s2.newest >= s1.newest + 15);
+  assert_true(s2.npartners > 0);
+  check_playout_order(&h->ctx[p]);
+  h_assert_clean(h); /* the injections bypassed the harness */
+  h_free(h);
+}
+
+/* ---- 7. graceful leave --------------------------------------------------- */
+
+static void test_graceful_leave(void **state) {
+  (void)state;
+  const int np = 6;
+  const int p = FIRST_PEER + 3;
+  harness *h = h_new_uniform(np, 2000, 2000, 7);
+  h_run_until(h, 5 * PTV_S);
+  ptv_node *n = h->node[p];
+  ptv_id partners[MAXN];
+  uint32_t npart = 0;
+  ptv_partner_info pi;
+  for (uint32_t k = 0; ptv_node_partner(n, k, &pi) == 0; k++) partners[npart++] = pi.id;
+  assert_true(npart > 0);
+  uint32_t members = ptv_tracker_nmembers(h->trk);
+
+  h->capture_from = (ptv_id)p;
+  h->ncap = 0;
+  ptv_node_leave(n, h->now);
+  /* LEAVE to every partner and to the tracker, and nothing else. */
+  assert_int_equal(h->ncap, (int)npart + 1);
+  for (int k = 0; k < h->ncap; k++) assert_int_equal(h->cap[k].type, PTV_MSG_LEAVE);
+  for (uint32_t j = 0; j <= npart; j++) {
+    ptv_id want = j < npart ? partners[j] : TRACKER_ID;
+    int seen = 0;
+    for (int k = 0; k < h->ncap; k++) seen += h->cap[k].to == want;
+    assert_int_equal(seen, 1);
+  }
+  /* Inert from now on. */
+  assert_true(ptv_node_get_expiry(n) == PTV_TSTAMP_MAX);
+  h->ncap = 0;
+  ptv_node_leave(n, h->now); /* twice is harmless */
+  ptv_node_handle_expiry(n, h->now + PTV_S);
+  uint8_t buf[64];
+  ptv_msg c = {.type = PTV_MSG_CONNECT};
+  c.u.connect.upload_kbps = 1000;
+  int len = ptv_wire_encode(buf, sizeof(buf), &c);
+  assert_true(len > 0);
+  ptv_id other = (ptv_id)(p == FIRST_PEER ? FIRST_PEER + 1 : FIRST_PEER);
+  assert_int_equal(ptv_node_recv(n, other, buf, (size_t)len, h->now), 0);
+  assert_int_equal(h->ncap, 0);
+  assert_true(ptv_node_get_expiry(n) == PTV_TSTAMP_MAX);
+
+  /* The rest of the swarm forgets it, and it stays silent whatever arrives. */
+  h_run_until(h, 8 * PTV_S);
+  assert_int_equal(h->ncap, 0);
+  assert_int_equal(ptv_tracker_nmembers(h->trk), members - 1);
+  for (int i = SOURCE_ID; i < h->nn; i++) {
+    if (i == p) continue;
+    assert_false(has_partner(h->node[i], (ptv_id)p, 1));
+    if (i >= FIRST_PEER) {
+      ptv_node_stats st = h_stats(h, i);
+      assert_true(st.playing);
+      assert_true(st.chunks_missed * 10 <= st.chunks_due);
+    }
+  }
+  ptv_node_stats ls = h_stats(h, p);
+  uint64_t due = ls.chunks_due;
+  h_run_until(h, 9 * PTV_S);
+  assert_int_equal(h_stats(h, p).chunks_due, due); /* no more playout either */
+  h_assert_clean(h);
+  h_free(h);
+}
+
+/* ---- 8. the source ------------------------------------------------------- */
+
+static void test_source(void **state) {
+  (void)state;
+  /* Config checks: a source needs a stream rate and a chunk duration. */
+  nctx dummy = {0};
+  ptv_node_config c;
+  ptv_node_config_default(&c);
+  c.self = SOURCE_ID;
+  c.role = PTV_ROLE_SOURCE;
+  c.upload_kbps = 2000;
+  c.stream_kbps = 0; /* no stream rate */
+  c.chunk_us = CHUNK_US;
+  assert_null(ptv_node_new(&c, &node_cbs, &dummy));
+  c.stream_kbps = STREAM_KBPS;
+  c.chunk_us = 0; /* no chunk duration */
+  assert_null(ptv_node_new(&c, &node_cbs, &dummy));
+  c.chunk_us = CHUNK_US;
+  ptv_node *ok = ptv_node_new(&c, &node_cbs, &dummy);
+  assert_non_null(ok);
+  ptv_node_free(ok);
+  /* A peer needs no stream rate; every node needs send and rand. */
+  ptv_node_config_default(&c);
+  c.self = 5;
+  ok = ptv_node_new(&c, &node_cbs, &dummy);
+  assert_non_null(ok);
+  assert_true(ptv_node_get_expiry(ok) == PTV_TSTAMP_MAX); /* not started */
+  ptv_node_free(ok);
+  ptv_node_callbacks nocb = node_cbs;
+  nocb.rand = NULL;
+  assert_null(ptv_node_new(&c, &nocb, &dummy));
+  nocb = node_cbs;
+  nocb.send = NULL;
+  assert_null(ptv_node_new(&c, &nocb, &dummy));
+  assert_null(ptv_node_new(&c, NULL, &dummy));
+
+  /* The chunk clock: chunk k is complete, hence held, at (k+1)*chunk_us. */
+  harness *h = h_new_uniform(0, 0, 2000, 8);
+  ptv_node *s = h->node[SOURCE_ID];
+  for (ptv_chunk_id k = 0; k < 24; k++) {
+    ptv_tstamp due = (ptv_tstamp)(k + 1) * CHUNK_US;
+    h_run_until(h, due - 1);
+    assert_false(ptv_node_has_chunk(s, k));
+    h_run_until(h, due);
+    assert_true(ptv_node_has_chunk(s, k));
+    ptv_node_stats st = h_stats(h, SOURCE_ID);
+    assert_int_equal(st.newest, k);
+    assert_int_equal(st.held, k + 1);
+  }
+  for (ptv_chunk_id k = 0; k < 24; k++) assert_true(ptv_node_has_chunk(s, k));
+  assert_false(ptv_node_has_chunk(s, 24));
+  /* It told the tracker where live is. */
+  ptv_chunk_id live = ptv_tracker_live(h->trk);
+  assert_true(live != UINT32_MAX && live <= 23);
+  assert_int_equal(h->ctx[SOURCE_ID].bulk_sends, 0); /* nobody to send to */
+  h_assert_clean(h);
+  /* It is not a viewer: no playback, no playout clock. */
+  assert_int_equal(h->ctx[SOURCE_ID].nplays, 0);
+  assert_int_equal(h->ctx[SOURCE_ID].nplay_start, 0);
+  assert_int_equal(h_stats(h, SOURCE_ID).chunks_due, 0);
+  h_free(h);
+}
+
+/* ---- 8b. offers are honoured --------------------------------------------- */
+
+/* OFFER means "I can send you these chunks now" and SELECT "send me these of
+ * the chunks you offered": with ample capacity and no failures, a node sends
+ * what was selected from its own offer instead of refusing it. */
+static void test_select_honoured(void **state) {
+  (void)state;
+  harness *h = h_new_uniform(6, 2000, 2000, 2);
+  h_run_until(h, 10 * PTV_S);
+  h_assert_clean(h);
+  uint64_t served = 0;
+  for (int i = SOURCE_ID; i < h->nn; i++) served += h->sel_served[i];
+  assert_true(served > 0);
+  for (int i = SOURCE_ID; i < h->nn; i++)
+    if (h->sel_refused[i])
+      fail_msg("node %d refused %llu selected chunks (served %llu)", i,
+               (unsigned long long)h->sel_refused[i],
+               (unsigned long long)h->sel_served[i]);
+  h_free(h);
+}
+
+/* ---- 9. determinism ------------------------------------------------------ */
+
+static void run_once(uint64_t seed, uint64_t *hash, uint64_t *nsent,
+                     uint64_t *due_sum) {
+  harness *h = h_new_uniform(6, 1000, 2000, seed);
+  h_run_until(h, 6 * PTV_S);
+  *hash = h->hash;
+  *nsent = h->nsent;
+  *due_sum = 0;
+  for (int i = FIRST_PEER; i < h->nn; i++) {
+    ptv_node_stats st = h_stats(h, i);
+    *due_sum = *due_sum * 31 + st.chunks_due * 7 + st.chunks_missed + st.bytes_up +
+               st.ctrl_bytes_up;
+  }
+  h_free(h);
+}
+
+static void test_determinism(void **state) {
+  (void)state;
+  uint64_t h1, n1, d1, h2, n2, d2, h3, n3, d3;
+  run_once(9, &h1, &n1, &d1);
+  run_once(9, &h2, &n2, &d2);
+  assert_true(n1 > 1000);
+  assert_int_equal(n1, n2);
+  assert_int_equal(h1, h2);
+  assert_int_equal(d1, d2);
+  /* The hash does see the randomness: another seed, another run. */
+  run_once(10, &h3, &n3, &d3);
+  assert_int_not_equal(h1, h3);
+}
+
+static int teardown(void **state) {
+  (void)state;
+  for (int k = 0; k < MAX_LIVE; k++)
+    if (g_live[k]) h_free(g_live[k]);
+  return 0;
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_teardown(test_join, teardown),
+      cmocka_unit_test_teardown(test_streaming_ample, teardown),
+      cmocka_unit_test_teardown(test_playout_never_stalls, teardown),
+      cmocka_unit_test_teardown(test_playout_never_stalls_data_cut, teardown),
+      cmocka_unit_test_teardown(test_upload_pacing, teardown),
+      cmocka_unit_test_teardown(test_partner_failure, teardown),
+      cmocka_unit_test_teardown(test_malformed_input, teardown),
+      cmocka_unit_test_teardown(test_graceful_leave, teardown),
+      cmocka_unit_test_teardown(test_source, teardown),
+      cmocka_unit_test_teardown(test_select_honoured, teardown),
+      cmocka_unit_test_teardown(test_determinism, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
