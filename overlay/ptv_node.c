@@ -5,7 +5,6 @@
 #include "ptv_strategy.h"
 #include <stdlib.h>
 #include <string.h>
-#include <stdio.h>
 
 /* Protocol timing. Chosen for loopback-to-continental latencies (<= 300 ms
  * RTT); documented in docs/ARCHITECTURE.md. */
@@ -400,6 +399,10 @@ static void on_select(ptv_node *n, partner *p, const ptv_msg_ids *sel, ptv_tstam
     ptv_chunk_id id = sel->ids[i];
     /* Among offered chunks the newest goes first (it is the one the
      * receiver can pass on furthest); pulls, with real deadlines, before. */
+    /* The source sends a first copy at once or refuses it (BUSY TOO_LATE:
+     * the receiver then gets the chunk from the swarm): a first copy that
+     * waits behind others is late for everyone below it, and the refusals
+     * keep the source from promising more than its uplink carries. */
     ptv_tstamp dl = n->cfg.role == PTV_ROLE_SOURCE ? now : (PTV_TSTAMP_MAX >> 1) - id;
     if (!has_chunk(n, id)) continue;
     enqueue_upload(n, p->id, id, dl);
@@ -613,11 +616,9 @@ static void decide_start(ptv_node *n, ptv_tstamp now) {
   ptv_chunkset_advance(&n->have, n->start_chunk);
 }
 
+/* On its way: requested from, or promised by, a partner and not timed out. */
 static int chunk_on_its_way(const ptv_node *n, ptv_chunk_id id) {
-  if (requested(n, id)) return 1;
-  for (int i = 0; i < n->maxp; i++)
-    if (n->p[i].state == P_UP && map_has(&n->p[i], id)) return 1;
-  return 0;
+  return requested(n, id);
 }
 
 static ptv_tstamp start_not_before(const ptv_node *n) {
@@ -626,7 +627,7 @@ static ptv_tstamp start_not_before(const ptv_node *n) {
 }
 
 static void playout(ptv_node *n, ptv_tstamp now) {
-  if (!n->start_decided || n->left) return;
+  if (!n->start_decided || n->left || n->cfg.role == PTV_ROLE_SOURCE) return;
   if (!n->playing) {
     /* Start once the first chunks are in hand (half the buffer's worth), so
      * the clock does not start on one chunk with its successors still far
@@ -938,11 +939,11 @@ int ptv_node_recv(ptv_node *n, ptv_id from, const uint8_t *buf, size_t len,
     break;
   case PTV_MSG_BUSY:
     n->st.busy_recv++;
-    if (getenv("PTV_BUSYDBG")) fprintf(stderr, "busy %d\n", m.u.busy.reason);
     if (p) p->choke_until = now + CHOKE_US;
     for (int i = 0; i < n->ndlq; i++)
       if (n->dlq[i].id == m.u.busy.chunk && n->dlq[i].from == from) {
-        n->dlq[i].timeout = now; /* expire_requests releases it below */
+        if (p && p->outstanding) p->outstanding--;
+        n->dlq[i] = n->dlq[--n->ndlq]; /* ask elsewhere at once */
         break;
       }
     break;

@@ -13,8 +13,11 @@
  * A peer: joins through the tracker, keeps a gossip view (ptv_sampler), holds
  * partners, exchanges buffer maps, pulls chunks (deadline-aware, latest useful
  * first, re-requests on timeout or refusal), serves partners' requests paced
- * at its upload capacity, and plays chunks on a fixed playout clock, skipping
- * a chunk that misses its deadline. A source: cuts the stream into chunks
+ * at its upload capacity, and plays chunks on a playout clock. A chunk that
+ * misses its deadline counts as missed; if it is requested from or promised
+ * by a partner it is played late (the clock moves back one chunk, at most
+ * buffer_us in all, so the lag adapts to the peer's place in the overlay),
+ * otherwise it is skipped: playback never waits for a hopeless chunk. A source: cuts the stream into chunks
  * (ptv_source), pushes each new chunk to some partners and serves requests.
  * The overlay shape (who partners with whom, what is pushed) is delegated to
  * a strategy (ptv_strategy.h).

@@ -561,6 +561,18 @@ static size_t check_playout_clock(const nctx *c) {
 
 /* ---- 1. joining ---------------------------------------------------------- */
 
+/* The source is not a viewer: it must never start playback. */
+static void assert_source_silent_playout(const harness *h) {
+  const nctx *c = &h->ctx[SOURCE_ID];
+  ptv_node_stats st;
+  ptv_node_get_stats(h->node[SOURCE_ID], &st);
+  if (c->nplay_start || c->nplays || st.playing || st.chunks_due)
+    fail_msg("the source plays: on_play_start x%d (chunk %u at %llu us), on_playout "
+             "x%zu, stats playing=%d chunks_due=%llu",
+             c->nplay_start, c->play_first, (unsigned long long)c->play_at, c->nplays,
+             st.playing, (unsigned long long)st.chunks_due);
+}
+
 static void test_join(void **state) {
   (void)state;
   const int np = 4;
@@ -650,8 +662,7 @@ static void test_streaming_ample(void **state) {
   /* The source holds the newest chunk; it is not a viewer, so it never plays
    * (on_play_start / on_playout are about playback). */
   assert_true(ptv_node_has_chunk(h->node[SOURCE_ID], 10 * PTV_S / CHUNK_US - 1));
-  assert_int_equal(h->ctx[SOURCE_ID].nplays, 0);
-  assert_int_equal(h->ctx[SOURCE_ID].nplay_start, 0);
+  assert_source_silent_playout(h);
   h_free(h);
 }
 
@@ -684,14 +695,21 @@ static void stall_scenario(int all_msgs, uint64_t seed) {
   uint64_t missed = s1.chunks_missed - s0.chunks_missed;
   const nctx *c = &h->ctx[v];
   assert_int_equal(check_playout_order(c), s1.chunks_due);
-  /* 4 s at 4 chunks a second, each one skipped and counted as missed. */
+  /* 4 s at 4 chunks a second, each one counted as missed. A chunk that is
+   * requested but does not come is played late, which moves the clock back
+   * by one chunk each time, at most by the buffer (2 s) in all; then it is
+   * skipped. So: due + late shifts == 16 (+-1), shifts bounded. */
+  assert_true(s1.lag_us >= st.lag_us && s1.lag_us - st.lag_us <= 2 * PTV_S);
+  ptv_tstamp grown = s1.lag_us - s0.lag_us; /* shifts inside the window */
+  uint64_t due_seen = due;
+  due += grown / CHUNK_US;
   if (due < 15 || due > 17)
     fail_msg("%s cut at %llu us: %llu chunks due in (%llu, %llu] us, want 16 "
              "(lag was %llu us, now %llu us)",
              all_msgs ? "all messages" : "chunk data", (unsigned long long)cut,
              (unsigned long long)due, (unsigned long long)w0, (unsigned long long)w1,
              (unsigned long long)st.lag_us, (unsigned long long)s1.lag_us);
-  assert_int_equal(missed, due);
+  assert_int_equal(missed, due_seen);
   assert_true(s1.playing);
   size_t late = 0;
   for (size_t k = 0; k < c->nplays; k++)
@@ -699,9 +717,11 @@ static void stall_scenario(int all_msgs, uint64_t seed) {
       assert_int_equal(c->plays[k].present, 0);
       late++;
     }
-  assert_int_equal(late, due);
-  /* ...on the fixed clock, from start to end. */
-  check_playout_clock(c);
+  assert_int_equal(late, due_seen);
+  /* ...on the fixed clock, from start to end, when nothing was played late
+   * (with everything cut, nothing is requested from a live partner). */
+  if (s1.lag_us == st.lag_us) check_playout_clock(c);
+  else check_playout_order(c);
   if (all_msgs) {
     /* Silence from everyone: all its partnerships timed out. */
     assert_int_equal(s1.npartners, 0);
@@ -1033,9 +1053,7 @@ static void test_source(void **state) {
   assert_int_equal(h->ctx[SOURCE_ID].bulk_sends, 0); /* nobody to send to */
   h_assert_clean(h);
   /* It is not a viewer: no playback, no playout clock. */
-  assert_int_equal(h->ctx[SOURCE_ID].nplays, 0);
-  assert_int_equal(h->ctx[SOURCE_ID].nplay_start, 0);
-  assert_int_equal(h_stats(h, SOURCE_ID).chunks_due, 0);
+  assert_source_silent_playout(h);
   h_free(h);
 }
 
@@ -1044,6 +1062,8 @@ static void test_source(void **state) {
 /* OFFER means "I can send you these chunks now" and SELECT "send me these of
  * the chunks you offered": with ample capacity and no failures, a node sends
  * what was selected from its own offer instead of refusing it. */
+/* Peers send what was selected from their offers; the source sends it or
+ * says no. */
 static void test_select_honoured(void **state) {
   (void)state;
   harness *h = h_new_uniform(6, 2000, 2000, 2);
@@ -1052,7 +1072,11 @@ static void test_select_honoured(void **state) {
   uint64_t served = 0;
   for (int i = SOURCE_ID; i < h->nn; i++) served += h->sel_served[i];
   assert_true(served > 0);
-  for (int i = SOURCE_ID; i < h->nn; i++)
+  /* The source sends a first copy at once or refuses it with BUSY (see
+   * on_select in ptv_node.c); it must still deliver first copies. Peers
+   * honour every selection. */
+  assert_true(h->sel_served[SOURCE_ID] > 0);
+  for (int i = FIRST_PEER; i < h->nn; i++)
     if (h->sel_refused[i])
       fail_msg("node %d refused %llu selected chunks (served %llu)", i,
                (unsigned long long)h->sel_refused[i],
