@@ -32,7 +32,8 @@
 #define DLQ_MAX 16     /* chunks promised to us or requested by us */
 #define PER_PARTNER_REQ 2
 #define PULL_MARGIN_US (500 * PTV_MS)
-#define SRC_WINDOW 16  /* chunks the source still injects */
+#define SRC_WINDOW 16
+#define RARITY_SCAN 48 /* chunks back from the newest a peer considers offering */  /* chunks the source still injects */
 #define OFFER_IDS 4    /* chunks per offer */
 #define SELECT_MAX 1   /* chunks a receiver takes from one offer */
 #define OFFERS_OUT 8   /* offers a sender has in flight */
@@ -332,11 +333,41 @@ static int useful_for(const ptv_node *n, const partner *p, ptv_chunk_id *out, in
     k0 = k;
     if (n->have.newest > lo + 1) lo = n->have.newest - 1;
   }
-  for (ptv_chunk_id id = n->have.newest; id >= lo && k < max; id--) {
-    int dup = 0;
-    for (int i = 0; i < k0 && !dup; i++) dup = out[i] == id;
-    if (!dup && has_chunk(n, id) && !map_has(p, id)) out[k++] = id;
-    if (id == 0) break;
+  if (n->cfg.role == PTV_ROLE_SOURCE) {
+    for (ptv_chunk_id id = n->have.newest; id >= lo && k < max; id--) {
+      int dup = 0;
+      for (int i = 0; i < k0 && !dup; i++) dup = out[i] == id;
+      if (!dup && has_chunk(n, id) && !map_has(p, id)) out[k++] = id;
+      if (id == 0) break;
+    }
+    return k;
+  }
+  /* Peers: the rarest among our partners first (the chunk most of them
+   * lack), the newest among equals. Pure "latest useful" starves a chunk
+   * that got few early copies: everyone moves on to fresher ones and it
+   * spreads only when it is due. */
+  int best_lack[PTV_WIRE_MAX_IDS];
+  for (int scanned = 0; scanned < RARITY_SCAN; scanned++) {
+    if (n->have.newest < lo + (ptv_chunk_id)scanned) break;
+    ptv_chunk_id id = n->have.newest - (ptv_chunk_id)scanned;
+    if (!has_chunk(n, id) || map_has(p, id)) continue;
+    int lack = 0;
+    for (int i = 0; i < n->maxp; i++)
+      if (n->p[i].state == P_UP && n->p[i].has_map && !map_has(&n->p[i], id) &&
+          (n->p[i].play == PTV_ID_NONE || id >= n->p[i].play))
+        lack++;
+    /* insert into the top-max list, ordered by lack (newest wins ties) */
+    int pos = k;
+    while (pos > 0 && best_lack[pos - 1] < lack) pos--;
+    if (pos >= max) continue;
+    int end = k < max ? k : max - 1;
+    for (int j = end; j > pos; j--) {
+      out[j] = out[j - 1];
+      best_lack[j] = best_lack[j - 1];
+    }
+    out[pos] = id;
+    best_lack[pos] = lack;
+    if (k < max) k++;
   }
   return k;
 }
@@ -427,12 +458,13 @@ static void on_offer(ptv_node *n, partner *p, const ptv_msg_ids *off, ptv_tstamp
         want[nw++] = id;
     }
   }
-  /* Newest first: fresh chunks are what the receiver can pass on to most
-   * partners (latest useful chunk); urgent gaps are left to pulls. */
+  /* Take them in the sender's order: it ranked them by how many of its
+   * partners lack each (rarest first, newest among equals), which it can see
+   * and we cannot. Urgent gaps are left to pulls. */
   for (int i = 0; i < nw && m.u.select.n < SELECT_MAX && n->ndlq < DLQ_MAX; i++) {
     int best = -1;
-    for (int j = 0; j < nw; j++)
-      if (want[j] != PTV_ID_NONE && (best < 0 || want[j] > want[best])) best = j;
+    for (int j = 0; j < nw && best < 0; j++) /* in the sender's order */
+      if (want[j] != PTV_ID_NONE) best = j;
     if (best < 0) break;
     ptv_chunk_id id = want[best];
     want[best] = PTV_ID_NONE;
