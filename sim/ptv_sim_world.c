@@ -62,7 +62,7 @@ struct ptv_world {
   uint32_t nn, cap;
   uint32_t *online; /* online peer indices */
   uint32_t nonline;
-  uint64_t rng;
+  uint64_t rng, loss_rng; /* scenario decisions; message loss */
   ptv_tstamp now, end;
   int partitioned;
   uint32_t ngroups;
@@ -149,7 +149,7 @@ static int sim_send(sim_node *sn, ptv_id to, const uint8_t *buf, size_t len,
   }
   ptv_tstamp extra;
   if (!w->n[to].online || !reachable(w, sn->idx, to, &extra)) return 0;
-  if (w->s->loss > 0 && unif(&w->rng) < w->s->loss) {
+  if (w->s->loss > 0 && unif(&w->loss_rng) < w->s->loss) {
     w->drop_loss++;
     return 0;
   }
@@ -225,9 +225,12 @@ static const ptv_node_callbacks node_cbs = {
 static void join_peer(ptv_world *w) {
   const ptv_scenario *s = w->s;
   sim_node *sn = new_node(w);
-  double up = ptv_dist_sample(&s->upload, unif(&w->rng));
-  double down = ptv_dist_sample(&s->download, unif(&w->rng));
-  double u = unif(&w->rng);
+  /* A peer's traits come from its own stream (seed, index), drawn before its
+   * engine uses that stream: the same seed gives the same population whatever
+   * the strategy or engine version does. */
+  double up = ptv_dist_sample(&s->upload, unif(&sn->rng));
+  double down = ptv_dist_sample(&s->download, unif(&sn->rng));
+  double u = unif(&sn->rng);
   sn->nat = u < s->nat_share[0] ? PTV_NAT_OPEN
           : u < s->nat_share[0] + s->nat_share[1] ? PTV_NAT_CONE : PTV_NAT_SYMMETRIC;
   sn->group = w->partitioned ? (uint8_t)(splitmix(&w->rng) % w->ngroups) : 0;
@@ -414,6 +417,7 @@ ptv_world *ptv_world_new(const ptv_scenario *s, char *err, size_t errlen) {
     return NULL;
   }
   w->rng = s->seed ^ 0x5eed5eed5eedULL;
+  w->loss_rng = s->seed ^ 0x1055105510551055ULL;
   w->cap = node_bound(s);
   w->n = calloc(w->cap, sizeof(sim_node));
   w->online = calloc(w->cap, sizeof(uint32_t));
