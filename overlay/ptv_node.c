@@ -33,6 +33,7 @@
 #define PER_PARTNER_REQ 2
 #define PULL_MARGIN_US (500 * PTV_MS)
 #define SRC_WINDOW 16
+#define LATE_BUDGET 2  /* late play may move the clock back by this many buffers */
 #define RARITY_SCAN 48 /* chunks back from the newest a peer considers offering */  /* chunks the source still injects */
 #define OFFER_IDS 4    /* chunks per offer */
 #define SELECT_MAX 1   /* chunks a receiver takes from one offer */
@@ -642,6 +643,24 @@ static void decide_start(ptv_node *n, ptv_tstamp now) {
     if (ref > hi + back) ref = hi + back;
   }
   n->start_chunk = ref > back ? ref - back : 0;
+  /* Partners already playing have found a lag that their place in the
+   * overlay sustains; join them at their median playback point rather than
+   * closer to live (a newcomer is further from the source than they are). */
+  ptv_chunk_id plays[64];
+  int np = 0;
+  for (int i = 0; i < n->maxp && np < 64; i++)
+    if (n->p[i].state == P_UP && n->p[i].has_map && n->p[i].play != PTV_ID_NONE &&
+        n->p[i].play <= hi)
+      plays[np++] = n->p[i].play;
+  if (np > 0) {
+    for (int i = 1; i < np; i++) /* insertion sort: np <= 64 */
+      for (int j = i; j > 0 && plays[j - 1] > plays[j]; j--) {
+        ptv_chunk_id t = plays[j];
+        plays[j] = plays[j - 1];
+        plays[j - 1] = t;
+      }
+    if (plays[np / 2] < n->start_chunk) n->start_chunk = plays[np / 2];
+  }
   n->play_next = n->start_chunk;
   n->start_decided = 1;
   n->decided_at = now;
@@ -692,8 +711,8 @@ static void playout(ptv_node *n, ptv_tstamp now) {
     /* A miss of a chunk that is on its way: play it late (the clock, and so
      * the lag, moves back one chunk) rather than skip it, so the lag grows
      * to what this peer's place in the overlay needs. Skip when it is
-     * hopeless or the lag has grown by the whole buffer already. */
-    if (!present && n->shift_us + n->chunk_us <= n->cfg.buffer_us &&
+     * hopeless or the lag has grown by LATE_BUDGET buffers already. */
+    if (!present && n->shift_us + n->chunk_us <= LATE_BUDGET * n->cfg.buffer_us &&
         chunk_on_its_way(n, id)) {
       n->late_id = id;
       n->play_t0 += n->chunk_us;

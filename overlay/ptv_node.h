@@ -16,7 +16,7 @@
  * at its upload capacity, and plays chunks on a playout clock. A chunk that
  * misses its deadline counts as missed; if it is requested from or promised
  * by a partner it is played late (the clock moves back one chunk, at most
- * buffer_us in all, so the lag adapts to the peer's place in the overlay),
+ * twice buffer_us in all, so the lag adapts to the peer's place in the overlay),
  * otherwise it is skipped: playback never waits for a hopeless chunk. A source: cuts the stream into chunks
  * (ptv_source), pushes each new chunk to some partners and serves requests.
  * The overlay shape (who partners with whom, what is pushed) is delegated to
@@ -59,7 +59,8 @@ typedef struct {
   uint32_t upload_kbps;    /* upload capacity; requests are paced to it; 0 serves nothing */
   uint32_t stream_kbps;    /* source: stream rate (chunk size = rate x duration) */
   uint32_t chunk_us;       /* source: chunk duration; peers learn it from the tracker */
-  ptv_tstamp buffer_us;    /* playback starts this far behind the newest chunk seen */
+  ptv_tstamp buffer_us;    /* playback starts this far behind the live point (or at
+                              the partners' median playback point if further) */
   uint8_t target_partners; /* partners a peer looks for (default 8) */
   uint8_t max_partners;    /* partners accepted (default 14; source: from upload) */
   const struct ptv_strategy *strategy; /* NULL: the random mesh */
