@@ -424,9 +424,7 @@ static void make_offers(ptv_node *n, ptv_tstamp now) {
 
 static void on_select(ptv_node *n, partner *p, const ptv_msg_ids *sel, ptv_tstamp now) {
   p->offer_until = 0;
-  /* The source's first copies of fresh chunks go before any repair: every
-   * other upload in the swarm depends on them. A peer serves urgent pulls
-   * first. */
+  if (sel->n == 0) n->st.offers_declined++;
   for (int i = 0; i < sel->n; i++) {
     ptv_chunk_id id = sel->ids[i];
     /* Among offered chunks the newest goes first (it is the one the
