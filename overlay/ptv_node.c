@@ -30,11 +30,11 @@
 #define MAP_BITS 128u  /* buffer-map bits sent and kept per partner */
 #define UPQ_MAX 16     /* queued requests we will serve */
 #define DLQ_MAX 16     /* chunks promised to us or requested by us */
-#define PER_PARTNER_REQ 2
-#define PULL_MARGIN_US (500 * PTV_MS)
-#define SRC_WINDOW 16
+#define PER_PARTNER_REQ 2 /* our pulls in flight to one partner */
+#define PULL_MARGIN_US (500 * PTV_MS) /* pull what is due within 2 chunks + this */
+#define SRC_WINDOW 16  /* chunks the source still injects */
 #define LATE_BUDGET 2  /* late play may move the clock back by this many buffers */
-#define RARITY_SCAN 48 /* chunks back from the newest a peer considers offering */  /* chunks the source still injects */
+#define RARITY_SCAN 48 /* chunks back from the newest a peer considers offering */
 #define OFFER_IDS 4    /* chunks per offer */
 #define SELECT_MAX 1   /* chunks a receiver takes from one offer */
 #define OFFERS_OUT 8   /* offers a sender has in flight */
