@@ -20,6 +20,7 @@ static void usage(FILE *f) {
         "  --strategy S        overlay strategy: mesh (default) or chandelier\n"
         "  --json FILE         write the summary as JSON ('-' for stdout)\n"
         "  --csv FILE          write the per-second series as CSV\n"
+        "  --peers FILE        write one CSV line per peer (join, upload, continuity...)\n"
         "  --quiet             no progress bar and no human summary\n"
         "  --help              show this help\n"
         "  --version           show the version\n\n"
@@ -127,9 +128,10 @@ int main(int argc, char **argv) {
   static const struct option opts[] = {
       {"seed", required_argument, NULL, 's'},  {"strategy", required_argument, NULL, 'S'},
       {"json", required_argument, NULL, 'j'},  {"csv", required_argument, NULL, 'c'},
+      {"peers", required_argument, NULL, 'p'},
       {"quiet", no_argument, NULL, 'q'},       {"help", no_argument, NULL, 'h'},
       {"version", no_argument, NULL, 'V'},     {NULL, 0, NULL, 0}};
-  const char *json_path = NULL, *csv_path = NULL, *strategy = NULL;
+  const char *json_path = NULL, *csv_path = NULL, *peers_path = NULL, *strategy = NULL;
   long long seed = -1;
   int quiet = 0, ch;
   while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -147,6 +149,7 @@ int main(int argc, char **argv) {
     case 'S': strategy = optarg; break;
     case 'j': json_path = optarg; break;
     case 'c': csv_path = optarg; break;
+    case 'p': peers_path = optarg; break;
     case 'q': quiet = 1; break;
     case 'h': usage(stdout); return 0;
     case 'V': puts("peertv-sim " PACKAGE_VERSION); return 0;
@@ -196,6 +199,16 @@ int main(int argc, char **argv) {
       size_t nr = ptv_world_series(w, &rows);
       fprintf(f, "%s\n", PTV_SERIES_HEADER);
       for (size_t i = 0; i < nr; i++) ptv_row_write_csv(&rows[i], f);
+      if (fclose(f) != 0) status = 1;
+    }
+  }
+  if (peers_path) {
+    FILE *f = fopen(peers_path, "w");
+    if (!f) {
+      fprintf(stderr, "peertv-sim: cannot write %s: %s\n", peers_path, strerror(errno));
+      status = 1;
+    } else {
+      if (ptv_world_write_peers(w, f) != 0) status = 1;
       if (fclose(f) != 0) status = 1;
     }
   }

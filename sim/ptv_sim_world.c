@@ -535,6 +535,28 @@ int ptv_world_run(ptv_world *w, ptv_world_progress_cb cb, void *arg) {
 
 /* ---- results ------------------------------------------------------------- */
 
+int ptv_world_write_peers(const ptv_world *w, FILE *f) {
+  fprintf(f, "%s\n", PTV_PEERS_HEADER);
+  for (uint32_t i = 2; i < w->nn; i++) {
+    const sim_node *sn = &w->n[i];
+    uint64_t due = sn->due, missed = sn->missed;
+    double lag = sn->lag_s;
+    if (sn->node) {
+      ptv_node_stats st;
+      ptv_node_get_stats(sn->node, &st);
+      due = st.chunks_due;
+      missed = st.chunks_missed;
+      lag = (double)st.lag_us / 1e6;
+    }
+    fprintf(f, "%u,%.3f,%u,%s,%d,%d,%.3f,%llu,%llu,%.4f,%.3f\n", i - 2, (double)sn->join_t / 1e6,
+            sn->up_kbps, ptv_nat_name((ptv_nat_type)sn->nat), sn->node != NULL, sn->played,
+            sn->played ? (double)(sn->play_t - sn->join_t) / 1e6 : -1.0,
+            (unsigned long long)due, (unsigned long long)missed,
+            due ? 1.0 - (double)missed / (double)due : 0.0, lag);
+  }
+  return ferror(f) ? PTV_ERR_IO : 0;
+}
+
 size_t ptv_world_series(const ptv_world *w, const ptv_series_row **rows) {
   *rows = w->rows;
   return w->nrows;

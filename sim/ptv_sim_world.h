@@ -48,4 +48,11 @@ int ptv_world_run(ptv_world *w, ptv_world_progress_cb cb, void *arg);
 void ptv_world_summarize(ptv_world *w, ptv_world_summary *out);
 size_t ptv_world_series(const ptv_world *w, const ptv_series_row **rows);
 
+#define PTV_PEERS_HEADER \
+  "id,join_s,upload_kbps,nat,online_at_end,started,startup_s,chunks_due,chunks_missed,continuity,lag_s"
+
+/* Writes one CSV line per peer that ever joined (header PTV_PEERS_HEADER
+ * first), for per-peer analysis. Returns 0 or PTV_ERR_IO. */
+int ptv_world_write_peers(const ptv_world *w, FILE *f);
+
 #endif

@@ -167,6 +167,22 @@ else
 fi
 check "the two CSV series are byte-identical" cmp -s "$tmp/a.csv" "$tmp/b.csv"
 
+# --peers: one line per peer that joined, consistent with the summary.
+run_sim "$tmp/out4" "$tmp/err4" "$smoke" --quiet --json "$tmp/d.json" --peers "$tmp/peers.csv"
+expect_rc "smoke.scn with --peers exits 0" 0 "$tmp/err4"
+check "--peers writes the documented header" \
+  test "$(head -n 1 "$tmp/peers.csv")" = "id,join_s,upload_kbps,nat,online_at_end,started,startup_s,chunks_due,chunks_missed,continuity,lag_s"
+check "--peers has one line per joined peer and matches the summary" python3 -c '
+import csv, json, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+j = json.load(open(sys.argv[2]))
+played = [r for r in rows if int(r["chunks_due"]) > 0]
+mean = sum(float(r["continuity"]) for r in played) / len(played)
+gone = sum(1 for r in rows if r["online_at_end"] == "0")
+ok = (len(rows) == j["peers_joined"] and len(played) == j["peers_played"]
+      and abs(mean - j["continuity"]["mean"]) < 1e-3 and gone > 0)
+sys.exit(0 if ok else 1)' "$tmp/peers.csv" "$tmp/d.json"
+
 run_sim "$tmp/out3" "$tmp/err3" "$smoke" --seed 99 --json "$tmp/c.json" --csv "$tmp/c.csv" --quiet
 expect_rc "smoke.scn with --seed 99 exits 0" 0 "$tmp/err3"
 check "--seed 99 gives a different CSV series" bash -c '! cmp -s "$1" "$2"' _ "$tmp/a.csv" "$tmp/c.csv"
