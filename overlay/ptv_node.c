@@ -310,7 +310,20 @@ static void map_set(partner *p, ptv_chunk_id id) {
 
 /* Chunks this partner lacks that we hold, newest first, not older than what
  * it can still play (its newest minus twice the buffer). */
-static int useful_for(const ptv_node *n, const partner *p, ptv_chunk_id *out, int max) {
+/* How many of our partners lack chunk id and can still play it. */
+static int count_lacking(const ptv_node *n, ptv_chunk_id id) {
+  int lack = 0;
+  for (int i = 0; i < n->maxp; i++)
+    if (n->p[i].state == P_UP && n->p[i].has_map && !map_has(&n->p[i], id) &&
+        (n->p[i].play == PTV_ID_NONE || id >= n->p[i].play))
+      lack++;
+  return lack;
+}
+
+/* lacks[j], if not NULL, caches count_lacking(newest - j) (-1: not yet
+ * computed) across the partners considered in one round of offers. */
+static int useful_for(const ptv_node *n, const partner *p, ptv_chunk_id *out, int max,
+                      int *lacks) {
   if (!p->has_map || n->have.count == 0) return 0;
   ptv_chunk_id back = (ptv_chunk_id)(2 * n->cfg.buffer_us / (n->chunk_us ? n->chunk_us : 1)) + 4;
   ptv_chunk_id lo = p->map_base;
@@ -352,11 +365,9 @@ static int useful_for(const ptv_node *n, const partner *p, ptv_chunk_id *out, in
     if (n->have.newest < lo + (ptv_chunk_id)scanned) break;
     ptv_chunk_id id = n->have.newest - (ptv_chunk_id)scanned;
     if (!has_chunk(n, id) || map_has(p, id)) continue;
-    int lack = 0;
-    for (int i = 0; i < n->maxp; i++)
-      if (n->p[i].state == P_UP && n->p[i].has_map && !map_has(&n->p[i], id) &&
-          (n->p[i].play == PTV_ID_NONE || id >= n->p[i].play))
-        lack++;
+    int lack;
+    if (!lacks) lack = count_lacking(n, id);
+    else if ((lack = lacks[scanned]) < 0) lack = lacks[scanned] = count_lacking(n, id);
     /* insert into the top-max list, ordered by lack (newest wins ties) */
     int pos = k;
     while (pos > 0 && best_lack[pos - 1] < lack) pos--;
@@ -388,7 +399,12 @@ static void make_offers(ptv_node *n, ptv_tstamp now) {
   int max_out = tx ? (int)((OFFER_WINDOW_US + tx - 1) / tx) : OFFERS_OUT;
   if (max_out < 1) max_out = 1;
   if (max_out > OFFERS_OUT) max_out = OFFERS_OUT;
+  int lacks_buf[RARITY_SCAN], *lacks = NULL;
   while (out < max_out && upload_backlog(n, now) <= OFFER_AHEAD_US) {
+    if (!lacks) {
+      for (int j = 0; j < RARITY_SCAN; j++) lacks_buf[j] = -1;
+      lacks = lacks_buf;
+    }
     partner *pick = NULL;
     uint32_t seen = 0;
     ptv_chunk_id ids[OFFER_IDS];
@@ -397,7 +413,7 @@ static void make_offers(ptv_node *n, ptv_tstamp now) {
       partner *p = &n->p[i];
       if (p->state != P_UP || p->offer_until > now) continue;
       ptv_chunk_id tmp[OFFER_IDS];
-      int k = useful_for(n, p, tmp, OFFER_IDS);
+      int k = useful_for(n, p, tmp, OFFER_IDS, lacks);
       if (k == 0) continue;
       if (rnd(n) % ++seen == 0) { /* uniform reservoir pick */
         pick = p;
@@ -415,6 +431,8 @@ static void make_offers(ptv_node *n, ptv_tstamp now) {
     for (int i = 0; i < nids; i++) {
       m.u.offer.ids[i] = ids[i];
       map_set(pick, ids[i]); /* do not offer it again before its next map */
+      ptv_chunk_id j = n->have.newest - ids[i]; /* keep lacks[] exact */
+      if (lacks && ids[i] <= n->have.newest && j < RARITY_SCAN && lacks[j] > 0) lacks[j]--;
     }
     send_msg(n, pick->id, &m);
     pick->offer_until = now + OFFER_TIMEOUT_US;
