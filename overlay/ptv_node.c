@@ -183,7 +183,9 @@ static void remove_partner(ptv_node *n, partner *p) {
 
 /* ---- buffer maps -------------------------------------------------------- */
 
-static void send_bm_to(ptv_node *n, ptv_id to, ptv_tstamp now) {
+/* Encodes our buffer map (the same for every partner) into buf; returns its
+ * length or a negative PTV_ERR_*. */
+static int encode_bm(const ptv_node *n, ptv_tstamp now, uint8_t *buf, size_t cap) {
   uint8_t bits[MAP_BITS / 8];
   ptv_chunk_id from = n->have.base;
   if (n->have.count > 0 && n->have.newest >= from + MAP_BITS)
@@ -200,12 +202,26 @@ static void send_bm_to(ptv_node *n, ptv_id to, ptv_tstamp now) {
   m.u.buffermap.play = n->playing ? n->play_next
                        : n->start_decided && n->cfg.role == PTV_ROLE_PEER ? n->start_chunk
                                                                            : PTV_ID_NONE;
-  send_msg(n, to, &m);
+  return ptv_wire_encode(buf, cap, &m);
 }
 
+static void send_raw(ptv_node *n, ptv_id to, const uint8_t *buf, int len) {
+  n->st.ctrl_bytes_up += (uint64_t)len;
+  n->cb.send(n->user, to, buf, (size_t)len, 0, 0);
+}
+
+static void send_bm_to(ptv_node *n, ptv_id to, ptv_tstamp now) {
+  uint8_t buf[64];
+  int len = encode_bm(n, now, buf, sizeof(buf));
+  if (len > 0) send_raw(n, to, buf, len);
+}
+
+/* One encoding for all partners: the map is the same for each. */
 static void flush_bm(ptv_node *n, ptv_tstamp now) {
-  for (int i = 0; i < n->maxp; i++)
-    if (n->p[i].state == P_UP) send_bm_to(n, n->p[i].id, now);
+  uint8_t buf[64];
+  int len = encode_bm(n, now, buf, sizeof(buf));
+  for (int i = 0; i < n->maxp && len > 0; i++)
+    if (n->p[i].state == P_UP) send_raw(n, n->p[i].id, buf, len);
   n->t_bm_keep = now + BM_KEEPALIVE_US;
   n->t_bm_flush = PTV_TSTAMP_MAX;
 }
