@@ -535,19 +535,33 @@ int ptv_world_run(ptv_world *w, ptv_world_progress_cb cb, void *arg) {
 
 /* ---- results ------------------------------------------------------------- */
 
+/* A peer's playout figures: live from its engine while online, else the
+ * snapshot taken when it left. */
+typedef struct {
+  uint64_t due, missed;
+  double lag_s, online_s;
+} peer_figures;
+
+static peer_figures peer_figures_of(const ptv_world *w, const sim_node *sn) {
+  peer_figures f = {sn->due, sn->missed, sn->lag_s, sn->online_s};
+  if (sn->node) {
+    ptv_node_stats st;
+    ptv_node_get_stats(sn->node, &st);
+    f.due = st.chunks_due;
+    f.missed = st.chunks_missed;
+    f.lag_s = (double)st.lag_us / 1e6;
+    f.online_s = (double)(w->end - sn->join_t) / 1e6;
+  }
+  return f;
+}
+
 int ptv_world_write_peers(const ptv_world *w, FILE *f) {
   fprintf(f, "%s\n", PTV_PEERS_HEADER);
   for (uint32_t i = 2; i < w->nn; i++) {
     const sim_node *sn = &w->n[i];
-    uint64_t due = sn->due, missed = sn->missed;
-    double lag = sn->lag_s;
-    if (sn->node) {
-      ptv_node_stats st;
-      ptv_node_get_stats(sn->node, &st);
-      due = st.chunks_due;
-      missed = st.chunks_missed;
-      lag = (double)st.lag_us / 1e6;
-    }
+    peer_figures pf = peer_figures_of(w, sn);
+    uint64_t due = pf.due, missed = pf.missed;
+    double lag = pf.lag_s;
     fprintf(f, "%u,%.3f,%u,%s,%d,%d,%.3f,%llu,%llu,%.4f,%.3f\n", i - 2, (double)sn->join_t / 1e6,
             sn->up_kbps, ptv_nat_name((ptv_nat_type)sn->nat), sn->node != NULL, sn->played,
             sn->played ? (double)(sn->play_t - sn->join_t) / 1e6 : -1.0,
@@ -590,19 +604,9 @@ void ptv_world_summarize(ptv_world *w, ptv_world_summary *o) {
   for (uint32_t i = 2; i < w->nn && cont && start && lag; i++) {
     sim_node *sn = &w->n[i];
     sum_up += sn->up_kbps;
-    uint64_t due = sn->due, missed = sn->missed;
-    double lg = sn->lag_s, online_s = sn->online_s;
-    uint32_t changes = sn->changes;
-    if (sn->node) {
-      ptv_node_stats st;
-      ptv_node_get_stats(sn->node, &st);
-      due = st.chunks_due;
-      missed = st.chunks_missed;
-      lg = (double)st.lag_us / 1e6;
-      changes = st.partner_changes;
-      online_s = (double)(w->end - sn->join_t) / 1e6;
-    }
-    (void)changes;
+    peer_figures pf = peer_figures_of(w, sn);
+    uint64_t due = pf.due, missed = pf.missed;
+    double lg = pf.lag_s, online_s = pf.online_s;
     peer_min += online_s / 60.0;
     if (sn->played) {
       start[nstart++] = (double)(sn->play_t - sn->join_t) / 1e6;
