@@ -121,6 +121,12 @@ typedef struct {
   uint32_t bad_msgs;         /* malformed messages received */
   uint64_t req_sent, req_timeouts, busy_recv, dup_chunks, late_chunks;
   uint64_t offers_sent, offers_declined, offer_idle; /* idle: nothing to offer */
+  /* why chunks were missed: on their way, held by a partner but not asked
+   * for, or held by no partner */
+  uint64_t miss_on_way, miss_held, miss_nowhere;
+  uint64_t recv_delay_us, recv_new;
+  uint32_t stalls;           /* playback paused: late play or re-anchoring */
+  ptv_tstamp stall_us;       /* total pause, which is what the lag grew by */ /* source-to-us delay summed over new chunks */
   uint32_t npartners;
   ptv_chunk_id newest;       /* newest chunk held */
   uint32_t held;             /* chunks held in the window */

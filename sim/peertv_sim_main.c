@@ -72,6 +72,11 @@ static json_t *summary_json(const ptv_world_summary *s, const ptv_scenario *sc) 
   json_object_set_new(lg, "p50", json_real(s->lag_p50));
   json_object_set_new(lg, "p95", json_real(s->lag_p95));
   json_object_set_new(o, "lag_s", lg);
+  json_t *sl = json_object();
+  json_object_set_new(sl, "per_peer", json_real(s->stalls_mean));
+  json_object_set_new(sl, "seconds_mean", json_real(s->stall_s_mean));
+  json_object_set_new(sl, "seconds_p95", json_real(s->stall_s_p95));
+  json_object_set_new(o, "stalls", sl);
   json_object_set_new(o, "savings", json_real(s->savings));
   json_object_set_new(o, "overhead", json_real(s->overhead));
   json_object_set_new(o, "partner_changes_per_peer_min", json_real(s->partner_changes_per_peer_min));
@@ -112,6 +117,8 @@ static void print_summary(FILE *f, const ptv_world_summary *s, const ptv_scenari
   fprintf(f, "  startup             p50 %.2f s, p95 %.2f s\n", s->startup_p50, s->startup_p95);
   fprintf(f, "  playback lag        p50 %.2f s, p95 %.2f s   (minimum-delay bound %.2f s)\n",
           s->lag_p50, s->lag_p95, s->lag_bound_s);
+  fprintf(f, "  stalls              %.2f per peer, %.2f s in all (p95 %.2f s)\n", s->stalls_mean,
+          s->stall_s_mean, s->stall_s_p95);
   fprintf(f, "  savings             %.4f\n", s->savings);
   fprintf(f, "  overhead            %.4f\n", s->overhead);
   fprintf(f, "  partner changes     %.3f per peer per minute\n", s->partner_changes_per_peer_min);

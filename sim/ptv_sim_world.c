@@ -47,7 +47,8 @@ typedef struct sim_node {
   int32_t last_miss_sec;
   /* snapshot when the peer leaves */
   uint64_t due, missed;
-  double lag_s;
+  double lag_s, stall_s;
+  uint32_t stalls;
   uint32_t changes;
   double online_s;
 } sim_node;
@@ -71,6 +72,11 @@ struct ptv_world {
   ptv_series_row *rows;
   size_t nrows;
   uint64_t events, messages, drop_nat, drop_loss, drop_part;
+  /* diagnostics on stderr: PTV_SIM_DEBUG (counters, delivery delay every
+   * 5 s), PTV_SIM_TRACE=peer-id (that peer's misses) */
+  int debug;
+  long trace;
+  uint64_t delay_sum0, delay_n0;
   double total_source_bytes, total_peer_down, total_ctrl, total_payload;
   uint64_t total_changes;
   double wall_s;
@@ -185,6 +191,13 @@ static void on_playout(void *user, ptv_chunk_id id, int present, ptv_tstamp now)
   sim_node *sn = user;
   ptv_world *w = sn->w;
   w->cur.due++;
+  if (w->trace >= 0 && (long)sn->idx - 2 == w->trace && !present) {
+    ptv_node_stats st;
+    ptv_node_get_stats(sn->node, &st);
+    fprintf(stderr, "trace: t=%.3f miss chunk %u lag %.2f way/held/nowhere %llu/%llu/%llu\n",
+            (double)now / 1e6, id, (double)st.lag_us / 1e6, (unsigned long long)st.miss_on_way,
+            (unsigned long long)st.miss_held, (unsigned long long)st.miss_nowhere);
+  }
   if (!present) {
     w->cur.missed++;
     if (sn->last_miss_sec != (int32_t)w->cur.t_s) {
@@ -268,6 +281,8 @@ static void depart(ptv_world *w, uint32_t idx, int graceful) {
   sn->due = st.chunks_due;
   sn->missed = st.chunks_missed;
   sn->lag_s = (double)st.lag_us / 1e6;
+  sn->stalls = st.stalls;
+  sn->stall_s = (double)st.stall_us / 1e6;
   sn->changes = st.partner_changes;
   sn->online_s = (double)(w->now - sn->join_t) / 1e6;
   ptv_node_free(sn->node);
@@ -300,6 +315,22 @@ static void sample(ptv_world *w) {
     if (st.playing && lags) lags[np++] = (double)st.lag_us / 1e6;
   }
   r->playing = np;
+  if (w->debug && r->t_s % 5 == 0) {
+    uint64_t ds = 0, dn = 0;
+    for (uint32_t i = 2; i < w->nn; i++) {
+      if (!w->n[i].node) continue;
+      ptv_node_stats st;
+      ptv_node_get_stats(w->n[i].node, &st);
+      ds += st.recv_delay_us;
+      dn += st.recv_new;
+    }
+    if (dn > w->delay_n0)
+      fprintf(stderr, "debug: t=%u delivery delay mean %.2f s over %llu new chunks\n", r->t_s,
+              (double)(ds - w->delay_sum0) / 1e6 / (double)(dn - w->delay_n0),
+              (unsigned long long)(dn - w->delay_n0));
+    w->delay_sum0 = ds;
+    w->delay_n0 = dn;
+  }
   r->lag_p50_s = ptv_percentile(lags, np, 0.5);
   r->lag_p95_s = ptv_percentile(lags, np, 0.95);
   free(lags);
@@ -416,6 +447,8 @@ ptv_world *ptv_world_new(const ptv_scenario *s, char *err, size_t errlen) {
     free(w);
     return NULL;
   }
+  w->debug = getenv("PTV_SIM_DEBUG") != NULL;
+  w->trace = getenv("PTV_SIM_TRACE") ? atol(getenv("PTV_SIM_TRACE")) : -1;
   w->rng = s->seed ^ 0x5eed5eed5eedULL;
   w->loss_rng = s->seed ^ 0x1055105510551055ULL;
   w->cap = node_bound(s);
@@ -539,17 +572,20 @@ int ptv_world_run(ptv_world *w, ptv_world_progress_cb cb, void *arg) {
  * snapshot taken when it left. */
 typedef struct {
   uint64_t due, missed;
-  double lag_s, online_s;
+  double lag_s, online_s, stall_s;
+  uint32_t stalls;
 } peer_figures;
 
 static peer_figures peer_figures_of(const ptv_world *w, const sim_node *sn) {
-  peer_figures f = {sn->due, sn->missed, sn->lag_s, sn->online_s};
+  peer_figures f = {sn->due, sn->missed, sn->lag_s, sn->online_s, sn->stall_s, sn->stalls};
   if (sn->node) {
     ptv_node_stats st;
     ptv_node_get_stats(sn->node, &st);
     f.due = st.chunks_due;
     f.missed = st.chunks_missed;
     f.lag_s = (double)st.lag_us / 1e6;
+    f.stalls = st.stalls;
+    f.stall_s = (double)st.stall_us / 1e6;
     f.online_s = (double)(w->end - sn->join_t) / 1e6;
   }
   return f;
@@ -562,11 +598,12 @@ int ptv_world_write_peers(const ptv_world *w, FILE *f) {
     peer_figures pf = peer_figures_of(w, sn);
     uint64_t due = pf.due, missed = pf.missed;
     double lag = pf.lag_s;
-    fprintf(f, "%u,%.3f,%u,%s,%d,%d,%.3f,%llu,%llu,%.4f,%.3f\n", i - 2, (double)sn->join_t / 1e6,
+    fprintf(f, "%u,%.3f,%u,%s,%d,%d,%.3f,%llu,%llu,%.4f,%.3f,%u,%.3f\n", i - 2,
+            (double)sn->join_t / 1e6,
             sn->up_kbps, ptv_nat_name((ptv_nat_type)sn->nat), sn->node != NULL, sn->played,
             sn->played ? (double)(sn->play_t - sn->join_t) / 1e6 : -1.0,
             (unsigned long long)due, (unsigned long long)missed,
-            due ? 1.0 - (double)missed / (double)due : 0.0, lag);
+            due ? 1.0 - (double)missed / (double)due : 0.0, lag, pf.stalls, pf.stall_s);
   }
   return ferror(f) ? PTV_ERR_IO : 0;
 }
@@ -599,9 +636,12 @@ void ptv_world_summarize(ptv_world *w, ptv_world_summary *o) {
   double *cont = calloc(npeers + 1, sizeof(double));
   double *start = calloc(npeers + 1, sizeof(double));
   double *lag = calloc(npeers + 1, sizeof(double));
+  double *stall = calloc(npeers + 1, sizeof(double));
+  double stalls_sum = 0, stall_sum = 0;
+  uint32_t nstall = 0;
   uint32_t nc = 0, nstart = 0, nlag = 0, nstay = 0, stay_ok = 0, ok = 0;
   double sum = 0, sum_stay = 0, sum_up = 0, peer_min = 0;
-  for (uint32_t i = 2; i < w->nn && cont && start && lag; i++) {
+  for (uint32_t i = 2; i < w->nn && cont && start && lag && stall; i++) {
     sim_node *sn = &w->n[i];
     sum_up += sn->up_kbps;
     peer_figures pf = peer_figures_of(w, sn);
@@ -611,6 +651,10 @@ void ptv_world_summarize(ptv_world *w, ptv_world_summary *o) {
     if (sn->played) {
       start[nstart++] = (double)(sn->play_t - sn->join_t) / 1e6;
       lag[nlag++] = lg;
+      stall[nstall] = pf.stall_s;
+      stalls_sum += pf.stalls;
+      stall_sum += pf.stall_s;
+      nstall++;
     } else if (online_s > 10) {
       o->never_started++;
     }
@@ -641,6 +685,9 @@ void ptv_world_summarize(ptv_world *w, ptv_world_summary *o) {
   o->startup_p95 = ptv_percentile(start, nstart, 0.95);
   o->lag_p50 = ptv_percentile(lag, nlag, 0.5);
   o->lag_p95 = ptv_percentile(lag, nlag, 0.95);
+  o->stalls_mean = nstall ? stalls_sum / nstall : 0;
+  o->stall_s_mean = nstall ? stall_sum / nstall : 0;
+  o->stall_s_p95 = ptv_percentile(stall, nstall, 0.95);
   o->savings = w->total_peer_down > 0 ? 1.0 - w->total_source_bytes / w->total_peer_down : 0;
   o->overhead = w->total_payload > 0 ? w->total_ctrl / w->total_payload : 0;
   o->partner_changes_per_peer_min = peer_min > 0 ? (double)w->total_changes / peer_min : 0;
@@ -663,8 +710,8 @@ void ptv_world_summarize(ptv_world *w, ptv_world_summary *o) {
     r->recovery_s = recovery(w, from, 0.99, 0);
     r->recovery_all_s = recovery(w, from, 0.99, 1);
   }
-  if (getenv("PTV_SIM_DEBUG")) {
-    uint64_t a[8] = {0};
+  if (w->debug) {
+    uint64_t a[11] = {0};
     for (uint32_t i = 2; i < w->nn; i++) {
       if (!w->n[i].node) continue;
       ptv_node_stats st;
@@ -672,14 +719,18 @@ void ptv_world_summarize(ptv_world *w, ptv_world_summary *o) {
       a[0] += st.req_sent; a[1] += st.req_timeouts; a[2] += st.busy_recv;
       a[3] += st.dup_chunks; a[4] += st.late_chunks;
       a[5] += st.offers_sent; a[6] += st.offers_declined; a[7] += st.offer_idle;
+      a[8] += st.miss_on_way; a[9] += st.miss_held; a[10] += st.miss_nowhere;
     }
     fprintf(stderr, "debug: offers %llu declined %llu idle-no-useful %llu\n",
             (unsigned long long)a[5], (unsigned long long)a[6], (unsigned long long)a[7]);
     fprintf(stderr, "debug: req_sent %llu timeouts %llu busy %llu dup %llu late %llu\n",
             (unsigned long long)a[0], (unsigned long long)a[1], (unsigned long long)a[2],
             (unsigned long long)a[3], (unsigned long long)a[4]);
+    fprintf(stderr, "debug: missed on-its-way %llu held-by-a-partner %llu nowhere %llu\n",
+            (unsigned long long)a[8], (unsigned long long)a[9], (unsigned long long)a[10]);
   }
   free(cont);
   free(start);
   free(lag);
+  free(stall);
 }

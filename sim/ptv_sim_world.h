@@ -25,6 +25,9 @@ typedef struct {
   double cont_stayed_mean, cont_stayed_share_ge_099; /* peers online at the end */
   uint32_t peers_played, never_started;
   double startup_p50, startup_p95, lag_p50, lag_p95;
+  /* playback pauses per playing peer (late play, re-anchoring): how many,
+   * and their total length, which is what the peer's lag grew by */
+  double stalls_mean, stall_s_mean, stall_s_p95;
   double savings, overhead, partner_changes_per_peer_min;
   uint64_t events, messages, dropped_nat, dropped_loss, dropped_partition;
   double wall_s, peak_rss_mb;
@@ -49,7 +52,7 @@ void ptv_world_summarize(ptv_world *w, ptv_world_summary *out);
 size_t ptv_world_series(const ptv_world *w, const ptv_series_row **rows);
 
 #define PTV_PEERS_HEADER \
-  "id,join_s,upload_kbps,nat,online_at_end,started,startup_s,chunks_due,chunks_missed,continuity,lag_s"
+  "id,join_s,upload_kbps,nat,online_at_end,started,startup_s,chunks_due,chunks_missed,continuity,lag_s,stalls,stall_s"
 
 /* Writes one CSV line per peer that ever joined (header PTV_PEERS_HEADER
  * first), for per-peer analysis. Returns 0 or PTV_ERR_IO. */

@@ -670,8 +670,11 @@ static void test_streaming_ample(void **state) {
 
 /* From `cut` on, the victim gets nothing (all_msgs) or no chunk data (its
  * partners stay alive and keep advertising chunks it will never receive).
- * Once what it held is played, it must keep reporting one missing chunk per
- * chunk duration: skip ahead, counted as missed, never wait. */
+ * It may pause for chunks it asked for (late play), but only up to the late
+ * budget (LATE_BUDGET = 6 buffers of 2 s); after that it must keep reporting
+ * one missing chunk per chunk duration: skip ahead, counted as missed,
+ * never wait. */
+#define STALL_BUDGET_US (12 * PTV_S)
 static void stall_scenario(int all_msgs, uint64_t seed) {
   const int np = 6;
   const int v = FIRST_PEER + 1;
@@ -684,8 +687,8 @@ static void stall_scenario(int all_msgs, uint64_t seed) {
   assert_true(st.playing);
   assert_true(st.lag_us > 0 && st.lag_us < 4 * PTV_S);
   /* Chunk k plays at ts(k) + lag: a chunk played after cut + lag began after
-   * the cut, so it cannot be there. */
-  ptv_tstamp w0 = cut + st.lag_us + 2 * CHUNK_US;
+   * the cut, so it cannot be there. Past the whole budget, no pause is left. */
+  ptv_tstamp w0 = cut + st.lag_us + STALL_BUDGET_US + 2 * CHUNK_US;
   ptv_tstamp w1 = w0 + 4 * PTV_S;
   h_run_until(h, w0);
   ptv_node_stats s0 = h_stats(h, v);
@@ -695,20 +698,20 @@ static void stall_scenario(int all_msgs, uint64_t seed) {
   uint64_t missed = s1.chunks_missed - s0.chunks_missed;
   const nctx *c = &h->ctx[v];
   assert_int_equal(check_playout_order(c), s1.chunks_due);
-  /* 4 s at 4 chunks a second, each one counted as missed. A chunk that is
-   * requested but does not come is played late, which moves the clock back
-   * by one chunk each time, at most by twice the buffer (4 s) in all; then it is
-   * skipped. So: due + late shifts == 16 (+-1), shifts bounded. */
-  assert_true(s1.lag_us >= st.lag_us && s1.lag_us - st.lag_us <= 4 * PTV_S);
-  ptv_tstamp grown = s1.lag_us - s0.lag_us; /* shifts inside the window */
+  /* The pauses are bounded and counted... */
+  assert_true(s1.lag_us >= st.lag_us && s1.lag_us - st.lag_us <= STALL_BUDGET_US);
+  assert_int_equal(s1.stall_us, s1.lag_us - st.lag_us);
+  assert_true((s1.stall_us == 0) == (s1.stalls == 0));
+  /* ...and spent before w0: 4 s at 4 chunks a second, each one missed. */
+  ptv_tstamp grown = s1.lag_us - s0.lag_us;
   uint64_t due_seen = due;
-  due += grown / CHUNK_US;
-  if (due < 15 || due > 17)
-    fail_msg("%s cut at %llu us: %llu chunks due in (%llu, %llu] us, want 16 "
-             "(lag was %llu us, now %llu us)",
+  if (grown != 0 || due < 15 || due > 17)
+    fail_msg("%s cut at %llu us: %llu chunks due in (%llu, %llu] us, want 16, lag grew by "
+             "%llu us in it (lag was %llu us, now %llu us)",
              all_msgs ? "all messages" : "chunk data", (unsigned long long)cut,
              (unsigned long long)due, (unsigned long long)w0, (unsigned long long)w1,
-             (unsigned long long)st.lag_us, (unsigned long long)s1.lag_us);
+             (unsigned long long)grown, (unsigned long long)st.lag_us,
+             (unsigned long long)s1.lag_us);
   assert_int_equal(missed, due_seen);
   assert_true(s1.playing);
   size_t late = 0;
@@ -745,6 +748,147 @@ static void test_playout_never_stalls(void **state) {
 static void test_playout_never_stalls_data_cut(void **state) {
   (void)state;
   stall_scenario(0, 3);
+}
+
+/* ---- 3b. re-anchoring ---------------------------------------------------- */
+
+#define LATE_STEP_US (4 * CHUNK_US)     /* LATE_STEP chunks, in ptv_node.c */
+#define REANCHOR_CAP_US (6 * 2 * PTV_S) /* REANCHOR buffers of 2 s */
+
+/* Rebuilds peer i, not started yet, so that it starts `buffer_us` behind live. */
+static void h_set_buffer(harness *h, int i, ptv_tstamp buffer_us) {
+  assert_false(h->started[i]);
+  ptv_node_config c = *ptv_node_config_get(h->node[i]);
+  c.buffer_us = buffer_us;
+  ptv_node_free(h->node[i]);
+  h->node[i] = ptv_node_new(&c, &node_cbs, &h->ctx[i]);
+  assert_non_null(h->node[i]);
+}
+
+enum { RA_MEDIAN, RA_CAPPED, RA_NONE };
+
+/* The victim (the first peer, 2 s buffer) partners every other peer, which
+ * start `others_buf` behind live, then play on their fixed clock: they
+ * advertise that playback point in their buffer maps. From `cut`, for 3 s,
+ * no chunk data reaches the victim (its partners stay up): once the chunks
+ * it held are played it misses one. Then it must pause once, back to its
+ * partners' median playback point (RA_MEDIAN), or by the whole re-anchoring
+ * allowance when they are further behind than that (RA_CAPPED); with
+ * partners at its own point (RA_NONE) it only pauses for late chunks,
+ * LATE_STEP chunks each time. Either way one chunk is missed, every pause
+ * is at that chunk, and it plays on without a miss from there. */
+static void reanchor_scenario(int kind, ptv_tstamp others_buf, uint64_t seed) {
+  const int np = 6;
+  const int v = FIRST_PEER;
+  const ptv_tstamp cut = others_buf + 6 * PTV_S; /* everyone plays by then */
+  const ptv_tstamp end = cut + 28 * PTV_S;
+  harness *h = h_new_uniform(np, 2000, 2000, seed);
+  for (int i = v + 1; i < h->nn; i++) h_set_buffer(h, i, others_buf);
+  h_run_until(h, cut);
+
+  /* Before the cut: nothing missed, no pause, everyone partnered with v. */
+  ptv_node_stats st = h_stats(h, v);
+  assert_true(st.playing);
+  assert_int_equal(st.chunks_missed, 0);
+  assert_int_equal(st.stalls, 0);
+  assert_int_equal(st.stall_us, 0);
+  ptv_tstamp olag[MAXN];
+  int no = 0;
+  for (int i = v + 1; i < h->nn; i++) {
+    ptv_node_stats o = h_stats(h, i);
+    assert_true(o.playing);
+    assert_true(has_partner(h->node[v], (ptv_id)i, 1));
+    olag[no++] = o.lag_us;
+  }
+  for (int i = 1; i < no; i++) /* sort: the partners' median lag */
+    for (int j = i; j > 0 && olag[j - 1] > olag[j]; j--) {
+      ptv_tstamp t = olag[j];
+      olag[j] = olag[j - 1];
+      olag[j - 1] = t;
+    }
+  ptv_tstamp med_lag = olag[no / 2];
+  if (kind != RA_NONE) {
+    /* It plays well ahead of its partners (more than a late pause). */
+    if (st.lag_us + 2 * LATE_STEP_US > med_lag)
+      fail_msg("victim lag %llu us, its partners' %llu us: not ahead",
+               (unsigned long long)st.lag_us, (unsigned long long)med_lag);
+  }
+
+  h->drop_bulk_to_after[v] = cut;
+  h_run_until(h, cut + 3 * PTV_S);
+  h->drop_bulk_to_after[v] = PTV_TSTAMP_MAX;
+  h_run_until(h, end);
+  ptv_node_stats s = h_stats(h, v);
+  const nctx *c = &h->ctx[v];
+
+  /* One chunk missed, counted once; the pauses are what the lag grew by. */
+  assert_true(s.playing);
+  assert_int_equal(s.chunks_missed, 1);
+  assert_true(s.stalls >= 1);
+  assert_int_equal(s.stall_us, s.lag_us - st.lag_us);
+  assert_true(s.stall_us <= REANCHOR_CAP_US);
+  /* The log: every chunk once, in order; the missing one on the fixed clock
+   * after the cut; all the pause at it; the rest present, on the clock. */
+  assert_int_equal(check_playout_order(c), s.chunks_due);
+  size_t m = c->nplays;
+  for (size_t k = 0; k < c->nplays; k++)
+    if (!c->plays[k].present) {
+      assert_int_equal(m, c->nplays); /* only one */
+      m = k;
+    }
+  assert_true(m < c->nplays);
+  assert_true(c->plays[m].now > cut);
+  assert_true(c->nplays - m > 40); /* it went on playing, 10 s and more */
+  for (size_t k = 0; k < c->nplays; k++) {
+    ptv_tstamp due = c->play_at + (ptv_tstamp)k * CHUNK_US + (k > m ? s.stall_us : 0);
+    if (c->plays[k].now != due)
+      fail_msg("victim: chunk %u (present %d) played at %llu us, want %llu us "
+               "(missed chunk %u at %llu us, paused %llu us in %u stalls)",
+               c->plays[k].id, c->plays[k].present, (unsigned long long)c->plays[k].now,
+               (unsigned long long)due, c->plays[m].id,
+               (unsigned long long)c->plays[m].now, (unsigned long long)s.stall_us,
+               s.stalls);
+  }
+
+  switch (kind) {
+  case RA_MEDIAN: /* one pause, to about where its partners play */
+    if (s.stalls != 1 || s.stall_us < 2 * LATE_STEP_US ||
+        s.lag_us + CHUNK_US < med_lag || s.lag_us > med_lag + CHUNK_US)
+      fail_msg("victim: %u stalls, %llu us in all, lag %llu -> %llu us; want one stall "
+               "to its partners' lag %llu us (+-%llu us)",
+               s.stalls, (unsigned long long)s.stall_us, (unsigned long long)st.lag_us,
+               (unsigned long long)s.lag_us, (unsigned long long)med_lag,
+               (unsigned long long)CHUNK_US);
+    break;
+  case RA_CAPPED: /* one pause, of the whole allowance: still ahead of them */
+    assert_int_equal(s.stalls, 1);
+    assert_int_equal(s.stall_us, REANCHOR_CAP_US);
+    assert_true(s.lag_us + CHUNK_US < med_lag);
+    break;
+  default: /* partners at its point: late pauses only, LATE_STEP each */
+    assert_int_equal(s.stall_us, (ptv_tstamp)s.stalls * LATE_STEP_US);
+    break;
+  }
+
+  /* The partners' clocks never moved: they missed nothing, never paused. */
+  for (int i = v + 1; i < h->nn; i++) {
+    ptv_node_stats o = h_stats(h, i);
+    assert_int_equal(o.chunks_missed, 0);
+    assert_int_equal(o.stalls, 0);
+    assert_int_equal(o.stall_us, 0);
+    assert_int_equal(check_playout_clock(&h->ctx[i]), o.chunks_due);
+  }
+  h_assert_clean(h);
+  h_free(h);
+}
+
+static void test_playout_reanchor(void **state) {
+  (void)state;
+  for (uint64_t seed = 12; seed <= 13; seed++) {
+    reanchor_scenario(RA_MEDIAN, 5 * PTV_S, seed);
+    reanchor_scenario(RA_CAPPED, 16 * PTV_S, seed);
+    reanchor_scenario(RA_NONE, 2 * PTV_S, seed);
+  }
 }
 
 /* ---- 4. upload pacing ---------------------------------------------------- */
@@ -1127,6 +1271,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_join, teardown),
       cmocka_unit_test_teardown(test_streaming_ample, teardown),
       cmocka_unit_test_teardown(test_playout_never_stalls, teardown),
+      cmocka_unit_test_teardown(test_playout_reanchor, teardown),
       cmocka_unit_test_teardown(test_playout_never_stalls_data_cut, teardown),
       cmocka_unit_test_teardown(test_upload_pacing, teardown),
       cmocka_unit_test_teardown(test_partner_failure, teardown),
