@@ -17,8 +17,9 @@
 #define CONNECT_TIMEOUT_US (2 * PTV_S)
 #define BM_KEEPALIVE_US (1 * PTV_S)
 #define STARVE_US (2 * PTV_S)         /* no new chunk for this long: starving */
-#define REJOIN_US (3 * PTV_S)         /* at most one tracker re-join per this */
+#define REJOIN_US (1 * PTV_S)         /* at most one tracker re-join per this */
 #define USELESS_US (4 * PTV_S)        /* partner gave nothing useful this long */
+#define STARVE_DROP 4                 /* useless partners a starving peer drops per tick */
 #define CHOKE_US (400 * PTV_MS)       /* back off a partner that refused */
 #define START_RETRY_US (3 * PTV_S)    /* start chunk never came: pick again */
 #define START_WAIT_US (1500 * PTV_MS) /* longest wait for the prefetch */
@@ -31,6 +32,7 @@
 #define UPQ_MAX 16     /* queued requests we will serve */
 #define DLQ_MAX 16     /* chunks promised to us or requested by us */
 #define PER_PARTNER_REQ 2 /* our pulls in flight to one partner */
+#define LACK_CACHE ((int)MAP_BITS) /* rarity cached this many chunks back from our newest */
 #define PULL_MARGIN_US (500 * PTV_MS) /* pull what is due within 2 chunks + this */
 #define SRC_WINDOW 16  /* chunks the source still injects */
 #define LATE_BUDGET 6  /* late play may move the clock back by this many buffers */
@@ -50,7 +52,7 @@ typedef struct {
   ptv_id id;
   uint8_t nat;
   uint8_t state;
-  uint8_t outstanding; /* our requests in flight to it */
+  uint8_t outstanding; /* our pulls in flight to it (not its promises) */
   uint8_t has_map;
   uint32_t upload_kbps;
   uint16_t queue_ms;
@@ -379,13 +381,20 @@ static int useful_for(const ptv_node *n, const partner *p, ptv_chunk_id *out, in
    * that got few early copies: everyone moves on to fresher ones and it
    * spreads only when it is due. */
   int best_lack[PTV_WIRE_MAX_IDS];
+  /* The scan starts at our newest chunk, or at the end of what the partner
+   * plays within RARITY_SCAN chunks if that is older: a partner far behind
+   * (after a partition) is offered what it needs next, not chunks it will
+   * play in half a minute, and passes those on to peers as far behind. */
+  ptv_chunk_id hi = n->have.newest;
+  if (p->play != PTV_ID_NONE && p->play + RARITY_SCAN - 1 < hi) hi = p->play + RARITY_SCAN - 1;
   for (int scanned = 0; scanned < RARITY_SCAN; scanned++) {
-    if (n->have.newest < lo + (ptv_chunk_id)scanned) break;
-    ptv_chunk_id id = n->have.newest - (ptv_chunk_id)scanned;
+    if (hi < lo + (ptv_chunk_id)scanned) break;
+    ptv_chunk_id id = hi - (ptv_chunk_id)scanned;
     if (!has_chunk(n, id) || map_has(p, id)) continue;
     int lack;
-    if (!lacks) lack = count_lacking(n, id);
-    else if ((lack = lacks[scanned]) < 0) lack = lacks[scanned] = count_lacking(n, id);
+    uint32_t off = n->have.newest - id; /* lacks[] is indexed from our newest */
+    if (!lacks || off >= LACK_CACHE) lack = count_lacking(n, id);
+    else if ((lack = lacks[off]) < 0) lack = lacks[off] = count_lacking(n, id);
     /* insert into the top-max list, ordered by lack (newest wins ties) */
     int pos = k;
     while (pos > 0 && best_lack[pos - 1] < lack) pos--;
@@ -417,10 +426,10 @@ static void make_offers(ptv_node *n, ptv_tstamp now) {
   int max_out = tx ? (int)((OFFER_WINDOW_US + tx - 1) / tx) : OFFERS_OUT;
   if (max_out < 1) max_out = 1;
   if (max_out > OFFERS_OUT) max_out = OFFERS_OUT;
-  int lacks_buf[RARITY_SCAN], *lacks = NULL;
+  int lacks_buf[LACK_CACHE], *lacks = NULL;
   while (out < max_out && upload_backlog(n, now) <= OFFER_AHEAD_US) {
     if (!lacks) {
-      for (int j = 0; j < RARITY_SCAN; j++) lacks_buf[j] = -1;
+      for (int j = 0; j < LACK_CACHE; j++) lacks_buf[j] = -1;
       lacks = lacks_buf;
     }
     partner *pick = NULL;
@@ -456,7 +465,7 @@ static void make_offers(ptv_node *n, ptv_tstamp now) {
       m.u.offer.ids[i] = ids[i];
       map_set(pick, ids[i]); /* do not offer it again before its next map */
       ptv_chunk_id j = n->have.newest - ids[i]; /* keep lacks[] exact */
-      if (lacks && ids[i] <= n->have.newest && j < RARITY_SCAN && lacks[j] > 0) lacks[j]--;
+      if (lacks && ids[i] <= n->have.newest && j < LACK_CACHE && lacks[j] > 0) lacks[j]--;
     }
     send_msg(n, pick->id, &m);
     pick->offer_until = now + OFFER_TIMEOUT_US;
@@ -502,7 +511,14 @@ static void on_offer(ptv_node *n, partner *p, const ptv_msg_ids *off, ptv_tstamp
   /* Take them in the sender's order: it ranked them by how many of its
    * partners lack each (rarest first, newest among equals), which it can see
    * and we cannot. Urgent gaps are left to pulls. */
-  for (int i = 0; i < nw && m.u.select.n < SELECT_MAX && n->ndlq < DLQ_MAX; i++) {
+  /* Promised chunks fill at most half the download queue and take none of
+   * a partner's pull slots: a pull, which has a deadline, always finds room
+   * (a peer catching up is offered much, and missed what it pulled late). */
+  int offered = 0;
+  for (int i = 0; i < n->ndlq; i++) offered += n->dlq[i].offered;
+  for (int i = 0; i < nw && m.u.select.n < SELECT_MAX && n->ndlq < DLQ_MAX &&
+                  offered < DLQ_MAX / 2;
+       i++) {
     int best = -1;
     for (int j = 0; j < nw && best < 0; j++) /* in the sender's order */
       if (want[j] != PTV_ID_NONE) best = j;
@@ -517,7 +533,6 @@ static void on_offer(ptv_node *n, partner *p, const ptv_msg_ids *off, ptv_tstamp
     d->timeout = now + (ptv_tstamp)p->queue_ms * PTV_MS +
                  2 * (ptv_tstamp)tx_us(n->avg_chunk ? n->avg_chunk : 16000, p->upload_kbps) +
                  REQ_SLACK_US;
-    p->outstanding++;
   }
   send_msg(n, p->id, &m);
 }
@@ -653,7 +668,7 @@ static void expire_requests(ptv_node *n, ptv_tstamp now) {
     }
     partner *p = find_partner(n, d->from);
     if (p) {
-      if (p->outstanding) p->outstanding--;
+      if (p->outstanding && !d->offered) p->outstanding--;
       if (d->timeout <= now && !has_chunk(n, d->id)) p->choke_until = now + CHOKE_US;
     }
     if (d->timeout <= now && !has_chunk(n, d->id)) {
@@ -886,6 +901,10 @@ static void fill_partners(ptv_node *n, ptv_tstamp now, int max_new) {
   }
 }
 
+static int starving(const ptv_node *n, ptv_tstamp now) {
+  return n->cfg.role == PTV_ROLE_PEER && n->start_decided && now > n->last_new_chunk + STARVE_US;
+}
+
 static void rejoin(ptv_node *n, ptv_tstamp now, int force) {
   if (n->cfg.tracker == PTV_ID_NONE) return;
   if (!force && n->last_rejoin && now < n->last_rejoin + REJOIN_US) return;
@@ -912,11 +931,10 @@ static void maintain(ptv_node *n, ptv_tstamp now) {
       remove_partner(n, p);
     }
   }
-  if (n->cfg.role == PTV_ROLE_PEER && n->start_decided &&
-      now > n->last_new_chunk + STARVE_US) {
+  if (starving(n, now)) {
     rejoin(n, now, 0);
     int dropped = 0;
-    for (int i = 0; i < n->maxp && dropped < 2; i++) {
+    for (int i = 0; i < n->maxp && dropped < STARVE_DROP; i++) {
       partner *p = &n->p[i];
       if (p->state == P_UP && now > p->last_useful + USELESS_US &&
           now > p->since + USELESS_US) {
@@ -1038,6 +1056,18 @@ int ptv_node_recv(ptv_node *n, ptv_id from, const uint8_t *buf, size_t len,
     }
     for (int i = 0; i < m.u.peers.n; i++) ptv_sampler_add(&n->view, &m.u.peers.descs[i]);
     n->t_join = PTV_TSTAMP_MAX;
+    if (starving(n, now)) {
+      /* Starving: the tracker's peers are the freshest news of the rest of
+       * the overlay (after a partition our view knows only our own side).
+       * Try them all, beyond the target, up to the partner limit; the
+       * useless partners they replace are dropped by maintain(). */
+      uint32_t have = count_partners(n, 0);
+      for (int i = 0; i < m.u.peers.n && have < n->maxp; i++) {
+        const ptv_peer_desc *d = &m.u.peers.descs[i];
+        if (d->id == n->cfg.self || find_partner(n, d->id)) continue;
+        if (ptv_node_connect(n, d, now) == 0) have++;
+      }
+    }
     fill_partners(n, now, n->cfg.target_partners);
     break;
   case PTV_MSG_SHUFFLE: {
@@ -1099,7 +1129,7 @@ int ptv_node_recv(ptv_node *n, ptv_id from, const uint8_t *buf, size_t len,
     if (p) p->choke_until = now + CHOKE_US;
     for (int i = 0; i < n->ndlq; i++)
       if (n->dlq[i].id == m.u.busy.chunk && n->dlq[i].from == from) {
-        if (p && p->outstanding) p->outstanding--;
+        if (p && p->outstanding && !n->dlq[i].offered) p->outstanding--;
         n->dlq[i] = n->dlq[--n->ndlq]; /* ask elsewhere at once */
         break;
       }

@@ -27,6 +27,8 @@ enum { EV_DELIVER, EV_TIMER, EV_JOIN, EV_SCN, EV_PART_END, EV_CHURN, EV_SAMPLE }
 #define TRACKER 0u
 #define SOURCE 1u
 #define RELAY_EXTRA_US (40 * PTV_MS)
+#define RECOVER_CLEAN_S 5 /* seconds without a miss that make a peer "back" */
+#define NEVER_S 1e9
 
 typedef struct {
   uint32_t from, to, len, virt;
@@ -45,6 +47,10 @@ typedef struct sim_node {
   uint64_t timer_ver, rng;
   ptv_tstamp join_t, play_t;
   int32_t last_miss_sec;
+  /* recovery after the disturbance being tracked: candidate first second
+   * of 5 clean ones (-1: not tracked), and whether they have passed */
+  int32_t rec_cand;
+  uint8_t rec_done;
   /* snapshot when the peer leaves */
   uint64_t due, missed;
   double lag_s, stall_s;
@@ -77,6 +83,11 @@ struct ptv_world {
   int debug;
   long trace;
   uint64_t delay_sum0, delay_n0;
+  /* per-peer recovery: the scenario event tracked (-1 none), from which
+   * second, and each event's result (seconds until the slowest peer was
+   * back, -1 never, -2 not tracked) */
+  int32_t rec_ev, rec_from;
+  double *rec_peer, *rec_p99;
   double total_source_bytes, total_peer_down, total_ctrl, total_payload;
   uint64_t total_changes;
   double wall_s;
@@ -194,9 +205,17 @@ static void on_playout(void *user, ptv_chunk_id id, int present, ptv_tstamp now)
   if (w->trace >= 0 && (long)sn->idx - 2 == w->trace && !present) {
     ptv_node_stats st;
     ptv_node_get_stats(sn->node, &st);
-    fprintf(stderr, "trace: t=%.3f miss chunk %u lag %.2f way/held/nowhere %llu/%llu/%llu\n",
+    fprintf(stderr,
+            "trace: t=%.3f miss chunk %u lag %.2f way/held/nowhere %llu/%llu/%llu partners %u "
+            "newest held %d\n",
             (double)now / 1e6, id, (double)st.lag_us / 1e6, (unsigned long long)st.miss_on_way,
-            (unsigned long long)st.miss_held, (unsigned long long)st.miss_nowhere);
+            (unsigned long long)st.miss_held, (unsigned long long)st.miss_nowhere, st.npartners,
+            st.newest == PTV_ID_NONE ? -1 : (int)st.newest);
+  }
+  if (!present && sn->rec_cand >= 0 && !sn->rec_done && (int32_t)w->cur.t_s >= w->rec_from) {
+    int32_t t = (int32_t)w->cur.t_s;
+    if (t >= sn->rec_cand + RECOVER_CLEAN_S) sn->rec_done = 1; /* was back already */
+    else sn->rec_cand = t + 1;
   }
   if (!present) {
     w->cur.missed++;
@@ -227,6 +246,7 @@ static sim_node *new_node(ptv_world *w) {
   sn->timer_at = PTV_TSTAMP_MAX;
   sn->rng = w->s->seed ^ ((uint64_t)sn->idx * 0xd1b54a32d192ed03ULL);
   sn->last_miss_sec = -1;
+  sn->rec_cand = -1;
   sn->online = 1;
   return sn;
 }
@@ -285,6 +305,7 @@ static void depart(ptv_world *w, uint32_t idx, int graceful) {
   sn->stall_s = (double)st.stall_us / 1e6;
   sn->changes = st.partner_changes;
   sn->online_s = (double)(w->now - sn->join_t) / 1e6;
+  sn->rec_cand = -1; /* gone: its recovery is not the overlay's */
   ptv_node_free(sn->node);
   sn->node = NULL;
   sn->online = 0;
@@ -347,10 +368,54 @@ static void sample(ptv_world *w) {
   w->cur.t_s = next;
 }
 
+/* Per-peer recovery: a peer is back at the first second from which it
+ * misses nothing for RECOVER_CLEAN_S seconds; the event's figure is the
+ * slowest peer's (of those playing at the event and online since). Ends the
+ * tracking of the previous event at second `now_s`. */
+static void recovery_end(ptv_world *w, int32_t now_s) {
+  if (w->rec_ev < 0) return;
+  double *r = malloc((w->nn + 1) * sizeof(double));
+  uint32_t nr = 0;
+  for (uint32_t i = 2; i < w->nn; i++) {
+    sim_node *sn = &w->n[i];
+    if (sn->rec_cand < 0) continue;
+    double ri = !sn->rec_done && now_s < sn->rec_cand + RECOVER_CLEAN_S
+                    ? NEVER_S /* not back before the run (or tracking) ended */
+                    : (double)(sn->rec_cand - w->rec_from);
+    if (w->debug && ri > 10)
+      fprintf(stderr, "debug: peer %u back %.0f s after the event\n", i - 2, ri);
+    if (r) r[nr++] = ri;
+    sn->rec_cand = -1;
+  }
+  double p99 = r ? ptv_percentile(r, nr, 0.99) : NEVER_S;
+  double all = 0;
+  for (uint32_t i = 0; r && i < nr; i++)
+    if (r[i] > all) all = r[i];
+  w->rec_p99[w->rec_ev] = p99 >= NEVER_S ? -1 : p99;
+  w->rec_peer[w->rec_ev] = all >= NEVER_S || !r ? -1 : all;
+  free(r);
+  w->rec_ev = -1;
+}
+
+static void recovery_begin(ptv_world *w, uint32_t ei) {
+  int32_t from = (int32_t)ceil((double)w->now / 1e6);
+  recovery_end(w, (int32_t)w->cur.t_s);
+  w->rec_ev = (int32_t)ei;
+  w->rec_from = from;
+  for (uint32_t i = 0; i < w->nonline; i++) {
+    sim_node *sn = &w->n[w->online[i]];
+    ptv_node_stats st;
+    ptv_node_get_stats(sn->node, &st);
+    sn->rec_cand = st.playing ? from : -1;
+    sn->rec_done = 0;
+  }
+}
+
 static void scenario_event(ptv_world *w, const ptv_scn_event *e, uint32_t ei) {
   switch (e->kind) {
   case PTV_SCN_FAIL:
     depart_random(w, (uint32_t)floor(e->frac * w->nonline + 0.5), 0);
+    recovery_begin(w, ei);
     break;
   case PTV_SCN_LEAVE:
     depart_random(w, (uint32_t)floor(e->frac * w->nonline + 0.5), 1);
@@ -416,6 +481,7 @@ static void dispatch(ptv_world *w, const ptv_event *e) {
     break;
   case EV_PART_END:
     w->partitioned = 0;
+    recovery_begin(w, e->a);
     break;
   case EV_CHURN:
     churn_tick(w, &w->s->events[e->a], e->a);
@@ -452,6 +518,11 @@ ptv_world *ptv_world_new(const ptv_scenario *s, char *err, size_t errlen) {
   w->rng = s->seed ^ 0x5eed5eed5eedULL;
   w->loss_rng = s->seed ^ 0x1055105510551055ULL;
   w->cap = node_bound(s);
+  w->rec_ev = -1;
+  w->rec_peer = malloc((s->nevents + 1) * sizeof(double));
+  w->rec_p99 = malloc((s->nevents + 1) * sizeof(double));
+  if (!w->rec_peer || !w->rec_p99) goto nomem;
+  for (size_t i = 0; i < s->nevents; i++) w->rec_peer[i] = w->rec_p99[i] = -1;
   w->n = calloc(w->cap, sizeof(sim_node));
   w->online = calloc(w->cap, sizeof(uint32_t));
   w->net = ptv_net_new(w->cap);
@@ -500,6 +571,8 @@ void ptv_world_free(ptv_world *w) {
     ptv_net_free(w->net);
   }
   for (uint32_t i = 0; i < w->nn; i++) ptv_node_free(w->n[i].node);
+  free(w->rec_peer);
+  free(w->rec_p99);
   ptv_tracker_free(w->tracker);
   free(w->n);
   free(w->online);
@@ -562,6 +635,7 @@ int ptv_world_run(ptv_world *w, ptv_world_progress_cb cb, void *arg) {
     }
   }
   w->now = w->end;
+  recovery_end(w, (int32_t)(w->end / PTV_S));
   w->wall_s = wall_now() - t0;
   return 0;
 }
@@ -613,17 +687,13 @@ size_t ptv_world_series(const ptv_world *w, const ptv_series_row **rows) {
   return w->nrows;
 }
 
-/* First second >= from at which `ok` holds for 5 seconds running; returns
- * the delay from `from`, or -1. */
-static double recovery(const ptv_world *w, double from, double level, int all) {
+/* First second >= from from which no peer missed anything for 5 seconds
+ * running; returns the delay from `from`, or -1. */
+static double all_clean(const ptv_world *w, double from) {
   size_t start = (size_t)ceil(from);
-  for (size_t i = start; i + 5 <= w->nrows; i++) {
+  for (size_t i = start; i + RECOVER_CLEAN_S <= w->nrows; i++) {
     int ok = 1;
-    for (size_t j = i; j < i + 5 && ok; j++) {
-      const ptv_series_row *r = &w->rows[j];
-      double sh = ptv_row_share(r);
-      ok = all ? r->peers_missing == 0 : (sh >= level && ptv_row_continuity(r) >= level);
-    }
+    for (size_t j = i; j < i + RECOVER_CLEAN_S && ok; j++) ok = w->rows[j].peers_missing == 0;
     if (ok) return (double)i - from > 0 ? (double)i - from : 0;
   }
   return -1;
@@ -707,8 +777,9 @@ void ptv_world_summarize(ptv_world *w, ptv_world_summary *o) {
     ptv_world_recovery *r = &o->rec[o->nrec++];
     r->kind = e->kind;
     r->at_s = from;
-    r->recovery_s = recovery(w, from, 0.99, 0);
-    r->recovery_all_s = recovery(w, from, 0.99, 1);
+    r->recovery_s = w->rec_p99[i];
+    r->recovery_all_s = w->rec_peer[i];
+    r->all_clean_s = all_clean(w, from);
   }
   if (w->debug) {
     uint64_t a[11] = {0};

@@ -13,9 +13,14 @@ typedef struct ptv_world ptv_world;
 typedef struct {
   int kind;           /* ptv_scn_event_kind */
   double at_s;        /* when the disturbance ended (heal) or happened */
-  double recovery_s;  /* until >= 99% of playing peers are back at per-second
-                         continuity >= 0.99 for 5 s running; -1 never */
-  double recovery_all_s; /* same for every playing peer; -1 never */
+  /* Each peer playing at the event and online since is back at the first
+   * second from which it misses nothing for 5 s; -1: not back before the
+   * run ended (more than 1% of them, for recovery_s) */
+  double recovery_s;     /* seconds until 99% of those peers were back */
+  double recovery_all_s; /* until every one of them was */
+  double all_clean_s;    /* until no peer at all missed anything for 5 s
+                            running (stricter: counts background misses of
+                            peers long back); -1 never */
 } ptv_world_recovery;
 
 typedef struct {

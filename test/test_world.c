@@ -205,6 +205,7 @@ static void assert_same_summary(const ptv_world_summary *a, const ptv_world_summ
     SAME_D(rec[i].at_s);
     SAME_D(rec[i].recovery_s);
     SAME_D(rec[i].recovery_all_s);
+    SAME_D(rec[i].all_clean_s);
   }
   /* wall_s and peak_rss_mb depend on the machine and are not compared. */
 }
@@ -324,6 +325,48 @@ static void test_fail_and_leave(void **state) {
   assert_int_equal(r.sum.nrec, 1);
   assert_int_equal(r.sum.rec[0].kind, PTV_SCN_FAIL);
   assert_near(r.sum.rec[0].at_s, 10, 0);
+  result_free(&r);
+}
+
+/* Recovery per peer: every peer playing at the event is back at the first
+ * second from which it misses nothing for 5 s. That moment comes no later
+ * than the first 5 s in which no peer at all misses (all_clean_s), and never
+ * when the run ends less than 5 s after the event. */
+static void test_recovery_per_peer(void **state) {
+  (void)state;
+  static const char *head = "seed 4\n"
+                            "peers upload=sepidar\n"
+                            "latency uniform 20ms 40ms\n"
+                            "join 60 over 5s\n";
+  char text[512];
+  const char *tails[] = {"at 12s fail 50%\nrun 45s\n", "at 12s partition 2 for 6s\nrun 45s\n"};
+  for (int k = 0; k < 2; k++) {
+    run_result r;
+    snprintf(text, sizeof text, "%s%s", head, tails[k]);
+    run_text(text, -1, &r);
+    assert_int_equal(r.sum.nrec, 1);
+    const ptv_world_recovery *rc = &r.sum.rec[0];
+    assert_int_equal(rc->kind, k == 0 ? PTV_SCN_FAIL : PTV_SCN_PARTITION);
+    assert_near(rc->at_s, k == 0 ? 12 : 18, 0);
+    /* 60 peers with Sepidar uploads and a 500 kbps stream recover well
+     * within the 27 s left: a -1 here is a failure to heal. */
+    assert_true(rc->recovery_all_s >= 0 && rc->recovery_all_s <= 45 - rc->at_s - 5);
+    /* Half the peers failing, or half the swarm cut off from the source for
+     * 6 s, costs somebody a chunk: recovery takes time. */
+    assert_true(rc->recovery_all_s >= 1);
+    if (rc->all_clean_s >= 0) assert_true(rc->recovery_all_s <= rc->all_clean_s);
+    /* The slowest peer is no faster than 99% of them. */
+    if (rc->recovery_s >= 0 && rc->recovery_all_s < rc->recovery_s)
+      fail_msg("case %d: 99%% back after %.0f s, all after %.0f s", k, rc->recovery_s,
+               rc->recovery_all_s);
+    result_free(&r);
+  }
+  run_result r;
+  snprintf(text, sizeof text, "%sat 12s fail 50%%\nrun 16s\n", head);
+  run_text(text, -1, &r);
+  assert_int_equal(r.sum.nrec, 1);
+  assert_near(r.sum.rec[0].recovery_all_s, -1, 0); /* 4 s left: cannot tell */
+  assert_near(r.sum.rec[0].all_clean_s, -1, 0);
   result_free(&r);
 }
 
@@ -606,6 +649,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_joins, teardown_rows),
       cmocka_unit_test_teardown(test_fail_and_leave, teardown_rows),
       cmocka_unit_test_teardown(test_fail_second_boundary, teardown_rows),
+      cmocka_unit_test_teardown(test_recovery_per_peer, teardown_rows),
       cmocka_unit_test_teardown(test_churn_keeps_size, teardown_rows),
       cmocka_unit_test_teardown(test_limits_constant_upload, teardown_rows),
       cmocka_unit_test_teardown(test_limits_source_bound, teardown_rows),
