@@ -17,6 +17,18 @@ int ptv_chunkset_has(const ptv_chunkset *cs, ptv_chunk_id id) {
   return (int)((cs->w[r >> 6] >> (r & 63)) & 1);
 }
 
+uint64_t ptv_chunkset_word(const ptv_chunkset *cs, ptv_chunk_id from) {
+  /* Only ids in [base, base + BITS) are held: the ring aliases the rest. */
+  uint64_t lo = cs->base, hi = (uint64_t)cs->base + PTV_CHUNKSET_BITS, f = from;
+  if (f + 64 <= lo || f >= hi) return 0;
+  unsigned r = RING(from), wi = r >> 6, sh = r & 63;
+  uint64_t v = cs->w[wi] >> sh;
+  if (sh) v |= cs->w[(wi + 1) % PTV_CHUNKSET_WORDS] << (64 - sh);
+  if (f < lo) v &= ~0ULL << (lo - f);              /* below the window */
+  if (f + 64 > hi) v &= ~0ULL >> (f + 64 - hi);    /* beyond it */
+  return v;
+}
+
 static void clear_bit(ptv_chunkset *cs, ptv_chunk_id id) {
   unsigned r = RING(id);
   uint64_t m = 1ULL << (r & 63);

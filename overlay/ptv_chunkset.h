@@ -26,6 +26,10 @@ void ptv_chunkset_init(ptv_chunkset *cs, ptv_chunk_id base);
 /* 1 if id is held, 0 otherwise (ids outside the window are not held). */
 int ptv_chunkset_has(const ptv_chunkset *cs, ptv_chunk_id id);
 
+/* The 64 ids [from, from+64) as a word: bit i is ptv_chunkset_has(from + i).
+ * For scans that test many ids at once. */
+uint64_t ptv_chunkset_word(const ptv_chunkset *cs, ptv_chunk_id from);
+
 /* Adds id. Returns 1 if it was new, 0 if already held, PTV_ERR_INVALID_ARG if
  * id is older than the window (too old to keep). Slides the window forward if
  * id lies beyond it. */

@@ -3,6 +3,7 @@
 #include "ptv_err.h"
 #include "ptv_source.h"
 #include "ptv_strategy.h"
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,6 +40,7 @@
 #define LATE_STEP 4    /* chunks the clock moves back on a late play (a rebuffer) */
 #define REANCHOR 6     /* re-anchoring may move the clock back by this many buffers */
 #define RARITY_SCAN 48 /* chunks back from the newest a peer considers offering */
+_Static_assert(RARITY_SCAN <= 64, "useful_for scans one 64-bit word");
 #define OFFER_IDS 4    /* chunks per offer */
 #define SELECT_MAX 1   /* chunks a receiver takes from one offer */
 #define OFFERS_OUT 8   /* offers a sender has in flight */
@@ -47,6 +49,14 @@
 #define OFFER_WINDOW_US (600 * PTV_MS) /* offers in flight cover this much sending */
 
 enum { P_FREE = 0, P_PENDING = 1, P_UP = 2 };
+
+/* Zeroes the header and one union member of a message, not all of ptv_msg
+ * (792 bytes): these are built several times per chunk per peer. */
+#define MSG_INIT(m, t, member)                                                   \
+  do {                                                                           \
+    memset(&(m), 0, offsetof(ptv_msg, u) + sizeof((m).u.member));                \
+    (m).type = (t);                                                              \
+  } while (0)
 
 typedef struct {
   ptv_id id;
@@ -153,6 +163,24 @@ static int has_chunk(const ptv_node *n, ptv_chunk_id id) {
   return ptv_chunkset_has(&n->have, id);
 }
 
+static uint8_t rev8(uint8_t b) {
+  b = (uint8_t)((b & 0xF0) >> 4 | (b & 0x0F) << 4);
+  b = (uint8_t)((b & 0xCC) >> 2 | (b & 0x33) << 2);
+  return (uint8_t)((b & 0xAA) >> 1 | (b & 0x55) << 1);
+}
+
+/* The partner's map for ids [from, from+64) as a word (bit i: id from+i). */
+static uint64_t map_word(const partner *p, ptv_chunk_id from) {
+  if (!p->has_map) return 0;
+  int64_t off = (int64_t)from - (int64_t)p->map_base;
+  if (off >= (int64_t)MAP_BITS || off <= -64) return 0;
+  if (off < 0) return p->map[0] << (unsigned)-off;
+  unsigned w = (unsigned)off >> 6, sh = (unsigned)off & 63;
+  uint64_t v = p->map[w] >> sh;
+  if (sh && w + 1 < MAP_BITS / 64) v |= p->map[w + 1] << (64 - sh);
+  return v;
+}
+
 static int map_has(const partner *p, ptv_chunk_id id) {
   if (!p->has_map || id < p->map_base || id - p->map_base >= MAP_BITS) return 0;
   uint32_t i = id - p->map_base;
@@ -197,7 +225,8 @@ static int encode_bm(const ptv_node *n, ptv_tstamp now, uint8_t *buf, size_t cap
   ptv_chunkset_export(&n->have, from, MAP_BITS, bits);
   ptv_tstamp backlog = n->busy_until > now ? n->busy_until - now : 0;
   for (int i = 0; i < n->nupq; i++) backlog += tx_us(n->upq[i].size, n->cfg.upload_kbps);
-  ptv_msg m = {.type = PTV_MSG_BUFFERMAP};
+  ptv_msg m;
+  MSG_INIT(m, PTV_MSG_BUFFERMAP, buffermap);
   m.u.buffermap.base = from;
   m.u.buffermap.nbits = n->have.count ? MAP_BITS : 0;
   m.u.buffermap.queue_ms = (uint16_t)(backlog / 1000 > 65535 ? 65535 : backlog / 1000);
@@ -251,14 +280,16 @@ static void serve_uploads(ptv_node *n, ptv_tstamp now) {
     if (!p || p->state != P_UP) continue;
     if (r.deadline < now || !has_chunk(n, r.id)) {
       /* Tell the requester at once, so it asks elsewhere in time. */
-      ptv_msg b = {.type = PTV_MSG_BUSY};
+      ptv_msg b;
+      MSG_INIT(b, PTV_MSG_BUSY, busy);
       b.u.busy.chunk = r.id;
       b.u.busy.reason = PTV_BUSY_TOO_LATE;
       send_msg(n, r.to, &b);
       continue;
     }
     uint32_t meta = n->meta[r.id % PTV_CHUNKSET_BITS];
-    ptv_msg m = {.type = PTV_MSG_CHUNK};
+    ptv_msg m;
+    MSG_INIT(m, PTV_MSG_CHUNK, chunk);
     m.u.chunk.chunk = r.id;
     m.u.chunk.ts_us = n->epoch + (ptv_tstamp)r.id * n->chunk_us;
     m.u.chunk.flags = (uint8_t)((meta >> 28) | PTV_CHUNK_DETACHED);
@@ -287,7 +318,8 @@ static void enqueue_upload(ptv_node *n, ptv_id to, ptv_chunk_id id,
 
 static void on_request(ptv_node *n, partner *p, const ptv_msg_request *rq,
                        ptv_tstamp now) {
-  ptv_msg m = {.type = PTV_MSG_BUSY};
+  ptv_msg m;
+  MSG_INIT(m, PTV_MSG_BUSY, busy);
   m.u.busy.chunk = rq->chunk;
   if (!has_chunk(n, rq->chunk)) {
     m.u.busy.reason = PTV_BUSY_NOT_HELD;
@@ -387,10 +419,18 @@ static int useful_for(const ptv_node *n, const partner *p, ptv_chunk_id *out, in
    * play in half a minute, and passes those on to peers as far behind. */
   ptv_chunk_id hi = n->have.newest;
   if (p->play != PTV_ID_NONE && p->play + RARITY_SCAN - 1 < hi) hi = p->play + RARITY_SCAN - 1;
-  for (int scanned = 0; scanned < RARITY_SCAN; scanned++) {
-    if (hi < lo + (ptv_chunk_id)scanned) break;
-    ptv_chunk_id id = hi - (ptv_chunk_id)scanned;
-    if (!has_chunk(n, id) || map_has(p, id)) continue;
+  if (hi < lo) return k;
+  ptv_chunk_id start = hi - lo >= RARITY_SCAN ? hi - (RARITY_SCAN - 1) : lo;
+  /* What we hold and it lacks in [start, hi], a word at a time (newest at
+   * the top bit), then taken newest first. */
+  ptv_chunk_id from = hi >= 63 ? hi - 63 : 0;
+  uint64_t cand = ptv_chunkset_word(&n->have, from) & ~map_word(p, from);
+  cand &= ~0ULL >> (63 - (hi - from));
+  cand &= ~0ULL << (start - from);
+  while (cand) {
+    unsigned bit = 63 - (unsigned)__builtin_clzll(cand);
+    cand &= ~(1ULL << bit);
+    ptv_chunk_id id = from + bit;
     int lack;
     uint32_t off = n->have.newest - id; /* lacks[] is indexed from our newest */
     if (!lacks || off >= LACK_CACHE) lack = count_lacking(n, id);
@@ -417,6 +457,7 @@ static int useful_for(const ptv_node *n, const partner *p, ptv_chunk_id *out, in
  * uplink is kept busy without sending duplicates. */
 static void make_offers(ptv_node *n, ptv_tstamp now) {
   if (n->cfg.upload_kbps == 0 || n->left || n->have.count == 0) return;
+  if (n->busy_until > now + OFFER_AHEAD_US) return; /* the usual case: busy */
   int out = 0;
   for (int i = 0; i < n->maxp; i++)
     if (n->p[i].state == P_UP && n->p[i].offer_until > now) out++;
@@ -459,7 +500,8 @@ static void make_offers(ptv_node *n, ptv_tstamp now) {
       return;
     }
     n->st.offers_sent++;
-    ptv_msg m = {.type = PTV_MSG_OFFER};
+    ptv_msg m;
+    MSG_INIT(m, PTV_MSG_OFFER, offer);
     m.u.offer.n = (uint8_t)nids;
     for (int i = 0; i < nids; i++) {
       m.u.offer.ids[i] = ids[i];
@@ -497,7 +539,8 @@ static int promised(const ptv_node *n, ptv_chunk_id id);
  * the most urgent first, then the newest. Always answer, so the sender can
  * offer elsewhere at once. */
 static void on_offer(ptv_node *n, partner *p, const ptv_msg_ids *off, ptv_tstamp now) {
-  ptv_msg m = {.type = PTV_MSG_SELECT};
+  ptv_msg m;
+  MSG_INIT(m, PTV_MSG_SELECT, select);
   ptv_chunk_id want[PTV_WIRE_MAX_IDS];
   int nw = 0;
   if (n->start_decided && n->cfg.role == PTV_ROLE_PEER) {
@@ -602,7 +645,8 @@ static int request_chunk(ptv_node *n, ptv_chunk_id id, ptv_tstamp now, int urgen
   ptv_tstamp wait;
   partner *p = pick_supplier(n, id, now, left, urgent, &wait);
   if (!p) return 0;
-  ptv_msg m = {.type = PTV_MSG_REQUEST};
+  ptv_msg m;
+  MSG_INIT(m, PTV_MSG_REQUEST, request);
   m.u.request.chunk = id;
   /* A request we know will be late still goes out: the supplier refuses at
    * once if it cannot help, which costs one round trip. */
@@ -992,11 +1036,16 @@ static void on_buffermap(ptv_node *n, partner *p, const ptv_msg_buffermap *b,
   memset(p->map, 0, sizeof(p->map));
   p->newest = PTV_ID_NONE;
   unsigned nb = b->nbits > MAP_BITS ? MAP_BITS : b->nbits;
-  for (unsigned i = 0; i < nb; i++)
-    if (ptv_wire_bit_get(b->bits, i)) {
-      p->map[i >> 6] |= 1ULL << (i & 63);
-      p->newest = b->base + i;
-    }
+  /* A byte at a time (wire bytes are MSB-first): maps arrive several times
+   * a second from every partner. */
+  for (unsigned j = 0; j < (nb + 7) / 8; j++)
+    p->map[j >> 3] |= (uint64_t)rev8(b->bits[j]) << (8 * (j & 7));
+  for (unsigned w = 0; w < MAP_BITS / 64; w++) {
+    unsigned first = w * 64;
+    if (nb <= first) p->map[w] = 0;
+    else if (nb < first + 64) p->map[w] &= ~0ULL >> (first + 64 - nb);
+    if (p->map[w]) p->newest = b->base + first + 63 - (unsigned)__builtin_clzll(p->map[w]);
+  }
   /* A partner with chunks we lack is useful even before it sends one. */
   if (p->newest != PTV_ID_NONE && n->start_decided &&
       (n->have.count == 0 || p->newest > n->have.newest))

@@ -2,6 +2,10 @@
 #include "ptv_err.h"
 #include <stdlib.h>
 
+/* Pops were 11-16% of a simulation's time with a binary heap. Events are
+ * totally ordered by (t, seq), so the order of pops is the same either way. */
+#define ARITY PTV_HEAP_ARITY
+
 void ptv_heap_init(ptv_heap *h) {
   h->v = NULL;
   h->n = h->cap = 0;
@@ -29,7 +33,7 @@ int ptv_heap_push(ptv_heap *h, const ptv_event *e) {
   x.seq = h->seq++;
   size_t i = h->n++;
   while (i > 0) {
-    size_t p = (i - 1) / 2;
+    size_t p = (i - 1) / ARITY;
     if (!before(&x, &h->v[p])) break;
     h->v[i] = h->v[p];
     i = p;
@@ -44,9 +48,11 @@ int ptv_heap_pop(ptv_heap *h, ptv_event *e) {
   ptv_event x = h->v[--h->n];
   size_t i = 0, n = h->n;
   for (;;) {
-    size_t c = 2 * i + 1;
+    size_t c = ARITY * i + 1;
     if (c >= n) break;
-    if (c + 1 < n && before(&h->v[c + 1], &h->v[c])) c++;
+    size_t end = c + ARITY < n ? c + ARITY : n;
+    for (size_t k = c + 1; k < end; k++)
+      if (before(&h->v[k], &h->v[c])) c = k;
     if (!before(&h->v[c], &x)) break;
     h->v[i] = h->v[c];
     i = c;

@@ -1,8 +1,12 @@
-/* ptv_sim_heap.h -- the simulator's event queue: a binary min-heap ordered by
+/* ptv_sim_heap.h -- the simulator's event queue: a 4-ary min-heap ordered by
  * (time, insertion sequence), so events at the same time run in the order
  * they were scheduled and a run is reproducible. */
 #ifndef PTV_SIM_HEAP_H
 #define PTV_SIM_HEAP_H
+
+/* Children of v[i] are v[PTV_HEAP_ARITY * i + 1 ...]. A 4-ary heap has half
+ * the depth of a binary one and a node's children share cache lines. */
+#define PTV_HEAP_ARITY 4
 
 #include "ptv_types.h"
 

@@ -40,7 +40,7 @@ static void push(ptv_heap *h, ptv_tstamp t, uint32_t a) {
 static void check_heap(const ptv_heap *h) {
   assert_true(h->n <= h->cap);
   for (size_t i = 1; i < h->n; i++) {
-    const ptv_event *p = &h->v[(i - 1) / 2], *c = &h->v[i];
+    const ptv_event *p = &h->v[(i - 1) / PTV_HEAP_ARITY], *c = &h->v[i];
     assert_true(p->t < c->t || (p->t == c->t && p->seq < c->seq));
   }
 }
