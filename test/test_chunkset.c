@@ -484,6 +484,40 @@ static void test_roundtrip_through_wire_message(void **state) {
     assert_int_equal(ptv_chunkset_has(&b, id), ptv_chunkset_has(&a, id));
 }
 
+/* ptv_chunkset_word(cs, from) is the 64 ids from `from` as bits: it must
+ * agree with ptv_chunkset_has for every id, across the ring's wrap, below
+ * the window and beyond it (where the ring would alias older ids). */
+static void test_word_matches_has(void **state) {
+  (void)state;
+  rng_state = 77;
+  for (int round = 0; round < 200; round++) {
+    ptv_chunkset cs;
+    ptv_chunk_id base = (ptv_chunk_id)(xrand() % 1000);
+    ptv_chunkset_init(&cs, base);
+    int adds = (int)(xrand() % 300);
+    for (int i = 0; i < adds; i++)
+      ptv_chunkset_add(&cs, base + (ptv_chunk_id)(xrand() % 400));
+    for (int k = 0; k < 40; k++) {
+      int64_t f = (int64_t)cs.base + (int64_t)(xrand() % 400) - 100;
+      if (f < 0) f = 0;
+      ptv_chunk_id from = (ptv_chunk_id)f;
+      uint64_t w = ptv_chunkset_word(&cs, from);
+      for (unsigned i = 0; i < 64; i++)
+        if ((int)((w >> i) & 1) != ptv_chunkset_has(&cs, from + i))
+          fail_msg("base %u from %u bit %u: word %d has %d", cs.base, from, i,
+                   (int)((w >> i) & 1), ptv_chunkset_has(&cs, from + i));
+    }
+  }
+  /* A full window: the word just beyond it is empty, the last one full. */
+  ptv_chunkset cs;
+  ptv_chunkset_init(&cs, 10);
+  for (ptv_chunk_id id = 10; id < 10 + PTV_CHUNKSET_BITS; id++) ptv_chunkset_add(&cs, id);
+  assert_true(ptv_chunkset_word(&cs, 10 + PTV_CHUNKSET_BITS) == 0);
+  assert_true(ptv_chunkset_word(&cs, 10 + PTV_CHUNKSET_BITS - 64) == ~0ULL);
+  assert_true(ptv_chunkset_word(&cs, 10 + PTV_CHUNKSET_BITS - 1) == 1);
+  assert_true(ptv_chunkset_word(&cs, 9) == ~0ULL << 1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_init_empty),
@@ -506,6 +540,7 @@ int main(void) {
       cmocka_unit_test(test_import_oversized_keeps_base),
       cmocka_unit_test(test_export_import_roundtrip),
       cmocka_unit_test(test_roundtrip_through_wire_message),
+      cmocka_unit_test(test_word_matches_has),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
