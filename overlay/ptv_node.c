@@ -95,6 +95,11 @@ struct ptv_node {
   void *user;
   const ptv_strategy *strat;
   uint8_t started, left, playing, start_decided;
+  /* The last offer round found no partner lacking anything we hold: skip
+   * the scan until a map, a chunk, a partner or an expiring offer changes
+   * that (most calls of a peer with a free uplink find nothing to offer). */
+  uint8_t offers_idle;
+  ptv_tstamp idle_recheck;
   uint8_t nupq, ndlq, maxp;
   partner *p;
   ptv_sampler view;
@@ -209,6 +214,7 @@ static void release_requests_to(ptv_node *n, ptv_id id) {
 }
 
 static void remove_partner(ptv_node *n, partner *p) {
+  n->offers_idle = 0;
   release_requests_to(n, p->id);
   memset(p, 0, sizeof(*p));
 }
@@ -473,6 +479,10 @@ static void make_offers(ptv_node *n, ptv_tstamp now) {
       for (int j = 0; j < LACK_CACHE; j++) lacks_buf[j] = -1;
       lacks = lacks_buf;
     }
+    if (n->offers_idle && now < n->idle_recheck && n->cfg.role == PTV_ROLE_PEER) {
+      n->st.offer_idle++;
+      return;
+    }
     partner *pick = NULL;
     uint64_t seen = 0;
     ptv_chunk_id ids[OFFER_IDS];
@@ -497,6 +507,11 @@ static void make_offers(ptv_node *n, ptv_tstamp now) {
     }
     if (!pick) {
       n->st.offer_idle++;
+      n->offers_idle = 1;
+      n->idle_recheck = PTV_TSTAMP_MAX; /* a pending offer expiring frees a partner */
+      for (int i = 0; i < n->maxp; i++)
+        if (n->p[i].state == P_UP && n->p[i].offer_until > now)
+          n->idle_recheck = tmin(n->idle_recheck, n->p[i].offer_until);
       return;
     }
     n->st.offers_sent++;
@@ -673,6 +688,16 @@ static int request_chunk(ptv_node *n, ptv_chunk_id id, ptv_tstamp now, int urgen
 static void schedule(ptv_node *n, ptv_tstamp now) {
   if (n->cfg.role == PTV_ROLE_SOURCE || !n->start_decided || n->left) return;
   if (n->ndlq >= DLQ_MAX) return;
+  if (n->playing) { /* the usual case, checked first: nothing due is missing */
+    ptv_chunk_id id = n->play_next < n->have.base ? n->have.base : n->play_next;
+    ptv_tstamp due = now + 2 * (ptv_tstamp)n->chunk_us + PULL_MARGIN_US;
+    int need = 0;
+    for (unsigned k = 0; k < PTV_CHUNKSET_BITS && !need; k++, id++) {
+      if (deadline_of(n, id, now) > due) break;
+      need = !has_chunk(n, id) && !requested(n, id);
+    }
+    if (!need) return;
+  }
   ptv_chunk_id hi = 0;
   int any = 0;
   for (int i = 0; i < n->maxp; i++)
@@ -764,6 +789,7 @@ static void decide_start(ptv_node *n, ptv_tstamp now) {
   n->start_decided = 1;
   n->decided_at = now;
   ptv_chunkset_advance(&n->have, n->start_chunk);
+  n->offers_idle = 0;
 }
 
 /* On its way: requested from, or promised by, a partner and not timed out. */
@@ -894,6 +920,7 @@ static partner *alloc_partner(ptv_node *n, const ptv_peer_desc *d, uint8_t state
     if (n->p[i].state == P_FREE) {
       partner *p = &n->p[i];
       memset(p, 0, sizeof(*p));
+      n->offers_idle = 0;
       p->id = d->id;
       p->nat = d->nat;
       p->upload_kbps = d->upload_kbps;
@@ -1083,6 +1110,10 @@ int ptv_node_recv(ptv_node *n, ptv_id from, const uint8_t *buf, size_t len,
   ptv_msg m;
   n->last_now = now;
   int rv = ptv_wire_decode(&m, buf, len);
+  if (rv < 0 || (m.type != PTV_MSG_OFFER && m.type != PTV_MSG_REQUEST &&
+                 m.type != PTV_MSG_BUSY && m.type != PTV_MSG_SHUFFLE &&
+                 m.type != PTV_MSG_PEERS))
+    n->offers_idle = 0; /* maps, chunks, selects, partners: rescan */
   if (rv < 0) {
     n->st.bad_msgs++;
     partner *bad = find_partner(n, from);
