@@ -749,6 +749,26 @@ static void expire_requests(ptv_node *n, ptv_tstamp now) {
 
 /* ---- playout ------------------------------------------------------------ */
 
+/* The median playback point of our partners that play, not counting points
+ * beyond max; PTV_ID_NONE if there is none. */
+static ptv_chunk_id partners_median_play(const ptv_node *n, ptv_chunk_id max) {
+  ptv_chunk_id plays[64];
+  int np = 0;
+  for (int i = 0; i < n->maxp && np < 64; i++)
+    if (n->p[i].state == P_UP && n->p[i].has_map && n->p[i].play != PTV_ID_NONE &&
+        n->p[i].play <= max)
+      plays[np++] = n->p[i].play;
+  if (np == 0) return PTV_ID_NONE;
+  for (int i = 1; i < np; i++) /* insertion sort: np <= 64 */
+    for (int j = i; j > 0 && plays[j - 1] > plays[j]; j--) {
+      ptv_chunk_id t = plays[j];
+      plays[j] = plays[j - 1];
+      plays[j - 1] = t;
+    }
+  return plays[np / 2];
+}
+
+
 static void decide_start(ptv_node *n, ptv_tstamp now) {
   ptv_chunk_id hi = 0;
   int any = 0;
@@ -770,21 +790,8 @@ static void decide_start(ptv_node *n, ptv_tstamp now) {
   /* Partners already playing have found a lag that their place in the
    * overlay sustains; join them at their median playback point rather than
    * closer to live (a newcomer is further from the source than they are). */
-  ptv_chunk_id plays[64];
-  int np = 0;
-  for (int i = 0; i < n->maxp && np < 64; i++)
-    if (n->p[i].state == P_UP && n->p[i].has_map && n->p[i].play != PTV_ID_NONE &&
-        n->p[i].play <= hi)
-      plays[np++] = n->p[i].play;
-  if (np > 0) {
-    for (int i = 1; i < np; i++) /* insertion sort: np <= 64 */
-      for (int j = i; j > 0 && plays[j - 1] > plays[j]; j--) {
-        ptv_chunk_id t = plays[j];
-        plays[j] = plays[j - 1];
-        plays[j - 1] = t;
-      }
-    if (plays[np / 2] < n->start_chunk) n->start_chunk = plays[np / 2];
-  }
+  ptv_chunk_id med = partners_median_play(n, hi);
+  if (med != PTV_ID_NONE && med < n->start_chunk) n->start_chunk = med;
   n->play_next = n->start_chunk;
   n->start_decided = 1;
   n->decided_at = now;
@@ -813,24 +820,6 @@ static int ahead_of_partners(const ptv_node *n, ptv_chunk_id id) {
       any = 1;
     }
   return any;
-}
-
-/* The median playback point of our partners that play, PTV_ID_NONE if none
- * does. */
-static ptv_chunk_id partners_median_play(const ptv_node *n) {
-  ptv_chunk_id plays[64];
-  int np = 0;
-  for (int i = 0; i < n->maxp && np < 64; i++)
-    if (n->p[i].state == P_UP && n->p[i].has_map && n->p[i].play != PTV_ID_NONE)
-      plays[np++] = n->p[i].play;
-  if (np == 0) return PTV_ID_NONE;
-  for (int i = 1; i < np; i++) /* insertion sort: np <= 64 */
-    for (int j = i; j > 0 && plays[j - 1] > plays[j]; j--) {
-      ptv_chunk_id t = plays[j];
-      plays[j] = plays[j - 1];
-      plays[j - 1] = t;
-    }
-  return plays[np / 2];
 }
 
 static ptv_tstamp start_not_before(const ptv_node *n) {
@@ -878,9 +867,10 @@ static void playout(ptv_node *n, ptv_tstamp now) {
      * waiting helps: the clock, and so the lag, moves back, so the lag grows
      * to what this peer's place in the overlay needs, in a few pauses rather
      * than one miss per chunk. Every pause is counted (stalls, stall_us). */
-    ptv_chunk_id med;
-    if (!present && id != n->late_id && (med = partners_median_play(n)) != PTV_ID_NONE &&
-        med + 1 < id && n->shift_us + n->chunk_us <= REANCHOR * n->cfg.buffer_us) {
+    ptv_chunk_id med = PTV_ID_NONE;
+    if (!present && id != n->late_id && n->shift_us + n->chunk_us <= REANCHOR * n->cfg.buffer_us)
+      med = partners_median_play(n, PTV_ID_NONE - 1);
+    if (med != PTV_ID_NONE && med + 1 < id) {
       /* We play ahead of what our partners play: they have found the lag
        * their place in the overlay sustains and we have not. Rebuffer once,
        * back to their median playback point (as a newcomer would start),
