@@ -464,6 +464,10 @@ static int useful_for(const ptv_node *n, const partner *p, ptv_chunk_id *out, in
 static void make_offers(ptv_node *n, ptv_tstamp now) {
   if (n->cfg.upload_kbps == 0 || n->left || n->have.count == 0) return;
   if (n->busy_until > now + OFFER_AHEAD_US) return; /* the usual case: busy */
+  if (n->offers_idle && now < n->idle_recheck && n->cfg.role == PTV_ROLE_PEER) {
+    n->st.offer_idle++; /* nothing changed since a round found nothing */
+    return;
+  }
   int out = 0;
   for (int i = 0; i < n->maxp; i++)
     if (n->p[i].state == P_UP && n->p[i].offer_until > now) out++;
@@ -478,10 +482,6 @@ static void make_offers(ptv_node *n, ptv_tstamp now) {
     if (!lacks) {
       for (int j = 0; j < LACK_CACHE; j++) lacks_buf[j] = -1;
       lacks = lacks_buf;
-    }
-    if (n->offers_idle && now < n->idle_recheck && n->cfg.role == PTV_ROLE_PEER) {
-      n->st.offer_idle++;
-      return;
     }
     partner *pick = NULL;
     uint64_t seen = 0;
