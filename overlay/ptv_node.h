@@ -92,6 +92,11 @@ int ptv_node_recv(ptv_node *n, ptv_id from, const uint8_t *buf, size_t len,
 ptv_tstamp ptv_node_get_expiry(const ptv_node *n);
 void ptv_node_handle_expiry(ptv_node *n, ptv_tstamp now);
 
+/* A hint, no effect on behaviour: starts loading the state a call into the
+ * node touches first. A driver that knows which node comes next (the
+ * simulator does) calls it one event ahead. */
+void ptv_node_prefetch(const ptv_node *n);
+
 /* Seeds the gossip view (e.g. from a saved peer list) without the tracker. */
 void ptv_node_add_known(ptv_node *n, const ptv_peer_desc *d);
 

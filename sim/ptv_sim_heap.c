@@ -22,6 +22,12 @@ static int before(const ptv_event *x, const ptv_event *y) {
 }
 
 int ptv_heap_push(ptv_heap *h, const ptv_event *e) {
+  ptv_event x = *e;
+  x.seq = h->seq++;
+  return ptv_heap_insert(h, &x);
+}
+
+int ptv_heap_insert(ptv_heap *h, const ptv_event *e) {
   if (h->n == h->cap) {
     size_t nc = h->cap ? h->cap * 2 : 1024;
     ptv_event *nv = realloc(h->v, nc * sizeof(*nv));
@@ -30,7 +36,6 @@ int ptv_heap_push(ptv_heap *h, const ptv_event *e) {
     h->cap = nc;
   }
   ptv_event x = *e;
-  x.seq = h->seq++;
   size_t i = h->n++;
   while (i > 0) {
     size_t p = (i - 1) / ARITY;

@@ -29,6 +29,9 @@ void ptv_heap_init(ptv_heap *h);
 void ptv_heap_free(ptv_heap *h);
 /* Inserts a copy of *e (its seq is assigned here). Returns 0 or PTV_ERR_NOMEM. */
 int ptv_heap_push(ptv_heap *h, const ptv_event *e);
+/* Inserts a copy of *e keeping its seq (for a caller that numbers events
+ * itself, as ptv_evq does). Returns 0 or PTV_ERR_NOMEM. */
+int ptv_heap_insert(ptv_heap *h, const ptv_event *e);
 /* Removes the earliest event into *e. Returns 1, or 0 if empty. */
 int ptv_heap_pop(ptv_heap *h, ptv_event *e);
 /* Earliest time, or PTV_TSTAMP_MAX if empty. */
