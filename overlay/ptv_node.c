@@ -59,21 +59,28 @@ enum { P_FREE = 0, P_PENDING = 1, P_UP = 2 };
   } while (0)
 
 typedef struct {
-  ptv_id id;
+  /* First cache line: what the per-message scans over all partners read
+   * (offers, pulls, lookups). The struct is padded to two lines and the
+   * array aligned, so that line is one line. */
+  _Alignas(64) ptv_id id;
   uint8_t nat;
   uint8_t state;
   uint8_t outstanding; /* our pulls in flight to it (not its promises) */
   uint8_t has_map;
   uint32_t upload_kbps;
-  uint16_t queue_ms;
-  ptv_chunk_id map_base;
-  uint64_t map[MAP_BITS / 64];
   ptv_chunk_id newest;
   ptv_chunk_id play; /* its playback point, PTV_ID_NONE if unknown */
-  ptv_tstamp last_heard, last_useful, since, choke_until;
+  ptv_chunk_id map_base;
   ptv_tstamp offer_until; /* our offer to it is pending until then */
+  uint64_t map[MAP_BITS / 64];
+  ptv_tstamp choke_until;
+  uint16_t queue_ms;
+  /* second line */
+  _Alignas(64) ptv_tstamp last_heard;
+  ptv_tstamp last_useful, since;
   uint32_t chunks_from, chunks_to;
 } partner;
+_Static_assert(sizeof(partner) == 128, "a partner is two cache lines");
 
 typedef struct {
   ptv_chunk_id id;
@@ -1338,8 +1345,10 @@ ptv_node *ptv_node_new(const ptv_node_config *c, const ptv_node_callbacks *cb,
     maxp = (uint8_t)(slots > 64 ? 64 : slots);
   }
   size_t pids = (sizeof(ptv_node) + maxp * sizeof(ptv_id) + 63) / 64 * 64;
-  ptv_node *n = calloc(1, pids + maxp * sizeof(partner));
+  size_t size = pids + maxp * sizeof(partner);
+  ptv_node *n = aligned_alloc(64, size); /* partners start on a cache line */
   if (!n) return NULL;
+  memset(n, 0, size);
   n->cfg = *c;
   n->cb = *cb;
   n->user = user;
