@@ -394,9 +394,9 @@ static int count_lacking(const ptv_node *n, ptv_chunk_id id) {
 
 /* lacks[j], if not NULL, caches count_lacking(newest - j) (-1: not yet
  * computed) across the partners considered in one round of offers. */
-static int useful_for(const ptv_node *n, const partner *p, ptv_chunk_id *out, int max,
-                      int *lacks) {
-  if (!p->has_map || n->have.count == 0) return 0;
+/* The oldest chunk worth offering to p: what it plays next, else its newest
+ * minus twice the buffer, never below its map or ours. */
+static ptv_chunk_id offer_floor(const ptv_node *n, const partner *p) {
   ptv_chunk_id back = (ptv_chunk_id)(2 * n->cfg.buffer_us / (n->chunk_us ? n->chunk_us : 1)) + 4;
   ptv_chunk_id lo = p->map_base;
   if (p->play != PTV_ID_NONE) {
@@ -405,6 +405,39 @@ static int useful_for(const ptv_node *n, const partner *p, ptv_chunk_id *out, in
     lo = p->newest - back;
   }
   if (lo < n->have.base) lo = n->have.base;
+  return lo;
+}
+
+/* A peer's offer candidates for p: the chunks in [*start, hi] we hold and
+ * it lacks, as a word whose bit i is chunk *from + i. The scan starts at
+ * our newest chunk, or at the end of what the partner plays within
+ * RARITY_SCAN chunks if that is older: a partner far behind (after a
+ * partition) is offered what it needs next, not chunks it will play in half
+ * a minute, and passes those on to peers as far behind. */
+static uint64_t peer_candidates(const ptv_node *n, const partner *p, ptv_chunk_id lo,
+                                ptv_chunk_id *from) {
+  ptv_chunk_id hi = n->have.newest;
+  if (p->play != PTV_ID_NONE && p->play + RARITY_SCAN - 1 < hi) hi = p->play + RARITY_SCAN - 1;
+  if (hi < lo) return 0;
+  ptv_chunk_id start = hi - lo >= RARITY_SCAN ? hi - (RARITY_SCAN - 1) : lo;
+  *from = hi >= 63 ? hi - 63 : 0;
+  uint64_t cand = ptv_chunkset_word(&n->have, *from) & ~map_word(p, *from);
+  cand &= ~0ULL >> (63 - (hi - *from));
+  cand &= ~0ULL << (start - *from);
+  return cand;
+}
+
+/* Whether a peer has anything to offer p (useful_for would return > 0). */
+static int peer_useful_any(const ptv_node *n, const partner *p) {
+  if (!p->has_map || n->have.count == 0) return 0;
+  ptv_chunk_id from;
+  return peer_candidates(n, p, offer_floor(n, p), &from) != 0;
+}
+
+static int useful_for(const ptv_node *n, const partner *p, ptv_chunk_id *out, int max,
+                      int *lacks) {
+  if (!p->has_map || n->have.count == 0) return 0;
+  ptv_chunk_id lo = offer_floor(n, p);
   int k = 0;
   int k0 = 0;
   if (n->cfg.role == PTV_ROLE_SOURCE) {
@@ -433,20 +466,8 @@ static int useful_for(const ptv_node *n, const partner *p, ptv_chunk_id *out, in
    * that got few early copies: everyone moves on to fresher ones and it
    * spreads only when it is due. */
   int best_lack[PTV_WIRE_MAX_IDS];
-  /* The scan starts at our newest chunk, or at the end of what the partner
-   * plays within RARITY_SCAN chunks if that is older: a partner far behind
-   * (after a partition) is offered what it needs next, not chunks it will
-   * play in half a minute, and passes those on to peers as far behind. */
-  ptv_chunk_id hi = n->have.newest;
-  if (p->play != PTV_ID_NONE && p->play + RARITY_SCAN - 1 < hi) hi = p->play + RARITY_SCAN - 1;
-  if (hi < lo) return k;
-  ptv_chunk_id start = hi - lo >= RARITY_SCAN ? hi - (RARITY_SCAN - 1) : lo;
-  /* What we hold and it lacks in [start, hi], a word at a time (newest at
-   * the top bit), then taken newest first. */
-  ptv_chunk_id from = hi >= 63 ? hi - 63 : 0;
-  uint64_t cand = ptv_chunkset_word(&n->have, from) & ~map_word(p, from);
-  cand &= ~0ULL >> (63 - (hi - from));
-  cand &= ~0ULL << (start - from);
+  ptv_chunk_id from;
+  uint64_t cand = peer_candidates(n, p, lo, &from);
   while (cand) {
     unsigned bit = 63 - (unsigned)__builtin_clzll(cand);
     cand &= ~(1ULL << bit);
@@ -1117,8 +1138,8 @@ int ptv_node_recv(ptv_node *n, ptv_id from, const uint8_t *buf, size_t len,
   int rv = ptv_wire_decode(&m, buf, len);
   if (rv < 0 || (m.type != PTV_MSG_OFFER && m.type != PTV_MSG_REQUEST &&
                  m.type != PTV_MSG_BUSY && m.type != PTV_MSG_SHUFFLE &&
-                 m.type != PTV_MSG_PEERS))
-    n->offers_idle = 0; /* maps, chunks, selects, partners: rescan */
+                 m.type != PTV_MSG_PEERS && m.type != PTV_MSG_BUFFERMAP))
+    n->offers_idle = 0; /* chunks, selects, partners: rescan (maps: below) */
   if (rv < 0) {
     n->st.bad_msgs++;
     partner *bad = find_partner(n, from);
@@ -1196,6 +1217,11 @@ int ptv_node_recv(ptv_node *n, ptv_id from, const uint8_t *buf, size_t len,
       break;
     }
     on_buffermap(n, p, &m.u.buffermap, now);
+    /* A map changes only what p lacks: the offer scan stays skipped unless
+     * p now lacks something we could offer it (maps are most messages). */
+    if (n->offers_idle && (n->cfg.role != PTV_ROLE_PEER ||
+                           (p->state == P_UP && p->offer_until <= now && peer_useful_any(n, p))))
+      n->offers_idle = 0;
     break;
   case PTV_MSG_REQUEST:
     if (p && p->state == P_UP) on_request(n, p, &m.u.request, now);
@@ -1232,12 +1258,21 @@ int ptv_node_recv(ptv_node *n, ptv_id from, const uint8_t *buf, size_t len,
 
 /* ---- timers ------------------------------------------------------------- */
 
-void ptv_node_prefetch(const ptv_node *n) {
-  __builtin_prefetch(n);
-  __builtin_prefetch((const char *)n + 64);
-  __builtin_prefetch(&n->p);
-  __builtin_prefetch(&n->last_now);
-  __builtin_prefetch(n->pid); /* computed, not loaded: n may be cold still */
+void ptv_node_prefetch(const ptv_node *n, int stage) {
+  if (stage == 0) {
+    __builtin_prefetch(n);
+    __builtin_prefetch((const char *)n + 64);
+    __builtin_prefetch(&n->p);
+    __builtin_prefetch(&n->last_now);
+    __builtin_prefetch(n->pid); /* computed, not loaded: n may be cold still */
+    return;
+  }
+  int k = n->maxp < 16 ? n->maxp : 16; /* the first line of each */
+#ifndef PF_NOPART
+  for (int i = 0; i < k; i++) __builtin_prefetch(&n->p[i]);
+#else
+  (void)k;
+#endif
 }
 
 ptv_tstamp ptv_node_get_expiry(const ptv_node *n) {

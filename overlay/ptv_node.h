@@ -93,9 +93,11 @@ ptv_tstamp ptv_node_get_expiry(const ptv_node *n);
 void ptv_node_handle_expiry(ptv_node *n, ptv_tstamp now);
 
 /* A hint, no effect on behaviour: starts loading the state a call into the
- * node touches first. A driver that knows which node comes next (the
- * simulator does) calls it one event ahead. */
-void ptv_node_prefetch(const ptv_node *n);
+ * node touches first. A driver that knows which nodes come next (the
+ * simulator does) calls it with stage 0 two events ahead (the node's own
+ * state, without reading it) and with stage 1 one event ahead (its partners,
+ * found from that state). */
+void ptv_node_prefetch(const ptv_node *n, int stage);
 
 /* Seeds the gossip view (e.g. from a saved peer list) without the tracker. */
 void ptv_node_add_known(ptv_node *n, const ptv_peer_desc *d);

@@ -494,17 +494,24 @@ static void dispatch(ptv_world *w, const ptv_event *e) {
 
 /* With 10,000 peers most of an event's time went in cache misses on the
  * message, the receiving sim_node and its engine state. The next events are
- * known: fetch the message and sim_node two events ahead, the engine state
- * (whose address the sim_node holds) one ahead. */
+ * known, so their memory is fetched in a pipeline, each stage reading only
+ * what the one before fetched an event earlier: three events ahead the
+ * message and sim_node, two ahead the engine state (whose address the
+ * sim_node holds), one ahead the partners (found from the engine state). */
+static int wakes_node(const ptv_event *e) {
+  return e && (e->kind == EV_DELIVER || e->kind == EV_TIMER);
+}
+
 static void prefetch_ahead(const ptv_world *w) {
-  const ptv_event *e1 = ptv_evq_ahead(&w->q, 1);
-  if (e1 && (e1->kind == EV_DELIVER || e1->kind == EV_TIMER)) {
-    if (e1->ptr) __builtin_prefetch(e1->ptr);
-    __builtin_prefetch(&w->n[e1->a]);
+  const ptv_event *e = ptv_evq_ahead(&w->q, 2);
+  if (wakes_node(e)) {
+    if (e->ptr) __builtin_prefetch(e->ptr);
+    __builtin_prefetch(&w->n[e->a]);
   }
-  const ptv_event *e0 = ptv_evq_ahead(&w->q, 0);
-  if (e0 && (e0->kind == EV_DELIVER || e0->kind == EV_TIMER) && w->n[e0->a].node)
-    ptv_node_prefetch(w->n[e0->a].node);
+  e = ptv_evq_ahead(&w->q, 1);
+  if (wakes_node(e) && w->n[e->a].node) ptv_node_prefetch(w->n[e->a].node, 0);
+  e = ptv_evq_ahead(&w->q, 0);
+  if (wakes_node(e) && w->n[e->a].node) ptv_node_prefetch(w->n[e->a].node, 1);
 }
 
 /* ---- set-up and run ------------------------------------------------------ */
