@@ -38,6 +38,8 @@
 #define SRC_WINDOW 16  /* chunks the source still injects */
 #define LATE_BUDGET 6  /* late play may move the clock back by this many buffers */
 #define LATE_STEP 4    /* chunks the clock moves back on a late play (a rebuffer) */
+#define CATCHUP_RUN 8  /* missed in a row before catching up is considered */
+#define CATCHUP_GAP 8  /* chunks the fed partners must play ahead of us */
 #define REANCHOR 6     /* re-anchoring may move the clock back by this many buffers */
 #define RARITY_SCAN 48 /* chunks back from the newest a peer considers offering */
 _Static_assert(RARITY_SCAN <= 64, "useful_for scans one 64-bit word");
@@ -123,6 +125,7 @@ struct ptv_node {
   ptv_tstamp busy_until, last_new_chunk, last_rejoin, join_time;
   ptv_tstamp last_now; /* time of the latest call into the engine */
   ptv_chunk_id live_hint, late_id;
+  uint32_t miss_run; /* chunks missed in a row */
   ptv_tstamp live_hint_t, shift_us;
   upreq upq[UPQ_MAX];
   dlreq dlq[DLQ_MAX];
@@ -804,6 +807,27 @@ static ptv_chunk_id partners_median_play(const ptv_node *n, ptv_chunk_id max) {
 }
 
 
+/* The median playback point of the partners being fed (holding chunks at
+ * or beyond their playback point), or PTV_ID_NONE. */
+static ptv_chunk_id fed_median_play(const ptv_node *n) {
+  ptv_chunk_id plays[64];
+  int np = 0;
+  for (int i = 0; i < n->maxp && np < 64; i++) {
+    const partner *p = &n->p[i];
+    if (p->state == P_UP && p->has_map && p->play != PTV_ID_NONE && p->newest != PTV_ID_NONE &&
+        p->newest >= p->play)
+      plays[np++] = p->play;
+  }
+  if (np == 0) return PTV_ID_NONE;
+  for (int i = 1; i < np; i++) /* insertion sort: np <= 64 */
+    for (int j = i; j > 0 && plays[j - 1] > plays[j]; j--) {
+      ptv_chunk_id t = plays[j];
+      plays[j] = plays[j - 1];
+      plays[j - 1] = t;
+    }
+  return plays[np / 2];
+}
+
 static void decide_start(ptv_node *n, ptv_tstamp now) {
   ptv_chunk_id hi = 0;
   int any = 0;
@@ -897,6 +921,34 @@ static void playout(ptv_node *n, ptv_tstamp now) {
         else n->st.miss_nowhere++;
       }
       if (n->cb.on_playout) n->cb.on_playout(n->user, id, present, now);
+    }
+    if (id != n->late_id) n->miss_run = present ? 0 : n->miss_run + 1;
+    if (!present && n->miss_run >= CATCHUP_RUN) {
+      ptv_chunk_id tgt = fed_median_play(n);
+      if (tgt != PTV_ID_NONE && tgt > id + CATCHUP_GAP) {
+        /* A blackout (a partition, a lost neighbourhood) left us far
+         * behind partners that are fed again: catch up, jump to where they
+         * play, rather than fetch what we are late for while they trade
+         * other chunks (after a partition heals, every peer of the cut-off
+         * half was back within 10 s, not 13-17 s). The chunks jumped over
+         * count as missed, now; the lag the pauses built up is handed back
+         * to the pause budget as far as the jump undoes it. */
+        for (ptv_chunk_id k = id + 1; k < tgt; k++) {
+          n->st.chunks_due++;
+          n->st.chunks_missed++;
+          if (held_by_partner(n, k)) n->st.miss_held++;
+          else n->st.miss_nowhere++;
+          if (n->cb.on_playout) n->cb.on_playout(n->user, k, 0, now);
+        }
+        ptv_tstamp jump = (ptv_tstamp)(tgt - id) * n->chunk_us;
+        n->play_t0 -= jump; /* tgt is due when id was */
+        n->shift_us = n->shift_us > jump ? n->shift_us - jump : 0;
+        n->play_next = tgt;
+        n->late_id = PTV_ID_NONE;
+        n->miss_run = 0;
+        n->st.catchups++;
+        continue;
+      }
     }
     /* A miss (counted above) pauses playback rather than skipping when
      * waiting helps: the clock, and so the lag, moves back, so the lag grows

@@ -133,6 +133,7 @@ typedef struct {
   uint64_t miss_on_way, miss_held, miss_nowhere;
   uint64_t recv_delay_us, recv_new;
   uint32_t stalls;           /* playback paused: late play or re-anchoring */
+  uint32_t catchups;         /* jumps forward to fed partners after a blackout */
   ptv_tstamp stall_us;       /* total pause, which is what the lag grew by */ /* source-to-us delay summed over new chunks */
   uint32_t npartners;
   ptv_chunk_id newest;       /* newest chunk held */

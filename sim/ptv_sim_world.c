@@ -805,7 +805,7 @@ void ptv_world_summarize(ptv_world *w, ptv_world_summary *o) {
     r->all_clean_s = all_clean(w, from);
   }
   if (w->debug) {
-    uint64_t a[11] = {0};
+    uint64_t a[12] = {0};
     for (uint32_t i = 2; i < w->nn; i++) {
       if (!w->n[i].node) continue;
       ptv_node_stats st;
@@ -814,14 +814,17 @@ void ptv_world_summarize(ptv_world *w, ptv_world_summary *o) {
       a[3] += st.dup_chunks; a[4] += st.late_chunks;
       a[5] += st.offers_sent; a[6] += st.offers_declined; a[7] += st.offer_idle;
       a[8] += st.miss_on_way; a[9] += st.miss_held; a[10] += st.miss_nowhere;
+      a[11] += st.catchups;
     }
     fprintf(stderr, "debug: offers %llu declined %llu idle-no-useful %llu\n",
             (unsigned long long)a[5], (unsigned long long)a[6], (unsigned long long)a[7]);
     fprintf(stderr, "debug: req_sent %llu timeouts %llu busy %llu dup %llu late %llu\n",
             (unsigned long long)a[0], (unsigned long long)a[1], (unsigned long long)a[2],
             (unsigned long long)a[3], (unsigned long long)a[4]);
-    fprintf(stderr, "debug: missed on-its-way %llu held-by-a-partner %llu nowhere %llu\n",
-            (unsigned long long)a[8], (unsigned long long)a[9], (unsigned long long)a[10]);
+    fprintf(stderr, "debug: missed on-its-way %llu held-by-a-partner %llu nowhere %llu; "
+            "catch-ups %llu\n",
+            (unsigned long long)a[8], (unsigned long long)a[9], (unsigned long long)a[10],
+            (unsigned long long)a[11]);
   }
   free(cont);
   free(start);

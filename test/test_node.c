@@ -698,6 +698,20 @@ static void stall_scenario(int all_msgs, uint64_t seed) {
   uint64_t missed = s1.chunks_missed - s0.chunks_missed;
   const nctx *c = &h->ctx[v];
   assert_int_equal(check_playout_order(c), s1.chunks_due);
+  if (all_msgs) assert_int_equal(s1.catchups, 0); /* no fed partner to catch up with */
+  if (s1.catchups > 0) {
+    /* Partners fed all along: past the budget it caught up with them,
+     * jumping over chunks (each reported, missed) and pausing again with
+     * the budget the jump handed back. Still never stalled: in the window
+     * at least one chunk per chunk duration was reported, all missed, and
+     * it is never further behind than the budget allows. */
+    assert_true(due >= 15);
+    assert_int_equal(missed, due);
+    assert_true(s1.lag_us <= st.lag_us + STALL_BUDGET_US);
+    assert_true(s1.playing);
+    h_free(h);
+    return;
+  }
   /* The pauses are bounded and counted... */
   assert_true(s1.lag_us >= st.lag_us && s1.lag_us - st.lag_us <= STALL_BUDGET_US);
   assert_int_equal(s1.stall_us, s1.lag_us - st.lag_us);
@@ -888,6 +902,72 @@ static void test_playout_reanchor(void **state) {
     reanchor_scenario(RA_MEDIAN, 5 * PTV_S, seed);
     reanchor_scenario(RA_CAPPED, 16 * PTV_S, seed);
     reanchor_scenario(RA_NONE, 2 * PTV_S, seed);
+  }
+}
+
+/* ---- 3c. catching up after a blackout ------------------------------------- */
+
+/* The victim (the first peer) gets no chunk data for 24 s while its
+ * partners, fed as before, play on. It pauses as far as its budget allows
+ * (12 s) and then misses chunk after chunk; catching up, it jumps to where
+ * its partners play instead of staying 12 s behind them. Every chunk is
+ * still reported once and in order (those jumped over as missed), and once
+ * data flows again it plays without a miss, about as far behind live as
+ * its partners. */
+static void test_playout_catchup(void **state) {
+  (void)state;
+  const int np = 6;
+  const int v = FIRST_PEER;
+  const ptv_tstamp cut = 8 * PTV_S, restore = cut + 24 * PTV_S, end = restore + 16 * PTV_S;
+  for (uint64_t seed = 21; seed <= 22; seed++) {
+    harness *h = h_new_uniform(np, 2000, 2000, seed);
+    h_run_until(h, cut);
+    ptv_node_stats st = h_stats(h, v);
+    assert_true(st.playing);
+    assert_int_equal(st.chunks_missed, 0);
+    assert_int_equal(st.catchups, 0);
+
+    h->drop_bulk_to_after[v] = cut;
+    h_run_until(h, restore);
+    ptv_node_stats mid = h_stats(h, v);
+    assert_true(mid.chunks_missed >= 8); /* the blackout did hurt */
+    assert_true(mid.stall_us > 0);
+    h->drop_bulk_to_after[v] = PTV_TSTAMP_MAX;
+    h_run_until(h, end);
+    ptv_node_stats s = h_stats(h, v);
+    const nctx *c = &h->ctx[v];
+
+    assert_true(s.catchups >= 1);
+    assert_int_equal(check_playout_order(c), s.chunks_due);
+    size_t missed = 0;
+    for (size_t k = 0; k < c->nplays; k++) {
+      if (!c->plays[k].present) missed++;
+      if (c->plays[k].now >= end - 8 * PTV_S && !c->plays[k].present)
+        fail_msg("victim: chunk %u missed at %llu us, 8 s before the end", c->plays[k].id,
+                 (unsigned long long)c->plays[k].now);
+    }
+    assert_int_equal(missed, s.chunks_missed);
+    ptv_tstamp olag[MAXN];
+    int no = 0;
+    for (int i = v + 1; i < h->nn; i++) {
+      ptv_node_stats o = h_stats(h, i);
+      assert_int_equal(o.catchups, 0);
+      olag[no++] = o.lag_us;
+    }
+    for (int i = 1; i < no; i++)
+      for (int j = i; j > 0 && olag[j - 1] > olag[j]; j--) {
+        ptv_tstamp t = olag[j];
+        olag[j] = olag[j - 1];
+        olag[j - 1] = t;
+      }
+    /* Without catching up it would be the whole pause budget (12 s) behind
+     * its partners; caught up, it may since have paused again for part of
+     * the budget the jump handed back (it did during the blackout). */
+    if (s.lag_us + 2 * PTV_S > olag[no / 2] + STALL_BUDGET_US)
+      fail_msg("victim lag %llu us, its partners' median %llu us: it did not catch up",
+               (unsigned long long)s.lag_us, (unsigned long long)olag[no / 2]);
+    h_assert_clean(h);
+    h_free(h);
   }
 }
 
@@ -1272,6 +1352,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_streaming_ample, teardown),
       cmocka_unit_test_teardown(test_playout_never_stalls, teardown),
       cmocka_unit_test_teardown(test_playout_reanchor, teardown),
+      cmocka_unit_test_teardown(test_playout_catchup, teardown),
       cmocka_unit_test_teardown(test_playout_never_stalls_data_cut, teardown),
       cmocka_unit_test_teardown(test_upload_pacing, teardown),
       cmocka_unit_test_teardown(test_partner_failure, teardown),
