@@ -54,7 +54,7 @@ typedef struct sim_node {
   /* snapshot when the peer leaves */
   uint64_t due, missed;
   double lag_s, stall_s;
-  uint32_t stalls;
+  uint32_t stalls, catchups;
   uint32_t changes;
   double online_s;
 } sim_node;
@@ -302,6 +302,7 @@ static void depart(ptv_world *w, uint32_t idx, int graceful) {
   sn->missed = st.chunks_missed;
   sn->lag_s = (double)st.lag_us / 1e6;
   sn->stalls = st.stalls;
+  sn->catchups = st.catchups;
   sn->stall_s = (double)st.stall_us / 1e6;
   sn->changes = st.partner_changes;
   sn->online_s = (double)(w->now - sn->join_t) / 1e6;
@@ -670,11 +671,12 @@ int ptv_world_run(ptv_world *w, ptv_world_progress_cb cb, void *arg) {
 typedef struct {
   uint64_t due, missed;
   double lag_s, online_s, stall_s;
-  uint32_t stalls;
+  uint32_t stalls, catchups;
 } peer_figures;
 
 static peer_figures peer_figures_of(const ptv_world *w, const sim_node *sn) {
-  peer_figures f = {sn->due, sn->missed, sn->lag_s, sn->online_s, sn->stall_s, sn->stalls};
+  peer_figures f = {sn->due,     sn->missed, sn->lag_s,   sn->online_s,
+                    sn->stall_s, sn->stalls, sn->catchups};
   if (sn->node) {
     ptv_node_stats st;
     ptv_node_get_stats(sn->node, &st);
@@ -682,6 +684,7 @@ static peer_figures peer_figures_of(const ptv_world *w, const sim_node *sn) {
     f.missed = st.chunks_missed;
     f.lag_s = (double)st.lag_us / 1e6;
     f.stalls = st.stalls;
+    f.catchups = st.catchups;
     f.stall_s = (double)st.stall_us / 1e6;
     f.online_s = (double)(w->end - sn->join_t) / 1e6;
   }
@@ -695,12 +698,13 @@ int ptv_world_write_peers(const ptv_world *w, FILE *f) {
     peer_figures pf = peer_figures_of(w, sn);
     uint64_t due = pf.due, missed = pf.missed;
     double lag = pf.lag_s;
-    fprintf(f, "%u,%.3f,%u,%s,%d,%d,%.3f,%llu,%llu,%.4f,%.3f,%u,%.3f\n", i - 2,
+    fprintf(f, "%u,%.3f,%u,%s,%d,%d,%.3f,%llu,%llu,%.4f,%.3f,%u,%.3f,%u\n", i - 2,
             (double)sn->join_t / 1e6,
             sn->up_kbps, ptv_nat_name((ptv_nat_type)sn->nat), sn->node != NULL, sn->played,
             sn->played ? (double)(sn->play_t - sn->join_t) / 1e6 : -1.0,
             (unsigned long long)due, (unsigned long long)missed,
-            due ? 1.0 - (double)missed / (double)due : 0.0, lag, pf.stalls, pf.stall_s);
+            due ? 1.0 - (double)missed / (double)due : 0.0, lag, pf.stalls, pf.stall_s,
+            pf.catchups);
   }
   return ferror(f) ? PTV_ERR_IO : 0;
 }

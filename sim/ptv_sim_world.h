@@ -57,7 +57,7 @@ void ptv_world_summarize(ptv_world *w, ptv_world_summary *out);
 size_t ptv_world_series(const ptv_world *w, const ptv_series_row **rows);
 
 #define PTV_PEERS_HEADER \
-  "id,join_s,upload_kbps,nat,online_at_end,started,startup_s,chunks_due,chunks_missed,continuity,lag_s,stalls,stall_s"
+  "id,join_s,upload_kbps,nat,online_at_end,started,startup_s,chunks_due,chunks_missed,continuity,lag_s,stalls,stall_s,catchups"
 
 /* Writes one CSV line per peer that ever joined (header PTV_PEERS_HEADER
  * first), for per-peer analysis. Returns 0 or PTV_ERR_IO. */
