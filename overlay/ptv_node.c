@@ -788,34 +788,15 @@ static void expire_requests(ptv_node *n, ptv_tstamp now) {
 /* ---- playout ------------------------------------------------------------ */
 
 /* The median playback point of our partners that play, not counting points
- * beyond max; PTV_ID_NONE if there is none. */
-static ptv_chunk_id partners_median_play(const ptv_node *n, ptv_chunk_id max) {
-  ptv_chunk_id plays[64];
-  int np = 0;
-  for (int i = 0; i < n->maxp && np < 64; i++)
-    if (n->p[i].state == P_UP && n->p[i].has_map && n->p[i].play != PTV_ID_NONE &&
-        n->p[i].play <= max)
-      plays[np++] = n->p[i].play;
-  if (np == 0) return PTV_ID_NONE;
-  for (int i = 1; i < np; i++) /* insertion sort: np <= 64 */
-    for (int j = i; j > 0 && plays[j - 1] > plays[j]; j--) {
-      ptv_chunk_id t = plays[j];
-      plays[j] = plays[j - 1];
-      plays[j - 1] = t;
-    }
-  return plays[np / 2];
-}
-
-
-/* The median playback point of the partners being fed (holding chunks at
- * or beyond their playback point), or PTV_ID_NONE. */
-static ptv_chunk_id fed_median_play(const ptv_node *n) {
+ * beyond max, and if fed_only only of those being fed (holding chunks at or
+ * beyond their playback point); PTV_ID_NONE if there is none. */
+static ptv_chunk_id partners_median_play(const ptv_node *n, ptv_chunk_id max, int fed_only) {
   ptv_chunk_id plays[64];
   int np = 0;
   for (int i = 0; i < n->maxp && np < 64; i++) {
     const partner *p = &n->p[i];
-    if (p->state == P_UP && p->has_map && p->play != PTV_ID_NONE && p->newest != PTV_ID_NONE &&
-        p->newest >= p->play)
+    if (p->state == P_UP && p->has_map && p->play != PTV_ID_NONE && p->play <= max &&
+        (!fed_only || (p->newest != PTV_ID_NONE && p->newest >= p->play)))
       plays[np++] = p->play;
   }
   if (np == 0) return PTV_ID_NONE;
@@ -849,7 +830,7 @@ static void decide_start(ptv_node *n, ptv_tstamp now) {
   /* Partners already playing have found a lag that their place in the
    * overlay sustains; join them at their median playback point rather than
    * closer to live (a newcomer is further from the source than they are). */
-  ptv_chunk_id med = partners_median_play(n, hi);
+  ptv_chunk_id med = partners_median_play(n, hi, 0);
   if (med != PTV_ID_NONE && med < n->start_chunk) n->start_chunk = med;
   n->play_next = n->start_chunk;
   n->start_decided = 1;
@@ -924,7 +905,7 @@ static void playout(ptv_node *n, ptv_tstamp now) {
     }
     if (id != n->late_id) n->miss_run = present ? 0 : n->miss_run + 1;
     if (!present && n->miss_run >= CATCHUP_RUN) {
-      ptv_chunk_id tgt = fed_median_play(n);
+      ptv_chunk_id tgt = partners_median_play(n, PTV_ID_NONE, 1);
       if (tgt != PTV_ID_NONE && tgt > id + CATCHUP_GAP) {
         /* A blackout (a partition, a lost neighbourhood) left us far
          * behind partners that are fed again: catch up, jump to where they
@@ -956,7 +937,7 @@ static void playout(ptv_node *n, ptv_tstamp now) {
      * than one miss per chunk. Every pause is counted (stalls, stall_us). */
     ptv_chunk_id med = PTV_ID_NONE;
     if (!present && id != n->late_id && n->shift_us + n->chunk_us <= REANCHOR * n->cfg.buffer_us)
-      med = partners_median_play(n, PTV_ID_NONE - 1);
+      med = partners_median_play(n, PTV_ID_NONE - 1, 0);
     if (med != PTV_ID_NONE && med + 1 < id) {
       /* We play ahead of what our partners play: they have found the lag
        * their place in the overlay sustains and we have not. Rebuffer once,
