@@ -395,8 +395,6 @@ static int count_lacking(const ptv_node *n, ptv_chunk_id id) {
   return lack;
 }
 
-/* lacks[j], if not NULL, caches count_lacking(newest - j) (-1: not yet
- * computed) across the partners considered in one round of offers. */
 /* The oldest chunk worth offering to p: what it plays next, else its newest
  * minus twice the buffer, never below its map or ours. */
 static ptv_chunk_id offer_floor(const ptv_node *n, const partner *p) {
@@ -437,6 +435,8 @@ static int peer_useful_any(const ptv_node *n, const partner *p) {
   return peer_candidates(n, p, offer_floor(n, p), &from) != 0;
 }
 
+/* lacks[j], if not NULL, caches count_lacking(newest - j) (-1: not yet
+ * computed) across the partners considered in one round of offers. */
 static int useful_for(const ptv_node *n, const partner *p, ptv_chunk_id *out, int max,
                       int *lacks) {
   if (!p->has_map || n->have.count == 0) return 0;
