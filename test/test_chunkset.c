@@ -10,20 +10,11 @@
 #include "ptv_chunkset.h"
 #include "ptv_err.h"
 #include "ptv_wire.h"
+#include "test_rand.h"
 
 #define BITS PTV_CHUNKSET_BITS
 
 /* ---- helpers ------------------------------------------------------------ */
-
-static uint64_t rng_state;
-
-static uint64_t xrand(void) {
-  /* xorshift64*: deterministic, good enough for test inputs. */
-  rng_state ^= rng_state >> 12;
-  rng_state ^= rng_state << 25;
-  rng_state ^= rng_state >> 27;
-  return rng_state * 2685821657736338717ULL;
-}
 
 /* Counts the ids held in [from, to) by asking has(). */
 static uint32_t count_held(const ptv_chunkset *cs, ptv_chunk_id from,

@@ -9,15 +9,7 @@
 #include <string.h>
 
 #include "ptv_sim_evq.h"
-
-static uint64_t rng_state;
-
-static uint64_t xrand(void) {
-  rng_state ^= rng_state >> 12;
-  rng_state ^= rng_state << 25;
-  rng_state ^= rng_state >> 27;
-  return rng_state * 2685821657736338717ULL;
-}
+#include "test_rand.h"
 
 static ptv_event ev(ptv_tstamp t, uint32_t a) {
   ptv_event e;
