@@ -30,7 +30,7 @@
 #define STARTUP_SLACK_US (1 * PTV_S)  /* deadline slack before playback starts */
 
 #define MAP_BITS 128u  /* buffer-map bits sent and kept per partner */
-#define UPQ_MAX 16     /* queued requests we will serve */
+#define UPQ_MAX 32     /* queued uploads: requests, selections, pushes */
 #define DLQ_MAX 16     /* chunks promised to us or requested by us */
 #define PER_PARTNER_REQ 2 /* our pulls in flight to one partner */
 #define LACK_CACHE ((int)MAP_BITS) /* rarity cached this many chunks back from our newest */
@@ -41,6 +41,8 @@
 #define CATCHUP_RUN 8  /* missed in a row before catching up is considered */
 #define CATCHUP_GAP 8  /* chunks the fed partners must play ahead of us */
 #define REANCHOR 6     /* re-anchoring may move the clock back by this many buffers */
+#define SPEEDUP_PCT 10 /* live catch-up: play at most this % faster than real time */
+#define SPEEDUP_AHEAD 4 /* ... and only with this many chunks in hand beyond the one played */
 #define RARITY_SCAN 48 /* chunks back from the newest a peer considers offering */
 _Static_assert(RARITY_SCAN <= 64, "useful_for scans one 64-bit word");
 #define OFFER_IDS 4    /* chunks per offer */
@@ -49,8 +51,14 @@ _Static_assert(RARITY_SCAN <= 64, "useful_for scans one 64-bit word");
 #define OFFER_TIMEOUT_US (1 * PTV_S)
 #define OFFER_AHEAD_US (300 * PTV_MS) /* offer again this long before idle */
 #define OFFER_WINDOW_US (600 * PTV_MS) /* offers in flight cover this much sending */
+#define PUSH_HOLD 8    /* chunk times a stripe push may wait in the upload queue */
+#ifndef SLOT_USE
+#define SLOT_USE 100   /* % of the declared upload given out as stripe slots */
+#endif
+#define OVERDUE_SLACK_US (300 * PTV_MS) /* a stripe chunk this late may come from anyone */
 
 enum { P_FREE = 0, P_PENDING = 1, P_UP = 2 };
+#define NODE_STRIPES_MAX 8 /* stripes the engine keeps depths for */
 
 /* Zeroes the header and one union member of a message, not all of ptv_msg
  * (792 bytes): these are built several times per chunk per peer. */
@@ -81,6 +89,15 @@ typedef struct {
   _Alignas(64) ptv_tstamp last_heard;
   ptv_tstamp last_useful, since;
   uint32_t chunks_from, chunks_to;
+  /* stripes (see ptv_strategy.h): what we take from it and it from us */
+  uint16_t sub_in, sub_out, sub_ask;
+  uint8_t free_slots;       /* as its last buffer map said */
+  uint16_t price_kbps;
+  uint16_t deliv;           /* share of its stripes' chunks that came from it
+                               first, x 65535 (moving average) */
+  uint32_t bid_kbps;        /* its bid, when it is our child */
+  ptv_tstamp sub_since;     /* when it last granted us a stripe */
+  uint8_t depth[NODE_STRIPES_MAX]; /* its hops from the source, per stripe */
 } partner;
 _Static_assert(sizeof(partner) == 128, "a partner is two cache lines");
 
@@ -89,6 +106,8 @@ typedef struct {
   ptv_id to;
   ptv_tstamp deadline;
   uint32_t size;
+  uint8_t push;
+  ptv_tstamp queued;
 } upreq;
 
 typedef struct {
@@ -130,6 +149,12 @@ struct ptv_node {
   upreq upq[UPQ_MAX];
   dlreq dlq[DLQ_MAX];
   ptv_node_stats st;
+  void *sdata;           /* the strategy's per-node state */
+  uint8_t nstripes;
+  ptv_tstamp tree_delay; /* source-to-us delay of chunks pushed by stripe parents */
+  ptv_tstamp stripe_delay[NODE_STRIPES_MAX]; /* the same, per stripe */
+  ptv_tstamp stripe_dev[NODE_STRIPES_MAX];   /* and its mean deviation */
+  ptv_tstamp target_lag; /* live catch-up target, 0: none */
   /* Partner ids by slot (PTV_ID_NONE: free), in the node's own allocation
    * right after it, followed by the partners: finding a partner by id is
    * done for every message and read one cache line instead of one or two
@@ -175,8 +200,14 @@ static uint32_t count_partners(const ptv_node *n, int established_only) {
   return c;
 }
 
+/* The upload capacity we tell others (a free-rider in the simulator claims
+ * more than it has; everyone else declares what it has). */
+static uint32_t declared_kbps(const ptv_node *n) {
+  return n->cfg.claim_kbps ? n->cfg.claim_kbps : n->cfg.upload_kbps;
+}
+
 static ptv_peer_desc self_desc(const ptv_node *n) {
-  ptv_peer_desc d = {n->cfg.self, n->cfg.nat, 0, n->cfg.upload_kbps};
+  ptv_peer_desc d = {n->cfg.self, n->cfg.nat, 0, declared_kbps(n)};
   return d;
 }
 
@@ -254,6 +285,16 @@ static int encode_bm(const ptv_node *n, ptv_tstamp now, uint8_t *buf, size_t cap
   m.u.buffermap.nbits = n->have.count ? MAP_BITS : 0;
   m.u.buffermap.queue_ms = (uint16_t)(backlog / 1000 > 65535 ? 65535 : backlog / 1000);
   m.u.buffermap.bits = bits;
+  uint8_t depth[NODE_STRIPES_MAX];
+  if (n->nstripes) {
+    for (unsigned s = 0; s < n->nstripes; s++) depth[s] = ptv_node_depth(n, s);
+    m.u.buffermap.ndepth = n->nstripes;
+    m.u.buffermap.depth = depth;
+    uint32_t slots = ptv_node_stripe_slots(n), used = ptv_node_stripe_used(n);
+    m.u.buffermap.free_slots = (uint8_t)(slots > used + 255 ? 255 : slots > used ? slots - used : 0);
+    uint32_t price = slots > used ? 0 : ptv_node_stripe_price(n);
+    m.u.buffermap.price_kbps = (uint16_t)(price > 65535 ? 65535 : price);
+  }
   /* Partners offer nothing older than our playback point. */
   m.u.buffermap.play = n->playing ? n->play_next
                        : n->start_decided && n->cfg.role == PTV_ROLE_PEER ? n->start_chunk
@@ -301,6 +342,10 @@ static void serve_uploads(ptv_node *n, ptv_tstamp now) {
     n->upq[best] = n->upq[--n->nupq];
     partner *p = find_partner(n, r.to);
     if (!p || p->state != P_UP) continue;
+    if (r.push) {
+      if (r.deadline < now) n->st.push_late++;
+      else n->st.push_wait_us += now - r.queued, n->st.push_sent++;
+    }
     if (r.deadline < now || !has_chunk(n, r.id)) {
       /* Tell the requester at once, so it asks elsewhere in time. */
       ptv_msg b;
@@ -331,8 +376,13 @@ static void serve_uploads(ptv_node *n, ptv_tstamp now) {
 
 static void enqueue_upload(ptv_node *n, ptv_id to, ptv_chunk_id id,
                            ptv_tstamp deadline) {
-  if (n->nupq == UPQ_MAX) return;
+  if (n->nupq == UPQ_MAX) {
+    n->st.upq_full++;
+    return;
+  }
   upreq *r = &n->upq[n->nupq++];
+  r->push = 0;
+  r->queued = n->last_now;
   r->id = id;
   r->to = to;
   r->deadline = deadline;
@@ -368,6 +418,166 @@ static void on_request(ptv_node *n, partner *p, const ptv_msg_request *rq,
   serve_uploads(n, now);
 }
 
+
+/* ---- stripes: sub-streams pushed from parent to child -------------------- */
+
+static uint16_t stripes_all(const ptv_node *n) {
+  return n->nstripes ? (uint16_t)((1u << n->nstripes) - 1) : 0;
+}
+
+static partner *stripe_parent(ptv_node *n, unsigned s) {
+  for (int i = 0; i < n->maxp; i++)
+    if (n->p[i].state == P_UP && (n->p[i].sub_in >> s & 1)) return &n->p[i];
+  return NULL;
+}
+
+uint32_t ptv_node_stripe_kbps(const ptv_node *n) {
+  if (!n->nstripes) return 0;
+  uint32_t r = n->cfg.role == PTV_ROLE_SOURCE ? n->cfg.stream_kbps
+               : n->chunk_us && n->avg_chunk
+                   ? (uint32_t)((uint64_t)n->avg_chunk * 8000u / n->chunk_us)
+                   : 0;
+  return (r + n->nstripes - 1) / n->nstripes;
+}
+
+uint32_t ptv_node_stripe_slots(const ptv_node *n) {
+  uint32_t k = ptv_node_stripe_kbps(n);
+  /* SLOT_USE of the uplink: pushes need slack to leave on time */
+  return k ? (uint32_t)((uint64_t)declared_kbps(n) * SLOT_USE / 100 / k) : 0;
+}
+
+uint32_t ptv_node_stripe_used(const ptv_node *n) {
+  uint32_t u = 0;
+  for (int i = 0; i < n->maxp; i++)
+    if (n->p[i].state == P_UP) u += (uint32_t)__builtin_popcount(n->p[i].sub_out);
+  return u;
+}
+
+uint32_t ptv_node_stripe_price(const ptv_node *n) {
+  uint32_t price = 0;
+  int any = 0;
+  for (int i = 0; i < n->maxp; i++)
+    if (n->p[i].state == P_UP && n->p[i].sub_out && (!any || n->p[i].bid_kbps < price)) {
+      price = n->p[i].bid_kbps;
+      any = 1;
+    }
+  return price;
+}
+
+uint8_t ptv_node_depth(const ptv_node *n, unsigned s) {
+  if (n->cfg.role == PTV_ROLE_SOURCE) return 0;
+  if (s >= n->nstripes) return 255;
+  for (int i = 0; i < n->maxp; i++)
+    if (n->p[i].state == P_UP && (n->p[i].sub_in >> s & 1))
+      return n->p[i].depth[s] >= 254 ? 255 : (uint8_t)(n->p[i].depth[s] + 1);
+  return 255;
+}
+
+uint8_t ptv_node_tier(const ptv_node *n) {
+  if (n->cfg.role == PTV_ROLE_SOURCE) return 0;
+  int t = -1;
+  for (unsigned s = 0; s < n->nstripes; s++) {
+    uint8_t d = ptv_node_depth(n, s);
+    if (d != 255 && d > t) t = d;
+  }
+  return t < 0 ? 255 : (uint8_t)t;
+}
+
+static void send_stripes(ptv_node *n, ptv_id to, uint8_t kind, uint16_t mask, uint32_t kbps) {
+  ptv_msg m;
+  MSG_INIT(m, PTV_MSG_STRIPES, stripes);
+  m.u.stripes.kind = kind;
+  m.u.stripes.mask = mask;
+  m.u.stripes.kbps = kbps;
+  send_msg(n, to, &m);
+}
+
+/* A stripe chunk is overdue once it is later than chunks from our stripe
+ * parents usually are: from then on anyone may send it (mesh repair);
+ * before, offers of it are declined so the push does not come twice. */
+static int stripe_overdue(const ptv_node *n, ptv_chunk_id id, ptv_tstamp now) {
+  if (!n->epoch_known) return 1;
+  unsigned s = id % n->nstripes;
+  ptv_tstamp d = n->stripe_delay[s] ? n->stripe_delay[s] + 4 * n->stripe_dev[s] : n->tree_delay;
+  return now >= n->epoch + (ptv_tstamp)id * n->chunk_us + d + OVERDUE_SLACK_US;
+}
+
+/* Parent: a new chunk goes at once to the children of its stripe that lack it. */
+static void push_stripe(ptv_node *n, ptv_chunk_id id, ptv_tstamp now) {
+  unsigned s = id % n->nstripes;
+  /* A push may wait PUSH_HOLD chunk times, or three of its own transmissions
+   * on a slow uplink, before it is given up (the child repairs it). */
+  ptv_tstamp hold = (ptv_tstamp)PUSH_HOLD * n->chunk_us;
+  ptv_tstamp tx3 = 3 * (ptv_tstamp)tx_us(n->avg_chunk ? n->avg_chunk : 16000, n->cfg.upload_kbps);
+  ptv_tstamp dl = now + (hold > tx3 ? hold : tx3);
+  for (int i = 0; i < n->maxp; i++) {
+    partner *p = &n->p[i];
+    if (p->state != P_UP || !(p->sub_out >> s & 1) || map_has(p, id) ||
+        (p->play != PTV_ID_NONE && id < p->play))
+      continue;
+    enqueue_upload(n, p->id, id, dl);
+    if (n->upq[n->nupq - 1].to == p->id && n->upq[n->nupq - 1].id == id) n->upq[n->nupq - 1].push = 1;
+    n->st.pushes++;
+  }
+  serve_uploads(n, now);
+}
+
+static void on_stripes(ptv_node *n, partner *p, const ptv_msg_stripes *m, ptv_tstamp now) {
+  uint16_t all = stripes_all(n);
+  if (m->kind == PTV_STRIPES_SUBSCRIBE) {
+    uint16_t want = m->mask & all, g = 0;
+    p->bid_kbps = m->kbps;
+    p->sub_out = 0; /* the request replaces what it had */
+    if (want && n->strat->grant && !n->left) g = n->strat->grant(n, p->id, want, m->kbps, now) & want;
+    p->sub_out = g;
+    uint32_t slots = ptv_node_stripe_slots(n);
+    send_stripes(n, p->id, PTV_STRIPES_GRANT, g,
+                 ptv_node_stripe_used(n) >= slots ? ptv_node_stripe_price(n) : 0);
+    return;
+  }
+  uint16_t g = m->mask & all, asked = p->sub_ask;
+  uint16_t gained = g & ~p->sub_in;
+  p->sub_ask = 0;
+  if (gained) {
+    /* Make before break: the stripes now come from p; release their old
+     * parents (a switch, counted as a partner change). */
+    for (int i = 0; i < n->maxp; i++) {
+      partner *q = &n->p[i];
+      if (q == p || q->state != P_UP || !(q->sub_in & gained)) continue;
+      q->sub_in &= (uint16_t)~gained;
+      send_stripes(n, q->id, PTV_STRIPES_SUBSCRIBE, q->sub_in, declared_kbps(n));
+      n->st.partner_changes++;
+    }
+    p->sub_since = now;
+    p->deliv = 65535; /* a new parent starts trusted */
+  }
+  p->sub_in = g;
+  if (n->strat->on_grant) n->strat->on_grant(n, p->id, asked, g, m->kbps, now);
+}
+
+int ptv_node_subscribe(ptv_node *n, ptv_id parent, uint16_t mask, ptv_tstamp now) {
+  partner *p = find_partner(n, parent);
+  if (!p || p->state != P_UP) return PTV_ERR_NOT_FOUND;
+  if (!n->nstripes || n->cfg.role == PTV_ROLE_SOURCE) return PTV_ERR_INVALID_ARG;
+  mask &= stripes_all(n);
+  if (p->sub_in & ~mask) n->st.partner_changes++; /* giving stripes up by choice */
+  p->sub_in &= mask;
+  p->sub_ask = mask;
+  send_stripes(n, parent, PTV_STRIPES_SUBSCRIBE, mask, declared_kbps(n));
+  (void)now;
+  return 0;
+}
+
+int ptv_node_stripe_evict(ptv_node *n, ptv_id child, uint16_t mask, ptv_tstamp now) {
+  partner *p = find_partner(n, child);
+  if (!p || p->state != P_UP) return PTV_ERR_NOT_FOUND;
+  if (!(p->sub_out & mask)) return 0;
+  p->sub_out &= (uint16_t)~mask;
+  n->st.partner_changes++;
+  send_stripes(n, child, PTV_STRIPES_GRANT, p->sub_out, 0);
+  (void)now;
+  return 0;
+}
 
 /* ---- offers: sender-driven diffusion ------------------------------------- */
 
@@ -600,7 +810,8 @@ static void on_offer(ptv_node *n, partner *p, const ptv_msg_ids *off, ptv_tstamp
     ptv_chunk_id lo = n->playing ? n->play_next : n->start_chunk;
     for (int i = 0; i < off->n; i++) {
       ptv_chunk_id id = off->ids[i];
-      if (id >= lo && id >= n->have.base && !has_chunk(n, id) && !promised(n, id))
+      if (id >= lo && id >= n->have.base && !has_chunk(n, id) && !promised(n, id) &&
+          (!n->nstripes || !stripe_parent(n, id % n->nstripes) || stripe_overdue(n, id, now)))
         want[nw++] = id;
     }
   }
@@ -867,6 +1078,22 @@ static ptv_tstamp start_not_before(const ptv_node *n) {
   return n->epoch + (ptv_tstamp)(n->start_chunk + 1) * n->chunk_us + n->cfg.buffer_us;
 }
 
+/* Live catch-up: while the lag is above the target and the next chunks are
+ * in hand, play a little faster than real time (as players do for live
+ * latency), so the lag falls to the target with no chunk skipped. The lag
+ * undone goes back to the pause budget. */
+static void speed_up(ptv_node *n) {
+  ptv_tstamp ts = n->epoch + (ptv_tstamp)n->start_chunk * n->chunk_us;
+  ptv_tstamp lag = n->play_t0 > ts ? n->play_t0 - ts : 0;
+  ptv_tstamp step = (ptv_tstamp)n->chunk_us * SPEEDUP_PCT / 100;
+  if (lag < n->target_lag + step) return;
+  for (ptv_chunk_id k = 0; k < SPEEDUP_AHEAD; k++)
+    if (!has_chunk(n, n->play_next + k)) return;
+  n->play_t0 -= step;
+  n->shift_us = n->shift_us > step ? n->shift_us - step : 0;
+  n->st.speedup_us += step;
+}
+
 static void playout(ptv_node *n, ptv_tstamp now) {
   if (!n->start_decided || n->left || n->cfg.role == PTV_ROLE_SOURCE) return;
   if (!n->playing) {
@@ -967,6 +1194,7 @@ static void playout(ptv_node *n, ptv_tstamp now) {
       continue;
     }
     n->play_next++;
+    if (present && n->target_lag) speed_up(n);
   }
 }
 
@@ -997,7 +1225,7 @@ int ptv_node_connect(ptv_node *n, const ptv_peer_desc *d, ptv_tstamp now) {
   if (!p) return PTV_ERR_FULL;
   ptv_msg m = {.type = PTV_MSG_CONNECT};
   m.u.connect.nat = n->cfg.nat;
-  m.u.connect.upload_kbps = n->cfg.upload_kbps;
+  m.u.connect.upload_kbps = declared_kbps(n);
   send_msg(n, d->id, &m);
   return 0;
 }
@@ -1042,7 +1270,7 @@ static void rejoin(ptv_node *n, ptv_tstamp now, int force) {
   ptv_msg m = {.type = PTV_MSG_JOIN};
   m.u.join.role = n->cfg.role;
   m.u.join.nat = n->cfg.nat;
-  m.u.join.upload_kbps = n->cfg.upload_kbps;
+  m.u.join.upload_kbps = declared_kbps(n);
   send_msg(n, n->cfg.tracker, &m);
 }
 
@@ -1109,8 +1337,33 @@ static void on_chunk(ptv_node *n, ptv_id from, partner *p, const ptv_msg_chunk *
     p->chunks_from++;
     p->last_useful = now;
   }
+  if (n->nstripes) {
+    /* Parent health: the share of its stripes' chunks it brought first. */
+    partner *par = stripe_parent(n, c->chunk % n->nstripes);
+    if (!par) n->st.stripe_orphan++;
+    else if (par == p) n->st.stripe_parent++;
+    else n->st.stripe_other++;
+    if (par) {
+      int got = par == p;
+      par->deliv = (uint16_t)((7u * par->deliv + (got ? 65535u : 0u)) / 8u);
+      if (got && now > c->ts_us) {
+        unsigned s = c->chunk % n->nstripes;
+        ptv_tstamp d = now - c->ts_us, *sd = &n->stripe_delay[s];
+        n->tree_delay = n->tree_delay ? (7 * n->tree_delay + d) / 8 : d;
+        if (*sd) { /* as TCP keeps its round-trip time: mean and deviation */
+          ptv_tstamp dev = d > *sd ? d - *sd : *sd - d;
+          n->stripe_dev[s] = (3 * n->stripe_dev[s] + dev) / 4;
+          *sd = (7 * *sd + d) / 8;
+        } else {
+          *sd = d;
+          n->stripe_dev[s] = d / 4;
+        }
+      }
+    }
+  }
   if (n->cb.on_chunk) n->cb.on_chunk(n->user, from, c->chunk, now);
   bm_dirty(n, now);
+  if (n->nstripes) push_stripe(n, c->chunk, now);
 }
 
 static void on_buffermap(ptv_node *n, partner *p, const ptv_msg_buffermap *b,
@@ -1119,6 +1372,10 @@ static void on_buffermap(ptv_node *n, partner *p, const ptv_msg_buffermap *b,
   p->map_base = b->base;
   p->queue_ms = b->queue_ms;
   p->play = b->play;
+  for (unsigned s = 0; s < NODE_STRIPES_MAX; s++)
+    p->depth[s] = s < b->ndepth ? b->depth[s] : 255;
+  p->free_slots = b->free_slots;
+  p->price_kbps = b->price_kbps;
   memset(p->map, 0, sizeof(p->map));
   p->newest = PTV_ID_NONE;
   unsigned nb = b->nbits > MAP_BITS ? MAP_BITS : b->nbits;
@@ -1268,9 +1525,14 @@ int ptv_node_recv(ptv_node *n, ptv_id from, const uint8_t *buf, size_t len,
   case PTV_MSG_SELECT:
     if (p && p->state == P_UP) on_select(n, p, &m.u.select, now);
     break;
+  case PTV_MSG_STRIPES:
+    if (p && p->state == P_UP) on_stripes(n, p, &m.u.stripes, now);
+    break;
   case PTV_MSG_BUSY:
     n->st.busy_recv++;
     if (p) p->choke_until = now + CHOKE_US;
+    if (p && n->nstripes && (p->sub_in >> (m.u.busy.chunk % n->nstripes) & 1))
+      p->deliv = (uint16_t)(7u * p->deliv / 8u); /* a push it dropped */
     for (int i = 0; i < n->ndlq; i++)
       if (n->dlq[i].id == m.u.busy.chunk && n->dlq[i].from == from) {
         if (p && p->outstanding && !n->dlq[i].offered) p->outstanding--;
@@ -1345,6 +1607,7 @@ static void source_tick(ptv_node *n, ptv_tstamp now) {
     if (n->strat->push_targets) k = n->strat->push_targets(n, cm.id, targets, 32, rnd(n));
     for (size_t i = 0; i < k; i++) enqueue_upload(n, targets[i], cm.id, now + n->chunk_us);
     bm_dirty(n, now);
+    if (n->nstripes) push_stripe(n, cm.id, now);
   }
 }
 
@@ -1430,6 +1693,12 @@ ptv_node *ptv_node_new(const ptv_node_config *c, const ptv_node_callbacks *cb,
     return NULL;
   }
   if (n->cfg.target_partners > n->maxp) n->cfg.target_partners = n->maxp;
+  n->nstripes = n->strat->stripes > NODE_STRIPES_MAX ? NODE_STRIPES_MAX : n->strat->stripes;
+  if (n->strat->init && !(n->sdata = n->strat->init(n))) {
+    free(n->copies);
+    free(n);
+    return NULL;
+  }
   ptv_sampler_init(&n->view, c->self);
   ptv_chunkset_init(&n->have, 0);
   n->chunk_us = c->role == PTV_ROLE_SOURCE ? c->chunk_us : 0;
@@ -1441,6 +1710,7 @@ ptv_node *ptv_node_new(const ptv_node_config *c, const ptv_node_callbacks *cb,
 
 void ptv_node_free(ptv_node *n) {
   if (!n) return;
+  if (n->strat->fini) n->strat->fini(n->sdata);
   free(n->copies);
   free(n);
 }
@@ -1520,11 +1790,31 @@ int ptv_node_partner(const ptv_node *n, uint32_t i, ptv_partner_info *pi) {
     pi->chunks_from = p->chunks_from;
     pi->chunks_to = p->chunks_to;
     pi->since = p->since;
+    pi->sub_in = p->sub_in;
+    pi->sub_out = p->sub_out;
+    pi->sub_ask = p->sub_ask;
+    memcpy(pi->depth, p->depth, sizeof(pi->depth));
+    pi->free_slots = p->free_slots;
+    pi->price_kbps = p->price_kbps;
+    pi->deliv = p->deliv;
+    pi->bid_kbps = p->bid_kbps;
+    pi->sub_since = p->sub_since;
+    pi->play = p->play;
     return 0;
   }
   return PTV_ERR_NOT_FOUND;
 }
 
 const ptv_node_config *ptv_node_config_get(const ptv_node *n) { return &n->cfg; }
+void *ptv_node_strategy_state(const ptv_node *n) { return n->sdata; }
+void ptv_node_set_target_lag(ptv_node *n, ptv_tstamp lag_us) { n->target_lag = lag_us; }
+int ptv_node_stripe_delay(const ptv_node *n, unsigned s, ptv_tstamp *mean, ptv_tstamp *dev) {
+  if (s >= n->nstripes || !n->stripe_delay[s]) return PTV_ERR_NOT_FOUND;
+  *mean = n->stripe_delay[s];
+  *dev = n->stripe_dev[s];
+  return 0;
+}
+uint8_t ptv_node_nstripes(const ptv_node *n) { return n->nstripes; }
+ptv_tstamp ptv_node_tree_delay(const ptv_node *n) { return n->tree_delay; }
 const ptv_sampler *ptv_node_view(const ptv_node *n) { return &n->view; }
 int ptv_node_has_chunk(const ptv_node *n, ptv_chunk_id id) { return has_chunk(n, id); }

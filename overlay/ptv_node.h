@@ -57,6 +57,8 @@ typedef struct {
   uint8_t role;            /* PTV_ROLE_PEER or PTV_ROLE_SOURCE */
   uint8_t nat;             /* ptv_nat_type, as the node detected it */
   uint32_t upload_kbps;    /* upload capacity; requests are paced to it; 0 serves nothing */
+  uint32_t claim_kbps;     /* capacity declared to others; 0: upload_kbps (the
+                              simulator's free-riders claim more than they have) */
   uint32_t stream_kbps;    /* source: stream rate (chunk size = rate x duration) */
   uint32_t chunk_us;       /* source: chunk duration; peers learn it from the tracker */
   ptv_tstamp buffer_us;    /* playback starts this far behind the live point (or at
@@ -114,6 +116,17 @@ typedef struct {
   uint32_t chunks_from;  /* useful chunks it delivered to us */
   uint32_t chunks_to;    /* chunks we delivered to it */
   ptv_tstamp since;      /* when the partnership started */
+  /* stripes */
+  uint16_t sub_in;       /* stripes we take from it (it is our parent) */
+  uint16_t sub_out;      /* stripes it takes from us (it is our child) */
+  uint16_t sub_ask;      /* our subscription waiting for its answer */
+  uint8_t depth[8];      /* its hops from the source per stripe, 255 unknown */
+  uint8_t free_slots;    /* stripe slots it can still grant */
+  uint16_t price_kbps;   /* when full, the lowest bid among its children */
+  uint16_t deliv;        /* share of its stripes' chunks it brought first, x 65535 */
+  uint32_t bid_kbps;     /* its bid as our child */
+  ptv_tstamp sub_since;  /* when it last granted us a stripe */
+  ptv_chunk_id play;     /* its playback point, PTV_ID_NONE unknown */
 } ptv_partner_info;
 
 typedef struct {
@@ -134,6 +147,12 @@ typedef struct {
   uint64_t recv_delay_us, recv_new;
   uint32_t stalls;           /* playback paused: late play or re-anchoring */
   uint32_t catchups;         /* jumps forward to fed partners after a blackout */
+  uint64_t pushes;           /* stripe chunks queued to children */
+  /* new chunks received: from the stripe's parent, from another partner
+   * while the stripe had a parent, with no parent for the stripe */
+  uint64_t stripe_parent, stripe_other, stripe_orphan;
+  uint64_t push_sent, push_late, push_wait_us, upq_full;
+  ptv_tstamp speedup_us;     /* lag undone by live catch-up */
   ptv_tstamp stall_us;       /* total pause, which is what the lag grew by */ /* source-to-us delay summed over new chunks */
   uint32_t npartners;
   ptv_chunk_id newest;       /* newest chunk held */
@@ -147,6 +166,34 @@ int ptv_node_partner(const ptv_node *n, uint32_t i, ptv_partner_info *pi);
 const ptv_node_config *ptv_node_config_get(const ptv_node *n);
 const ptv_sampler *ptv_node_view(const ptv_node *n);
 int ptv_node_has_chunk(const ptv_node *n, ptv_chunk_id id);
+/* The strategy's per-node state (ptv_strategy.init), or NULL. */
+void *ptv_node_strategy_state(const ptv_node *n);
+
+/* Stripes (see ptv_strategy.h). With none, these return 0 (tier: 255). */
+uint8_t ptv_node_nstripes(const ptv_node *n);
+/* Rate of one stripe: the stream rate (the source's, or estimated from the
+ * chunks received) over the number of stripes, rounded up; 0 unknown. */
+uint32_t ptv_node_stripe_kbps(const ptv_node *n);
+/* Stripe slots: declared upload / stripe rate. */
+uint32_t ptv_node_stripe_slots(const ptv_node *n);
+/* Stripe slots granted to children. */
+uint32_t ptv_node_stripe_used(const ptv_node *n);
+/* The lowest bid among our children (what a newcomer must beat when full). */
+uint32_t ptv_node_stripe_price(const ptv_node *n);
+/* Hops from the source in stripe s: 0 for the source, 1 + the parent's
+ * depth for a peer with a parent for s, else 255. */
+uint8_t ptv_node_depth(const ptv_node *n, unsigned s);
+/* The tier: the deepest of our fed stripes (255: none fed). */
+uint8_t ptv_node_tier(const ptv_node *n);
+/* Moving average of the source-to-us delay of chunks our stripe parents pushed. */
+ptv_tstamp ptv_node_tree_delay(const ptv_node *n);
+/* Mean and mean deviation of the delay of stripe s's pushed chunks. Returns
+ * 0, or PTV_ERR_NOT_FOUND if none has come yet. */
+int ptv_node_stripe_delay(const ptv_node *n, unsigned s, ptv_tstamp *mean, ptv_tstamp *dev);
+/* Live catch-up: while the playback lag exceeds lag_us and the next chunks
+ * are in hand, play up to 10% faster than real time (no chunk is skipped).
+ * 0 (the default) turns it off. */
+void ptv_node_set_target_lag(ptv_node *n, ptv_tstamp lag_us);
 
 /* ---- actions a strategy may take ---- */
 
@@ -156,5 +203,14 @@ int ptv_node_connect(ptv_node *n, const ptv_peer_desc *d, ptv_tstamp now);
 /* Ends a partnership by choice (counted in partner_changes). Returns 0 or
  * PTV_ERR_NOT_FOUND. */
 int ptv_node_drop_partner(ptv_node *n, ptv_id id, ptv_tstamp now);
+/* Asks established partner `parent` for the stripe set `mask` (the whole set
+ * wanted from it; 0 gives all up). Stripes it had granted and mask drops stop
+ * at once (a partner change); new ones count once granted, and then their
+ * old parent is released. Returns 0, PTV_ERR_NOT_FOUND (not an established
+ * partner), PTV_ERR_INVALID_ARG (no stripes, or called on the source). */
+int ptv_node_subscribe(ptv_node *n, ptv_id parent, uint16_t mask, ptv_tstamp now);
+/* Parent: stops serving stripes `mask` to `child` and tells it (a partner
+ * change). Returns 0 or PTV_ERR_NOT_FOUND. */
+int ptv_node_stripe_evict(ptv_node *n, ptv_id child, uint16_t mask, ptv_tstamp now);
 
 #endif

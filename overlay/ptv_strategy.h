@@ -18,6 +18,14 @@
 
 typedef struct ptv_strategy {
   const char *name;
+  /* Sub-streams the stream is split into (chunk id mod stripes), each pushed
+   * from a parent to the children that subscribed to it; 0: no stripes
+   * (chunks spread by offers and pulls only). The engine handles up to 8. */
+  uint8_t stripes;
+  /* Per-node strategy state (its knowledge): made when the node is created,
+   * freed with it; read back with ptv_node_strategy_state. */
+  void *(*init)(ptv_node *n);
+  void (*fini)(void *state);
   /* Chooses which of n candidates (none already partners) to connect to next.
    * Returns an index in [0,n) or -1 to connect to none. */
   int (*pick_candidate)(ptv_node *n, const ptv_peer_desc *cands, size_t nc,
@@ -31,13 +39,26 @@ typedef struct ptv_strategy {
    * Returns how many ids it wrote to out. */
   size_t (*push_targets)(ptv_node *n, ptv_chunk_id id, ptv_id *out, size_t max,
                          uint64_t rnd);
+  /* Stripes, parent side: partner `child` (bidding `bid_kbps`, its declared
+   * upload) asks for the stripe set `want`. Returns the subset granted; it
+   * may first evict other children (ptv_node_stripe_evict) to make room.
+   * NULL: grant nothing. */
+  uint16_t (*grant)(ptv_node *n, ptv_id child, uint16_t want, uint32_t bid_kbps,
+                    ptv_tstamp now);
+  /* Stripes, child side: `parent` answered our subscription to `asked` with
+   * `granted` (and, when full, its price). Optional. */
+  void (*on_grant)(ptv_node *n, ptv_id parent, uint16_t asked, uint16_t granted,
+                   uint32_t price_kbps, ptv_tstamp now);
 } ptv_strategy;
 
 /* The baseline: random partners, accept anyone with a free slot, no
  * adaptation, the source pushes each chunk to a rotating few partners. */
 extern const ptv_strategy ptv_strategy_mesh;
 
-/* Looks a strategy up by name ("mesh"); NULL if unknown. */
+/* Chandelier, the capacity-tiered stripe overlay (chandelier/). */
+extern const ptv_strategy ptv_strategy_chandelier;
+
+/* Looks a strategy up by name ("mesh", "chandelier"); NULL if unknown. */
 const ptv_strategy *ptv_strategy_find(const char *name);
 
 #endif

@@ -13,5 +13,6 @@ const ptv_strategy ptv_strategy_mesh = {
 
 const ptv_strategy *ptv_strategy_find(const char *name) {
   if (strcmp(name, "mesh") == 0) return &ptv_strategy_mesh;
+  if (strcmp(name, "chandelier") == 0) return &ptv_strategy_chandelier;
   return NULL;
 }

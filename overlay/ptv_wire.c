@@ -19,12 +19,13 @@
 #define PTV_CONNECT_BODYLEN 6
 #define PTV_CONNECT_ACK_BODYLEN 1
 #define PTV_DISCONNECT_BODYLEN 1
-#define PTV_BUFFERMAP_FIXLEN 12
+#define PTV_BUFFERMAP_FIXLEN 16
 #define PTV_REQUEST_BODYLEN 6
 #define PTV_CHUNK_FIXLEN 17
 #define PTV_BUSY_BODYLEN 5
 #define PTV_IDS_FIXLEN 1
 #define PTV_IDLEN 4
+#define PTV_STRIPES_BODYLEN 7
 
 #define PTV_NAT_MAX PTV_NAT_UNKNOWN
 #define PTV_ACK_MAX PTV_ACK_REFUSED
@@ -156,7 +157,12 @@ static int body_len(const ptv_msg *m) {
         (m->u.buffermap.nbits > 0 && m->u.buffermap.bits == NULL)) {
       return PTV_ERR_INVALID_ARG;
     }
-    return PTV_BUFFERMAP_FIXLEN + (int)bitmap_len(m->u.buffermap.nbits);
+    if (m->u.buffermap.ndepth > PTV_STRIPES_MAX ||
+        (m->u.buffermap.ndepth > 0 && m->u.buffermap.depth == NULL)) {
+      return PTV_ERR_INVALID_ARG;
+    }
+    return PTV_BUFFERMAP_FIXLEN + m->u.buffermap.ndepth +
+           (int)bitmap_len(m->u.buffermap.nbits);
   case PTV_MSG_REQUEST:
     return PTV_REQUEST_BODYLEN;
   case PTV_MSG_CHUNK:
@@ -176,6 +182,11 @@ static int body_len(const ptv_msg *m) {
     }
     return PTV_IDS_FIXLEN + PTV_IDLEN * ids->n;
   }
+  case PTV_MSG_STRIPES:
+    if (m->u.stripes.kind > PTV_STRIPES_GRANT) {
+      return PTV_ERR_INVALID_ARG;
+    }
+    return PTV_STRIPES_BODYLEN;
   default:
     return PTV_ERR_INVALID_ARG;
   }
@@ -229,6 +240,13 @@ static uint8_t *put_body(uint8_t *p, const ptv_msg *m) {
     p = put_uint16be(p, bm->nbits);
     p = put_uint16be(p, bm->queue_ms);
     p = put_uint32be(p, bm->play);
+    p = put_uint8(p, bm->free_slots);
+    p = put_uint16be(p, bm->price_kbps);
+    p = put_uint8(p, bm->ndepth);
+    if (bm->ndepth) {
+      memcpy(p, bm->depth, bm->ndepth);
+      p += bm->ndepth;
+    }
     if (n) {
       memcpy(p, bm->bits, n);
       /* Bits past nbits carry no meaning; zero them so the output is the
@@ -273,6 +291,10 @@ static uint8_t *put_body(uint8_t *p, const ptv_msg *m) {
     }
     return p;
   }
+  case PTV_MSG_STRIPES:
+    p = put_uint8(p, m->u.stripes.kind);
+    p = put_uint16be(p, m->u.stripes.mask);
+    return put_uint32be(p, m->u.stripes.kbps);
   default:
     /* body_len() has already rejected unknown types. */
     return p;
@@ -474,14 +496,18 @@ static int decode_body(ptv_msg *m, const uint8_t *p, size_t blen) {
     bm->nbits = get_uint16be(p + 4);
     bm->queue_ms = get_uint16be(p + 6);
     bm->play = get_uint32be(p + 8);
-    if (bm->nbits > PTV_WIRE_MAX_BITMAP_BITS) {
+    bm->free_slots = p[12];
+    bm->price_kbps = get_uint16be(p + 13);
+    bm->ndepth = p[15];
+    if (bm->nbits > PTV_WIRE_MAX_BITMAP_BITS || bm->ndepth > PTV_STRIPES_MAX) {
       return PTV_ERR_MALFORMED;
     }
     n = bitmap_len(bm->nbits);
-    if (blen != PTV_BUFFERMAP_FIXLEN + n) {
+    if (blen != PTV_BUFFERMAP_FIXLEN + bm->ndepth + n) {
       return PTV_ERR_MALFORMED;
     }
-    bm->bits = p + PTV_BUFFERMAP_FIXLEN;
+    bm->depth = bm->ndepth ? p + PTV_BUFFERMAP_FIXLEN : NULL;
+    bm->bits = p + PTV_BUFFERMAP_FIXLEN + bm->ndepth;
     /* Stray padding bits would give one map two encodings. */
     if (n && (bm->bits[n - 1] & bitmap_padmask(bm->nbits))) {
       return PTV_ERR_MALFORMED;
@@ -508,6 +534,14 @@ static int decode_body(ptv_msg *m, const uint8_t *p, size_t blen) {
     return decode_ids(&m->u.offer, p, blen);
   case PTV_MSG_SELECT:
     return decode_ids(&m->u.select, p, blen);
+  case PTV_MSG_STRIPES:
+    if (blen != PTV_STRIPES_BODYLEN) {
+      return PTV_ERR_MALFORMED;
+    }
+    m->u.stripes.kind = p[0];
+    m->u.stripes.mask = get_uint16be(p + 1);
+    m->u.stripes.kbps = get_uint32be(p + 3);
+    return m->u.stripes.kind > PTV_STRIPES_GRANT ? PTV_ERR_MALFORMED : 0;
   default:
     return PTV_ERR_UNKNOWN_TYPE;
   }

@@ -20,6 +20,7 @@ extern "C" {
 #define PTV_WIRE_MAX_BITMAP_BITS 512
 #define PTV_WIRE_SIGLEN 64         /* Ed25519 signature */
 #define PTV_WIRE_MAX_BODY (16u << 20) /* 16 MiB: larger bodies are malformed */
+#define PTV_STRIPES_MAX 16         /* stripes a buffer map or subscription names */
 
 typedef enum {
   PTV_MSG_JOIN = 1,        /* peer -> tracker: I want to watch */
@@ -36,7 +37,8 @@ typedef enum {
   PTV_MSG_BUSY = 12,       /* cannot serve that request */
   PTV_MSG_OFFER = 13,      /* I can send you these chunks now */
   PTV_MSG_SELECT = 14,     /* send me these of the chunks you offered */
-  PTV_MSG_TYPE_MAX = 14
+  PTV_MSG_STRIPES = 15,    /* stripe subscription (child -> parent) or grant */
+  PTV_MSG_TYPE_MAX = 15
 } ptv_msg_type;
 
 /* A peer as gossiped: 10 bytes on the wire (id:u32 nat:u8 age:u8 up:u32). */
@@ -96,8 +98,28 @@ typedef struct {
   uint16_t queue_ms;   /* sender's upload backlog, a load hint */
   ptv_chunk_id play;   /* next chunk the sender will play (UINT32_MAX: not
                           playing); older chunks are no use to it */
+  /* stripe overlays (see below; zero/none otherwise) */
+  uint8_t free_slots;  /* stripe slots the sender can still grant */
+  uint16_t price_kbps; /* when full: the lowest bid among its children */
+  uint8_t ndepth;      /* <= PTV_STRIPES_MAX */
+  const uint8_t *depth; /* ndepth bytes: the sender's hops from the source in
+                           each stripe (0 source, 255 not fed) */
   const uint8_t *bits; /* ceil(nbits/8) bytes, bit i = byte i/8, mask 0x80>>(i%8) */
-} ptv_msg_buffermap; /* body: base:u32 nbits:u16 queue_ms:u16 play:u32 bits */
+} ptv_msg_buffermap;
+/* body: base:u32 nbits:u16 queue_ms:u16 play:u32 free:u8 price:u16
+ *       ndepth:u8 depth:u8*ndepth bits */
+
+/* Stripes: the stream is split into sub-streams (chunk id mod the number of
+ * stripes); a child subscribes to some of them from a parent, which then
+ * pushes every chunk of those stripes as soon as it has it. */
+#define PTV_STRIPES_SUBSCRIBE 0 /* child -> parent: the stripes I want from you */
+#define PTV_STRIPES_GRANT 1     /* parent -> child: the stripes you get from me */
+typedef struct {
+  uint8_t kind;        /* PTV_STRIPES_* */
+  uint16_t mask;       /* bit s: stripe s; the whole set, not a change */
+  uint32_t kbps;       /* SUBSCRIBE: the child's bid (its upload capacity);
+                          GRANT: the parent's price when full, else 0 */
+} ptv_msg_stripes; /* body: kind:u8 mask:u16 kbps:u32 */
 
 typedef struct {
   ptv_chunk_id chunk;
@@ -152,6 +174,7 @@ typedef struct {
     ptv_msg_busy busy;
     ptv_msg_ids offer;
     ptv_msg_ids select;
+    ptv_msg_stripes stripes;
   } u;
 } ptv_msg;
 /* LEAVE has an empty body. */

@@ -1,5 +1,6 @@
 /* peertv-sim -- MyP2PWorld, the PeerTV simulator. See docs/peertv-sim.1. */
 #define _POSIX_C_SOURCE 200809L
+#include "ptv_chandelier.h"
 #include "ptv_err.h"
 #include "ptv_sim_scenario.h"
 #include "ptv_sim_world.h"
@@ -12,6 +13,8 @@
 #include <unistd.h>
 
 static void usage(FILE *f) {
+  char params[1024];
+  ptv_ch_params_list(params, sizeof params);
   fputs("Usage: peertv-sim SCENARIO [options]\n"
         "Run PeerTV's protocol engines for a source and many peers over a simulated\n"
         "network, as the scenario file describes (grammar: docs/SCENARIOS.md).\n\n"
@@ -23,9 +26,11 @@ static void usage(FILE *f) {
         "  --peers FILE        write one CSV line per peer (join, upload, continuity...)\n"
         "  --quiet             no progress bar and no human summary\n"
         "  --help              show this help\n"
-        "  --version           show the version\n\n"
-        "Exit status: 0 success, 1 runtime failure, 2 usage or scenario error.\n",
+        "  --version           show the version\n"
+        "  --ch-param NAME=V   set a Chandelier parameter (repeatable); they are:\n",
         f);
+  fputs(params, f);
+  fputs("\nExit status: 0 success, 1 runtime failure, 2 usage or scenario error.\n", f);
 }
 
 typedef struct {
@@ -138,12 +143,15 @@ int main(int argc, char **argv) {
   static const struct option opts[] = {
       {"seed", required_argument, NULL, 's'},  {"strategy", required_argument, NULL, 'S'},
       {"json", required_argument, NULL, 'j'},  {"csv", required_argument, NULL, 'c'},
-      {"peers", required_argument, NULL, 'p'},
+      {"peers", required_argument, NULL, 'p'}, {"ch-param", required_argument, NULL, 'P'},
       {"quiet", no_argument, NULL, 'q'},       {"help", no_argument, NULL, 'h'},
       {"version", no_argument, NULL, 'V'},     {NULL, 0, NULL, 0}};
   const char *json_path = NULL, *csv_path = NULL, *peers_path = NULL, *strategy = NULL;
   long long seed = -1;
   int quiet = 0, ch;
+  static ptv_ch_params chp; /* kept by ptv_chandelier_set_params */
+  int chp_set = 0;
+  ptv_ch_params_default(&chp);
   while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
     switch (ch) {
     case 's': {
@@ -160,6 +168,15 @@ int main(int argc, char **argv) {
     case 'j': json_path = optarg; break;
     case 'c': csv_path = optarg; break;
     case 'p': peers_path = optarg; break;
+    case 'P': {
+      char perr[160];
+      if (ptv_ch_params_set(&chp, optarg, perr, sizeof perr) != 0) {
+        fprintf(stderr, "peertv-sim: --ch-param: %s (see --help)\n", perr);
+        return 2;
+      }
+      chp_set = 1;
+      break;
+    }
     case 'q': quiet = 1; break;
     case 'h': usage(stdout); return 0;
     case 'V': puts("peertv-sim " PACKAGE_VERSION); return 0;
@@ -187,6 +204,7 @@ int main(int argc, char **argv) {
       return 2;
     }
   }
+  if (chp_set) ptv_chandelier_set_params(&chp);
   ptv_world *w = ptv_world_new(&sc, err, sizeof(err));
   if (!w) {
     fprintf(stderr, "peertv-sim: %s\n", err);

@@ -15,6 +15,7 @@
 #include "ptv_sim_evq.h"
 #include "ptv_sim_net.h"
 #include "ptv_strategy.h"
+#include "ptv_chandelier.h"
 #include "ptv_tracker.h"
 #include <math.h>
 #include <stdlib.h>
@@ -278,6 +279,8 @@ static void join_peer(ptv_world *w) {
   c.upload_kbps = sn->up_kbps;
   c.buffer_us = (ptv_tstamp)(s->buffer_s * 1e6);
   c.strategy = w->strat;
+  /* A stripe parent needs a partner per child on top of its own partners. */
+  if (w->strat->stripes) c.max_partners = 24;
   sn->node = ptv_node_new(&c, &node_cbs, sn);
   if (!sn->node) {
     fprintf(stderr, "peertv-sim: out of memory creating peer %u\n", sn->idx);
@@ -323,6 +326,81 @@ static void depart_random(ptv_world *w, uint32_t k, int graceful) {
 
 /* ---- events -------------------------------------------------------------- */
 
+/* PTV_SIM_DEBUG: the shape of the stripe overlay (tiers, parents, slots). */
+static void debug_stripes(ptv_world *w, uint32_t t_s) {
+  uint32_t tiers[17] = {0}, full = 0, online = 0;
+  double tdt[17] = {0};
+  uint64_t slots = 0, used = 0, td = 0, ntd = 0, pushes = 0, sw = 0, fl = 0, ev = 0;
+  uint64_t fp = 0, fo = 0, fn = 0, ps = 0, pl = 0, pw = 0, uf = 0;
+  uint64_t cps[12] = {0}, cpl[12] = {0}, cpw[12] = {0}, cused[12] = {0}, cslots[12] = {0};
+  unsigned S = w->strat->stripes;
+  for (uint32_t i = 0; i < w->nonline; i++) {
+    sim_node *sn = &w->n[w->online[i]];
+    if (sn->idx < 2 || !sn->node) continue;
+    online++;
+    uint8_t t = ptv_node_tier(sn->node);
+    tiers[t > 15 ? 16 : t]++;
+    slots += ptv_node_stripe_slots(sn->node);
+    used += ptv_node_stripe_used(sn->node);
+    uint16_t in = 0;
+    uint32_t np = ptv_node_npartners(sn->node);
+    for (uint32_t k = 0; k < np; k++) {
+      ptv_partner_info pi;
+      if (ptv_node_partner(sn->node, k, &pi) == 0) in |= pi.sub_in;
+    }
+    if ((unsigned)__builtin_popcount(in) == S) full++;
+    if (ptv_node_tree_delay(sn->node)) {
+      tdt[t > 15 ? 16 : t] += ptv_node_tree_delay(sn->node) / 1e6;
+      td += ptv_node_tree_delay(sn->node);
+      ntd++;
+    }
+    ptv_node_stats st;
+    ptv_node_get_stats(sn->node, &st);
+    pushes += st.pushes;
+    fp += st.stripe_parent;
+    fo += st.stripe_other;
+    fn += st.stripe_orphan;
+    {
+      unsigned cl = sn->up_kbps / 128 > 11 ? 11 : sn->up_kbps / 128;
+      cps[cl] += st.push_sent;
+      cpl[cl] += st.push_late;
+      cpw[cl] += st.push_wait_us;
+      cused[cl] += ptv_node_stripe_used(sn->node);
+      cslots[cl] += ptv_node_stripe_slots(sn->node);
+    }
+    ps += st.push_sent;
+    pl += st.push_late;
+    pw += st.push_wait_us;
+    uf += st.upq_full;
+    uint32_t a, b, c;
+    ptv_chandelier_get_counters(sn->node, &a, &b, &c);
+    sw += a;
+    fl += b;
+    ev += c;
+  }
+  fprintf(stderr, "debug: t=%u stripes: %u/%u peers fed on all, slots %llu used %llu (source %u/%u), "
+          "tree delay %.2f s, pushes %llu; tiers",
+          t_s, full, online, (unsigned long long)slots, (unsigned long long)used,
+          ptv_node_stripe_used(w->n[SOURCE].node), ptv_node_stripe_slots(w->n[SOURCE].node),
+          ntd ? (double)td / ntd / 1e6 : 0.0, (unsigned long long)pushes);
+  fprintf(stderr, "debug: switches %llu failing %llu evictions %llu; chunks from parent %llu "
+          "other %llu orphan %llu (online peers)\n",
+          (unsigned long long)sw, (unsigned long long)fl, (unsigned long long)ev,
+          (unsigned long long)fp, (unsigned long long)fo, (unsigned long long)fn);
+  fprintf(stderr, "debug: pushes sent %llu (mean wait %.0f ms) late %llu; upload queue full %llu\n",
+          (unsigned long long)ps, ps ? pw / 1e3 / ps : 0.0, (unsigned long long)pl,
+          (unsigned long long)uf);
+  for (int i = 0; i < 12; i++)
+    if (cps[i] + cpl[i])
+      fprintf(stderr, "debug:   up %4d kbps: used %llu/%llu slots, pushes %llu late %.1f%% wait %.0f ms\n",
+              i * 128, (unsigned long long)cused[i], (unsigned long long)cslots[i],
+              (unsigned long long)cps[i], 100.0 * cpl[i] / (cps[i] + cpl[i]),
+              cps[i] ? cpw[i] / 1e3 / cps[i] : 0.0);
+  for (int t = 1; t <= 16; t++)
+    if (tiers[t]) fprintf(stderr, " %d:%u(%.1fs)", t == 16 ? 255 : t, tiers[t], tdt[t] / tiers[t]);
+  fprintf(stderr, "\n");
+}
+
 static void sample(ptv_world *w) {
   ptv_series_row *r = &w->cur;
   r->online = w->nonline;
@@ -352,6 +430,7 @@ static void sample(ptv_world *w) {
               (unsigned long long)(dn - w->delay_n0));
     w->delay_sum0 = ds;
     w->delay_n0 = dn;
+    if (w->strat->stripes) debug_stripes(w, r->t_s);
   }
   r->lag_p50_s = ptv_percentile(lags, np, 0.5);
   r->lag_p95_s = ptv_percentile(lags, np, 0.95);
@@ -530,12 +609,7 @@ ptv_world *ptv_world_new(const ptv_scenario *s, char *err, size_t errlen) {
   ptv_world *w = calloc(1, sizeof(*w));
   if (!w) goto nomem;
   w->s = s;
-  w->strat = &ptv_strategy_mesh;
-  if (s->strategy != PTV_STRATEGY_MESH) {
-    snprintf(err, errlen, "strategy chandelier is not built yet; use strategy mesh");
-    free(w);
-    return NULL;
-  }
+  w->strat = s->strategy == PTV_STRATEGY_CHANDELIER ? &ptv_strategy_chandelier : &ptv_strategy_mesh;
   w->debug = getenv("PTV_SIM_DEBUG") != NULL;
   w->trace = getenv("PTV_SIM_TRACE") ? atol(getenv("PTV_SIM_TRACE")) : -1;
   w->rng = s->seed ^ 0x5eed5eed5eedULL;

@@ -181,6 +181,10 @@ static void build_seeds(void) {
   m.type = PTV_MSG_BUFFERMAP;
   m.u.buffermap.base = 4000000000u;
   m.u.buffermap.queue_ms = 65535;
+  m.u.buffermap.ndepth = 8;
+  m.u.buffermap.depth = bits;
+  m.u.buffermap.free_slots = 5;
+  m.u.buffermap.price_kbps = 640;
   m.u.buffermap.bits = bits;
   for (i = 0; i < sizeof(nbits) / sizeof(nbits[0]); ++i) {
     m.u.buffermap.nbits = nbits[i];
@@ -230,6 +234,15 @@ static void build_seeds(void) {
       }
       add_seed(&m);
     }
+  }
+
+  memset(&m, 0, sizeof(m));
+  m.type = PTV_MSG_STRIPES;
+  for (i = 0; i <= PTV_STRIPES_GRANT; ++i) {
+    m.u.stripes.kind = (uint8_t)i;
+    m.u.stripes.mask = (uint16_t)(0xffff >> i);
+    m.u.stripes.kbps = 1280;
+    add_seed(&m);
   }
 
   /* One input with several messages back to back. */

@@ -85,6 +85,10 @@ static int msg_equal(const ptv_msg *a, const ptv_msg *b) {
            a->u.buffermap.nbits == b->u.buffermap.nbits &&
            a->u.buffermap.queue_ms == b->u.buffermap.queue_ms &&
            a->u.buffermap.play == b->u.buffermap.play &&
+           a->u.buffermap.ndepth == b->u.buffermap.ndepth &&
+           bytes_equal(a->u.buffermap.depth, b->u.buffermap.depth, a->u.buffermap.ndepth) &&
+           a->u.buffermap.free_slots == b->u.buffermap.free_slots &&
+           a->u.buffermap.price_kbps == b->u.buffermap.price_kbps &&
            bytes_equal(a->u.buffermap.bits, b->u.buffermap.bits,
                        ((size_t)a->u.buffermap.nbits + 7) / 8);
   case PTV_MSG_REQUEST:
@@ -116,6 +120,9 @@ static int msg_equal(const ptv_msg *a, const ptv_msg *b) {
     return ids_equal(&a->u.offer, &b->u.offer);
   case PTV_MSG_SELECT:
     return ids_equal(&a->u.select, &b->u.select);
+  case PTV_MSG_STRIPES:
+    return a->u.stripes.kind == b->u.stripes.kind && a->u.stripes.mask == b->u.stripes.mask &&
+           a->u.stripes.kbps == b->u.stripes.kbps;
   default:
     return 0;
   }

@@ -251,6 +251,7 @@ static void test_roundtrip_disconnect(void **state) {
 
 static void test_roundtrip_buffermap(void **state) {
   static const uint16_t sizes[] = {0, 1, 7, 8, 9, 15, 16, 511, 512};
+  static const uint8_t depth[PTV_STRIPES_MAX] = {0, 1, 2, 255, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 254};
   uint8_t bits[PTV_WIRE_MAX_BITMAP_BITS / 8];
   uint8_t buf[BUFSZ];
   ptv_msg m = {.type = PTV_MSG_BUFFERMAP}, out;
@@ -269,22 +270,60 @@ static void test_roundtrip_buffermap(void **state) {
     m.u.buffermap.nbits = (uint16_t)nbits;
     m.u.buffermap.queue_ms = 65535;
     m.u.buffermap.play = 0x01020304u;
+    m.u.buffermap.free_slots = 250;
+    m.u.buffermap.ndepth = (uint8_t)(k % 3 == 0 ? 0 : k % 3 == 1 ? 5 : PTV_STRIPES_MAX);
+    m.u.buffermap.depth = depth;
+    m.u.buffermap.price_kbps = 0xbeef;
     m.u.buffermap.bits = nbits ? bits : NULL;
     assert_int_equal(roundtrip(&m, &out, buf, sizeof(buf)),
-                     6 + 12 + (nbits + 7) / 8);
+                     6 + 16 + m.u.buffermap.ndepth + (nbits + 7) / 8);
+    assert_int_equal(out.u.buffermap.ndepth, m.u.buffermap.ndepth);
+    if (m.u.buffermap.ndepth) {
+      assert_memory_equal(out.u.buffermap.depth, depth, m.u.buffermap.ndepth);
+    } else {
+      assert_null(out.u.buffermap.depth);
+    }
+    assert_int_equal(out.u.buffermap.free_slots, 250);
+    assert_int_equal(out.u.buffermap.price_kbps, 0xbeef);
     assert_int_equal(out.u.buffermap.base, 0xfedcba98u);
     assert_int_equal(out.u.buffermap.nbits, nbits);
     assert_int_equal(out.u.buffermap.queue_ms, 65535);
     assert_int_equal(out.u.buffermap.play, 0x01020304u);
     /* Bits point into the input buffer, not a copy. */
     if (nbits) {
-      assert_ptr_equal(out.u.buffermap.bits, buf + 6 + 12);
+      assert_ptr_equal(out.u.buffermap.bits, buf + 6 + 16 + m.u.buffermap.ndepth);
     }
     for (i = 0; i < nbits; ++i) {
       assert_int_equal(ptv_wire_bit_get(out.u.buffermap.bits, i),
                        i % 3 == 0 || i == nbits - 1);
     }
   }
+}
+
+static void test_roundtrip_stripes(void **state) {
+  uint8_t buf[BUFSZ];
+  ptv_msg m = {.type = PTV_MSG_STRIPES}, out;
+  uint8_t kind;
+
+  for (kind = 0; kind <= PTV_STRIPES_GRANT; ++kind) {
+    m.u.stripes.kind = kind;
+    m.u.stripes.mask = 0xa5c3;
+    m.u.stripes.kbps = 0x89abcdefu;
+    assert_int_equal(roundtrip(&m, &out, buf, sizeof(buf)), 6 + 7);
+    assert_int_equal(out.u.stripes.kind, kind);
+    assert_int_equal(out.u.stripes.mask, 0xa5c3);
+    assert_int_equal(out.u.stripes.kbps, 0x89abcdefu);
+    assert_int_equal(buf[6], kind); /* kind:u8 mask:u16 kbps:u32, big-endian */
+    assert_int_equal(buf[7], 0xa5);
+    assert_int_equal(buf[9], 0x89);
+  }
+  /* An unknown kind is refused both ways. */
+  m.u.stripes.kind = PTV_STRIPES_GRANT + 1;
+  assert_int_equal(ptv_wire_encode(buf, sizeof(buf), &m), PTV_ERR_INVALID_ARG);
+  m.u.stripes.kind = PTV_STRIPES_GRANT;
+  assert_int_equal(ptv_wire_encode(buf, sizeof(buf), &m), 13);
+  buf[6] = PTV_STRIPES_GRANT + 1;
+  assert_int_equal(ptv_wire_decode(&out, buf, 13), PTV_ERR_MALFORMED);
 }
 
 static void test_encode_buffermap_clears_padding(void **state) {
@@ -295,8 +334,8 @@ static void test_encode_buffermap_clears_padding(void **state) {
   m.u.buffermap.nbits = 9;
   m.u.buffermap.bits = bits;
   roundtrip(&m, &out, buf, sizeof(buf));
-  assert_int_equal(buf[6 + 12], 0xff);
-  assert_int_equal(buf[6 + 13], 0x80);
+  assert_int_equal(buf[6 + 16], 0xff);
+  assert_int_equal(buf[6 + 17], 0x80);
 }
 
 static void test_roundtrip_request(void **state) {
@@ -590,21 +629,21 @@ static void test_decode_version(void **state) {
 }
 
 static void test_decode_unknown_type(void **state) {
-  /* 15 is the first unassigned type since OFFER (13) and SELECT (14). */
-  static const uint8_t types[] = {0, 15, 16, 255};
+  /* 16 is the first unassigned type since STRIPES (15). */
+  static const uint8_t types[] = {0, 16, 17, 255};
   uint8_t buf[PTV_WIRE_HDRLEN + 1] = {1, 0, 0, 0, 0, 0, 0};
   ptv_msg m;
   size_t i;
 
-  assert_int_equal(PTV_MSG_TYPE_MAX, 14);
-  assert_int_equal(PTV_MSG_TYPE_MAX + 1, 15);
+  assert_int_equal(PTV_MSG_TYPE_MAX, 15);
+  assert_int_equal(PTV_MSG_TYPE_MAX + 1, 16);
   for (i = 0; i < sizeof(types); ++i) {
     buf[1] = types[i];
     assert_int_equal(decode_exact(&m, buf, PTV_WIRE_HDRLEN),
                      PTV_ERR_UNKNOWN_TYPE);
   }
-  /* The new types are known: an empty id list (n = 0) decodes. */
-  for (i = PTV_MSG_OFFER; i <= PTV_MSG_TYPE_MAX; ++i) {
+  /* The newer types are known: an empty id list (n = 0) decodes. */
+  for (i = PTV_MSG_OFFER; i <= PTV_MSG_SELECT; ++i) {
     buf[1] = (uint8_t)i;
     buf[5] = 1;
     assert_int_equal(decode_exact(&m, buf, sizeof(buf)), PTV_WIRE_HDRLEN + 1);
@@ -670,7 +709,7 @@ static void test_decode_fixed_body_length(void **state) {
   } fixed[] = {
       {PTV_MSG_JOIN, 6},        {PTV_MSG_LEAVE, 0},      {PTV_MSG_HEARTBEAT, 4},
       {PTV_MSG_CONNECT, 6},     {PTV_MSG_CONNECT_ACK, 1}, {PTV_MSG_DISCONNECT, 1},
-      {PTV_MSG_REQUEST, 6},     {PTV_MSG_BUSY, 5},
+      {PTV_MSG_REQUEST, 6},     {PTV_MSG_BUSY, 5},       {PTV_MSG_STRIPES, 7},
   };
   uint8_t zero[32] = {0};
   size_t i;
@@ -689,6 +728,18 @@ static void test_decode_fixed_body_length(void **state) {
   assert_int_equal(decode_raw(PTV_MSG_PEERS, zero, 8), PTV_ERR_MALFORMED);
   assert_int_equal(decode_raw(PTV_MSG_SHUFFLE, zero, 1), PTV_ERR_MALFORMED);
   assert_int_equal(decode_raw(PTV_MSG_BUFFERMAP, zero, 7), PTV_ERR_MALFORMED);
+  assert_int_equal(decode_raw(PTV_MSG_BUFFERMAP, zero, 15), PTV_ERR_MALFORMED);
+  assert_int_equal(decode_raw(PTV_MSG_BUFFERMAP, zero, 16), PTV_WIRE_HDRLEN + 16);
+  {
+    /* ndepth counts bytes that must be there, and at most PTV_STRIPES_MAX */
+    uint8_t bm[16 + PTV_STRIPES_MAX + 1] = {0};
+    bm[15] = 3;
+    assert_int_equal(decode_raw(PTV_MSG_BUFFERMAP, bm, 18), PTV_ERR_MALFORMED);
+    assert_int_equal(decode_raw(PTV_MSG_BUFFERMAP, bm, 19), PTV_WIRE_HDRLEN + 19);
+    bm[15] = PTV_STRIPES_MAX + 1;
+    assert_int_equal(decode_raw(PTV_MSG_BUFFERMAP, bm, 16 + PTV_STRIPES_MAX + 1),
+                     PTV_ERR_MALFORMED);
+  }
   assert_int_equal(decode_raw(PTV_MSG_CHUNK, zero, 16), PTV_ERR_MALFORMED);
   assert_int_equal(decode_raw(PTV_MSG_CHUNK, zero, 17), PTV_WIRE_HDRLEN + 17);
 }
@@ -854,12 +905,12 @@ static void test_decode_ids(void **state) {
 }
 
 static int decode_bitmap(unsigned nbits, const uint8_t *bits, size_t nbytes) {
-  uint8_t body[8 + 80] = {0};
+  uint8_t body[16 + 80] = {0};
 
   body[4] = (uint8_t)(nbits >> 8);
   body[5] = (uint8_t)nbits;
-  memcpy(body + 12, bits, nbytes);
-  return decode_raw(PTV_MSG_BUFFERMAP, body, 12 + nbytes);
+  memcpy(body + 16, bits, nbytes);
+  return decode_raw(PTV_MSG_BUFFERMAP, body, 16 + nbytes);
 }
 
 static void test_decode_bitmap(void **state) {
@@ -867,12 +918,12 @@ static void test_decode_bitmap(void **state) {
   unsigned nbits, pad;
 
   memset(bits, 0xff, sizeof(bits));
-  assert_int_equal(decode_bitmap(512, bits, 64), 6 + 12 + 64);
+  assert_int_equal(decode_bitmap(512, bits, 64), 6 + 16 + 64);
   assert_int_equal(decode_bitmap(513, bits, 65), PTV_ERR_MALFORMED);
   assert_int_equal(decode_bitmap(520, bits, 65), PTV_ERR_MALFORMED);
   assert_int_equal(decode_bitmap(0xffff, bits, 0), PTV_ERR_MALFORMED);
-  assert_int_equal(decode_bitmap(0, bits, 0), 6 + 12);
-  assert_int_equal(decode_bitmap(8, bits, 1), 6 + 12 + 1);
+  assert_int_equal(decode_bitmap(0, bits, 0), 6 + 16);
+  assert_int_equal(decode_bitmap(8, bits, 1), 6 + 16 + 1);
   /* bitmap byte count must be exactly ceil(nbits / 8) */
   assert_int_equal(decode_bitmap(0, bits, 1), PTV_ERR_MALFORMED);
   assert_int_equal(decode_bitmap(9, bits + 1, 1), PTV_ERR_MALFORMED);
@@ -888,7 +939,7 @@ static void test_decode_bitmap(void **state) {
     memset(bits, 0, sizeof(bits));
     ptv_wire_bit_set(bits, nbits - 1);
     assert_int_equal(decode_bitmap(nbits, bits, (nbits + 7) / 8),
-                     (int)(6 + 12 + (nbits + 7) / 8));
+                     (int)(6 + 16 + (nbits + 7) / 8));
     for (pad = nbits; pad % 8 != 0; ++pad) {
       memset(bits, 0, sizeof(bits));
       ptv_wire_bit_set(bits, pad);
@@ -1141,6 +1192,7 @@ int main(void) {
       cmocka_unit_test(test_roundtrip_disconnect),
       cmocka_unit_test(test_roundtrip_buffermap),
       cmocka_unit_test(test_encode_buffermap_clears_padding),
+      cmocka_unit_test(test_roundtrip_stripes),
       cmocka_unit_test(test_roundtrip_request),
       cmocka_unit_test(test_roundtrip_busy),
       cmocka_unit_test(test_roundtrip_ids),

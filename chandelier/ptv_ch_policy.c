@@ -1,0 +1,227 @@
+/* ptv_ch_policy.c -- Chandelier's decisions as pure functions. See ptv_ch_policy.h. */
+#include "ptv_ch_policy.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void ptv_ch_params_default(ptv_ch_params *p) {
+  memset(p, 0, sizeof(*p));
+  p->stripes = 8;
+  p->max_tier = 12;
+  p->max_per_parent = 4;
+  p->improve_gap = 2;
+  p->outbid_pct = 20;
+  p->deliv_bad = 65535 / 2;
+  p->grace_us = 3 * PTV_S;
+  p->hold_us = 20 * PTV_S;
+  p->improve_us = 5 * PTV_S;
+  p->refuse_us = 5 * PTV_S;
+  p->ask_us = 1500 * PTV_MS;
+  p->lag_margin_us = 1 * PTV_S;
+}
+
+/* name, kind (i: integer, t: seconds), offset, max */
+static const struct {
+  const char *name;
+  char kind;
+  size_t off, size;
+  double max;
+} k_params[] = {
+#define PI(f, m) {#f, 'i', offsetof(ptv_ch_params, f), sizeof(((ptv_ch_params *)0)->f), m}
+#define PT(f) {#f "_s", 't', offsetof(ptv_ch_params, f##_us), sizeof(ptv_tstamp), 3600}
+    PI(max_tier, 254),    PI(max_per_parent, 16), PI(improve_gap, 254), PI(outbid_pct, 60000),
+    PI(deliv_bad, 65535), PT(grace),              PT(hold),             PT(improve),
+    PT(refuse),           PT(ask),                PT(lag_margin),
+#undef PI
+#undef PT
+};
+
+int ptv_ch_params_set(ptv_ch_params *p, const char *a, char *err, size_t errlen) {
+  const char *eq = strchr(a, '=');
+  size_t nl = eq ? (size_t)(eq - a) : strlen(a);
+  for (size_t i = 0; i < sizeof(k_params) / sizeof(k_params[0]); i++) {
+    if (strlen(k_params[i].name) != nl || strncmp(a, k_params[i].name, nl) != 0) continue;
+    char *end;
+    double v = eq ? strtod(eq + 1, &end) : -1;
+    if (!eq || end == eq + 1 || *end || v < 0 || v > k_params[i].max) {
+      snprintf(err, errlen, "parameter %s needs a number from 0 to %g", k_params[i].name,
+               k_params[i].max);
+      return -1;
+    }
+    char *f = (char *)p + k_params[i].off;
+    if (k_params[i].kind == 't') {
+      ptv_tstamp t = (ptv_tstamp)(v * 1e6 + 0.5);
+      memcpy(f, &t, sizeof t);
+    } else if (k_params[i].size == 1) {
+      uint8_t x = (uint8_t)v;
+      memcpy(f, &x, 1);
+    } else {
+      uint16_t x = (uint16_t)v;
+      memcpy(f, &x, 2);
+    }
+    return 0;
+  }
+  snprintf(err, errlen, "unknown Chandelier parameter '%.*s'", (int)nl, a);
+  return -1;
+}
+
+void ptv_ch_params_list(char *buf, size_t len) {
+  ptv_ch_params d;
+  ptv_ch_params_default(&d);
+  size_t o = 0;
+  buf[0] = 0;
+  for (size_t i = 0; i < sizeof(k_params) / sizeof(k_params[0]) && o < len; i++) {
+    const char *f = (const char *)&d + k_params[i].off;
+    double v;
+    if (k_params[i].kind == 't') {
+      ptv_tstamp t;
+      memcpy(&t, f, sizeof t);
+      v = (double)t / 1e6;
+    } else if (k_params[i].size == 1) {
+      v = *(const uint8_t *)f;
+    } else {
+      uint16_t x;
+      memcpy(&x, f, 2);
+      v = x;
+    }
+    int w = snprintf(buf + o, len - o, "    %s (default %g)\n", k_params[i].name, v);
+    if (w < 0) break;
+    o += (size_t)w;
+  }
+}
+
+uint32_t ptv_ch_estimate(uint32_t claim_kbps, uint16_t deliv, uint32_t samples) {
+  /* claim x (8 + samples x deliv) / (8 + samples), in integers */
+  uint64_t num = (uint64_t)claim_kbps * (8u * 65535u + (uint64_t)samples * deliv);
+  uint64_t den = (uint64_t)(8u + samples) * 65535u;
+  return (uint32_t)(num / den);
+}
+
+static int affordable(const ptv_ch_cand *c, uint32_t bid, const ptv_ch_params *pp) {
+  if (c->free_slots > 0) return 1;
+  /* bid > price x (1 + outbid) */
+  return (uint64_t)bid * 100 > (uint64_t)c->price_kbps * (100u + pp->outbid_pct);
+}
+
+int ptv_ch_pick_parent(const ptv_ch_cand *c, size_t nc, uint32_t my_bid_kbps, uint8_t below,
+                       const ptv_ch_params *pp) {
+  int best = -1;
+  for (size_t i = 0; i < nc; i++) {
+    const ptv_ch_cand *x = &c[i];
+    if (x->tier == 255 || x->tier >= pp->max_tier || x->is_child || x->blocked ||
+        !x->can_connect)
+      continue;
+    if (!x->is_source && x->from_it >= pp->max_per_parent) continue;
+    if (below != 255 && x->tier >= below) continue;
+    if (!affordable(x, my_bid_kbps, pp)) continue;
+    if (best < 0) {
+      best = (int)i;
+      continue;
+    }
+    const ptv_ch_cand *b = &c[best];
+    if (x->tier != b->tier) {
+      if (x->tier < b->tier) best = (int)i;
+    } else if ((x->free_slots > 0) != (b->free_slots > 0)) {
+      if (x->free_slots > 0) best = (int)i;
+    } else if (x->est_kbps > b->est_kbps) {
+      best = (int)i;
+    }
+  }
+  return best;
+}
+
+int ptv_ch_worth_switch(uint8_t cur_tier, uint8_t cand_tier, ptv_tstamp held_us,
+                        const ptv_ch_params *pp) {
+  if (held_us < pp->hold_us || cand_tier == 255) return 0;
+  if (cur_tier == 255) return 1;
+  return (int)cand_tier + pp->improve_gap <= (int)cur_tier;
+}
+
+int ptv_ch_parent_failing(uint16_t deliv, ptv_tstamp held_us, const ptv_ch_params *pp) {
+  return held_us >= pp->grace_us && deliv < pp->deliv_bad;
+}
+
+unsigned ptv_ch_grant(const ptv_ch_child *kids, size_t nk, uint32_t slots, unsigned want,
+                      uint32_t bid_kbps, const ptv_ch_params *pp, unsigned max_evict,
+                      size_t *ev_child, uint16_t *ev_bit, size_t *nev) {
+  uint32_t used = 0;
+  for (size_t i = 0; i < nk; i++) used += (uint32_t)__builtin_popcount(kids[i].mask);
+  unsigned g = 0;
+  *nev = 0;
+  while (g < want && used + g < slots) g++;
+  if (g == want || max_evict == 0) return g;
+  /* Full: take slots from the poorest children the bid beats, one stripe
+   * each (a child keeps its other stripes), poorest first. */
+  uint16_t left[64];
+  size_t m = nk < 64 ? nk : 64;
+  for (size_t i = 0; i < m; i++) left[i] = kids[i].mask;
+  while (g < want && *nev < max_evict) {
+    int poor = -1;
+    for (size_t i = 0; i < m; i++)
+      if (left[i] && (poor < 0 || kids[i].bid_kbps < kids[poor].bid_kbps)) poor = (int)i;
+    if (poor < 0) break;
+    if ((uint64_t)bid_kbps * 100 <= (uint64_t)kids[poor].bid_kbps * (100u + pp->outbid_pct)) break;
+    uint16_t bit = (uint16_t)(left[poor] & -left[poor]); /* its lowest stripe */
+    left[poor] &= (uint16_t)~bit;
+    ev_child[*nev] = (size_t)poor;
+    ev_bit[*nev] = bit;
+    (*nev)++;
+    g++;
+  }
+  return g;
+}
+
+static int cmp_desc(const void *a, const void *b) {
+  uint32_t x = **(const uint32_t *const *)a, y = **(const uint32_t *const *)b;
+  return x < y ? 1 : x > y ? -1 : 0;
+}
+
+int ptv_ch_place(const uint32_t *cap, size_t n, uint32_t source_kbps, uint32_t stream_kbps,
+                 unsigned max_depth, uint8_t *tier_out) {
+  if (n == 0) return 0;
+  if (stream_kbps == 0 || max_depth == 0) return -1;
+  const uint32_t **ord = malloc(n * sizeof(*ord));
+  if (!ord) return -1;
+  for (size_t i = 0; i < n; i++) ord[i] = &cap[i];
+  qsort(ord, n, sizeof(*ord), cmp_desc); /* strongest first */
+  uint64_t carry = source_kbps; /* upload of the tier above */
+  size_t i = 0;
+  unsigned t = 0;
+  int fits = 1;
+  while (i < n) {
+    t++;
+    size_t room = (size_t)(carry / stream_kbps);
+    if (t == max_depth) {
+      if (room < n - i) fits = 0;
+      room = n - i;
+    }
+    if (room == 0) { /* nothing above can carry anyone: put the rest last */
+      fits = 0;
+      room = n - i;
+    }
+    uint64_t next = 0;
+    for (size_t k = 0; k < room && i < n; k++, i++) {
+      tier_out[ord[i] - cap] = (uint8_t)(t > 254 ? 254 : t);
+      next += *ord[i];
+    }
+    carry = next;
+  }
+  free(ord);
+  return fits ? (int)t : -1;
+}
+
+int ptv_ch_check_carrying(const uint32_t *cap, const uint8_t *tier, size_t n,
+                          uint32_t source_kbps, uint32_t stream_kbps) {
+  uint64_t up[256] = {0}, cnt[256] = {0};
+  unsigned maxt = 0;
+  for (size_t i = 0; i < n; i++) {
+    up[tier[i]] += cap[i];
+    cnt[tier[i]]++;
+    if (tier[i] > maxt) maxt = tier[i];
+  }
+  up[0] = source_kbps;
+  for (unsigned t = 1; t <= maxt; t++)
+    if (cnt[t] * stream_kbps > up[t - 1]) return (int)t;
+  return 0;
+}

@@ -1,0 +1,127 @@
+/* ptv_ch_policy.h -- Chandelier's decisions as pure functions.
+ *
+ * Everything Chandelier decides is here, free of the engine, so each rule
+ * can be tested alone: the capacity estimate (estimation), the choice of a
+ * stripe parent (placement, swap rule), when a working parent is worth
+ * leaving (hysteresis), what a full parent grants and whom it evicts (the
+ * market), and the global tier placement with its carrying constraint (the
+ * analysis a tracker-side solver and the benchmarks use). ptv_chandelier.c
+ * wires them into the engine's strategy hooks.
+ */
+#ifndef PTV_CH_POLICY_H
+#define PTV_CH_POLICY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ptv_types.h"
+
+typedef struct {
+  uint8_t stripes;          /* sub-streams (default 8) */
+  uint8_t max_tier;         /* deepest usable parent tier (bounds depth) */
+  uint8_t max_per_parent;   /* stripes one peer parent may serve us */
+  uint8_t improve_gap;      /* tiers a better parent must gain to switch */
+  uint16_t outbid_pct;      /* a bid must beat the price by this many % */
+  uint16_t deliv_bad;       /* parent delivering below this share (x 65535)
+                               after the grace period is replaced */
+  ptv_tstamp grace_us;      /* a new parent's trial period */
+  ptv_tstamp hold_us;       /* minimum time with a parent before a voluntary switch */
+  ptv_tstamp improve_us;    /* at most one voluntary switch per this period */
+  ptv_tstamp refuse_us;     /* a parent that refused is not asked again for this long */
+  ptv_tstamp ask_us;        /* an unanswered subscription is given up after this */
+  ptv_tstamp lag_margin_us; /* target lag: slowest stripe's delay + 4 deviations + this */
+} ptv_ch_params;
+
+/* Fills p with the defaults documented in docs/CHANDELIER.md. */
+void ptv_ch_params_default(ptv_ch_params *p);
+
+/* Sets one parameter from text, "name=value" (names as the fields; times in
+ * seconds, e.g. "hold_s=20"). Returns 0, or -1 for an unknown name or a
+ * value out of range, with a message in err. */
+int ptv_ch_params_set(ptv_ch_params *p, const char *assignment, char *err, size_t errlen);
+
+/* Writes the parameter names, one "name (default)" per line, for --help. */
+void ptv_ch_params_list(char *buf, size_t len);
+
+/* ---- estimation ---------------------------------------------------------- */
+
+/* Upload capacity estimate from a claim and what was measured: `deliv` is
+ * the share (x 65535) of promised stripe chunks the peer actually delivered
+ * first, over `samples` observations. The claim is a prior that the
+ * measurements overrule as they accumulate (weight samples / (samples + 8)):
+ * claim x (prior weight + measured share x measured weight). */
+uint32_t ptv_ch_estimate(uint32_t claim_kbps, uint16_t deliv, uint32_t samples);
+
+/* ---- choosing a stripe parent -------------------------------------------- */
+
+typedef struct {
+  uint8_t tier;          /* its hops from the source, 255 unknown */
+  uint8_t free_slots;    /* slots it can still grant */
+  uint32_t price_kbps;   /* when full: its poorest child's bid */
+  uint32_t est_kbps;     /* our estimate of its upload */
+  uint8_t from_it;       /* stripes we already take (or asked) from it */
+  uint8_t is_child;      /* it takes this stripe from us: never a parent for it */
+  uint8_t blocked;       /* refused us lately, or found delivering too little */
+  uint8_t is_source;
+  uint8_t can_connect;   /* NAT pair compatible (the swap rule skips it if not) */
+} ptv_ch_cand;
+
+/* Chooses the parent for one stripe among nc candidates: usable ones (known
+ * tier below max_tier, not our child for it, not blocked, NAT compatible,
+ * fewer than max_per_parent stripes from it unless it is the source) that
+ * have a free slot or a price our bid beats by outbid_pct; the lowest tier
+ * wins, then a free slot over outbidding, then the larger estimate. With
+ * `below` < 255 only candidates whose tier is below it are considered (our
+ * own tier, or the current parent's when improving). Returns the index, or
+ * -1 if none qualifies. */
+int ptv_ch_pick_parent(const ptv_ch_cand *c, size_t nc, uint32_t my_bid_kbps, uint8_t below,
+                       const ptv_ch_params *pp);
+
+/* Hysteresis: whether to leave a working parent of tier cur_tier, held for
+ * held_us, for a candidate of tier cand_tier. Only a gain of improve_gap
+ * tiers after hold_us is worth a change. */
+int ptv_ch_worth_switch(uint8_t cur_tier, uint8_t cand_tier, ptv_tstamp held_us,
+                        const ptv_ch_params *pp);
+
+/* Whether a parent must be replaced: it delivered less than deliv_bad after
+ * its grace period. */
+int ptv_ch_parent_failing(uint16_t deliv, ptv_tstamp held_us, const ptv_ch_params *pp);
+
+/* ---- the market: what a parent grants ------------------------------------- */
+
+typedef struct {
+  ptv_id id;
+  uint32_t bid_kbps; /* its bid (capped by our estimate of it) */
+  uint16_t mask;     /* stripes it has from us */
+} ptv_ch_child;
+
+/* A bidder asks for `want` (popcount stripes); slots are ours, the children
+ * (not including the bidder) hold the rest. Grants free slots first, then
+ * takes slots from the poorest children whose bid the bidder beats by
+ * outbid_pct, at most max_evict of them. Writes the evictions (child index,
+ * stripe bit) to ev_child/ev_bit and their count to *nev; returns the number
+ * of stripes granted. */
+unsigned ptv_ch_grant(const ptv_ch_child *kids, size_t nk, uint32_t slots, unsigned want,
+                      uint32_t bid_kbps, const ptv_ch_params *pp, unsigned max_evict,
+                      size_t *ev_child, uint16_t *ev_bit, size_t *nev);
+
+/* ---- global placement (tracker view, analysis) ----------------------------- */
+
+/* Places n peers with upload capacities cap[] (kbps) in tiers below a source
+ * of source_kbps for a stream of stream_kbps: peers sorted by capacity, the
+ * first tier as many as the source can feed, each next tier as many as the
+ * tier above can carry, at most max_depth tiers (the last takes whatever
+ * remains). Writes each peer's tier (1 = fed by the source) to tier_out.
+ * Returns the number of tiers used, or -1 if the peers do not fit in
+ * max_depth tiers (the last tier is then over its carrying limit). */
+int ptv_ch_place(const uint32_t *cap, size_t n, uint32_t source_kbps, uint32_t stream_kbps,
+                 unsigned max_depth, uint8_t *tier_out);
+
+/* The carrying constraint: each tier's total upload (the source's for tier 1)
+ * covers the demand of the tier below (its size x stream_kbps). Returns 0
+ * if it holds for every tier, else the first tier t (>= 1) whose demand the
+ * tier above cannot carry. */
+int ptv_ch_check_carrying(const uint32_t *cap, const uint8_t *tier, size_t n,
+                          uint32_t source_kbps, uint32_t stream_kbps);
+
+#endif

@@ -1,0 +1,272 @@
+/* ptv_chandelier.c -- Chandelier as an engine strategy: a MAPE-K loop per peer.
+ *
+ * Knowledge: per peer we have dealt with, the capacity estimate (claim as a
+ * prior, corrected by what it delivered as our parent) and back-off timers.
+ * Each maintenance tick (500 ms) a peer
+ *   Monitors its stripe parents (delivery share, tier) and its partners'
+ *     advertised tiers, free slots and prices;
+ *   Analyses: which stripes have no parent, a failing one, or (rarely, with
+ *     hysteresis) a parent much deeper than one it could have;
+ *   Plans a parent per such stripe with ptv_ch_pick_parent (lowest tier it
+ *     can afford, NAT-compatible: the swap rule);
+ *   Executes by subscribing (make-before-break: the old parent is released
+ *     when the new one grants).
+ * Parents grant by the market rule (ptv_ch_grant): free slots first, then
+ * the poorest child's slot to a bidder that beats it. Strong peers thus bid
+ * their way up next to the source, tier under tier. Decisions live in
+ * ptv_ch_policy.c. */
+#include "ptv_chandelier.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "ptv_ch_policy.h"
+#include "ptv_nat.h"
+#include "ptv_strategy.h"
+
+#define KNOW_MAX 32
+#define MAXP 64
+
+typedef struct {
+  ptv_id id;
+  uint32_t est_kbps;     /* 0: no measurement */
+  ptv_tstamp blocked_until;
+} know;
+
+typedef struct {
+  ptv_ch_params pp;
+  know k[KNOW_MAX];
+  uint32_t nk_next; /* round-robin replacement */
+  ptv_tstamp ask_until[PTV_STRIPES_MAX];
+  ptv_tstamp next_improve;
+  uint32_t switches, failures, evictions;
+} ch_state;
+
+static const ptv_ch_params *params_override;
+
+void ptv_chandelier_set_params(const ptv_ch_params *pp) { params_override = pp; }
+
+static know *know_find(ch_state *s, ptv_id id, int create) {
+  for (int i = 0; i < KNOW_MAX; i++)
+    if (s->k[i].id == id) return &s->k[i];
+  if (!create) return NULL;
+  know *k = &s->k[s->nk_next++ % KNOW_MAX];
+  memset(k, 0, sizeof(*k));
+  k->id = id;
+  return k;
+}
+
+static void *ch_init(ptv_node *n) {
+  (void)n;
+  ch_state *s = calloc(1, sizeof(*s));
+  if (!s) return NULL;
+  if (params_override) s->pp = *params_override;
+  else ptv_ch_params_default(&s->pp);
+  for (int i = 0; i < KNOW_MAX; i++) s->k[i].id = PTV_ID_NONE;
+  return s;
+}
+
+static void ch_fini(void *st) { free(st); }
+
+static uint32_t est_of(ch_state *s, ptv_id id, uint32_t claim) {
+  know *k = know_find(s, id, 0);
+  return k && k->est_kbps && k->est_kbps < claim ? k->est_kbps : claim;
+}
+
+static int blocked(ch_state *s, ptv_id id, ptv_tstamp now) {
+  know *k = know_find(s, id, 0);
+  return k && k->blocked_until > now;
+}
+
+/* Partner choice: stronger peers first (they are the likelier parents),
+ * NAT-compatible only while any compatible candidate exists. */
+static int ch_pick_candidate(ptv_node *n, const ptv_peer_desc *c, size_t nc, uint64_t rnd) {
+  uint8_t nat = ptv_node_config_get(n)->nat;
+  uint64_t sum = 0;
+  for (size_t i = 0; i < nc; i++)
+    if (ptv_nat_can_connect(nat, c[i].nat)) sum += (uint64_t)c[i].upload_kbps + 64;
+  if (sum == 0) return nc ? (int)(rnd % nc) : -1;
+  uint64_t x = rnd % sum;
+  for (size_t i = 0; i < nc; i++) {
+    if (!ptv_nat_can_connect(nat, c[i].nat)) continue;
+    uint64_t w = (uint64_t)c[i].upload_kbps + 64;
+    if (x < w) return (int)i;
+    x -= w;
+  }
+  return -1;
+}
+
+static uint16_t ch_grant(ptv_node *n, ptv_id child, uint16_t want, uint32_t bid, ptv_tstamp now) {
+  ch_state *s = ptv_node_strategy_state(n);
+  /* Only stripes we are fed (the source: all) can be passed on. */
+  for (unsigned b = 0; b < ptv_node_nstripes(n); b++)
+    if (ptv_node_depth(n, b) == 255) want &= (uint16_t)~(1u << b);
+  if (!want) return 0;
+  uint32_t slots = ptv_node_stripe_slots(n);
+  ptv_ch_child kids[MAXP];
+  size_t nk = 0;
+  uint32_t np = ptv_node_npartners(n);
+  for (uint32_t i = 0; i < np && nk < MAXP; i++) {
+    ptv_partner_info pi;
+    if (ptv_node_partner(n, i, &pi) != 0 || !pi.sub_out || pi.id == child) continue;
+    kids[nk].id = pi.id;
+    kids[nk].bid_kbps = est_of(s, pi.id, pi.bid_kbps);
+    kids[nk].mask = pi.sub_out;
+    nk++;
+  }
+  size_t evc[PTV_STRIPES_MAX];
+  uint16_t evb[PTV_STRIPES_MAX];
+  size_t nev = 0;
+  unsigned g = ptv_ch_grant(kids, nk, slots, (unsigned)__builtin_popcount(want),
+                            est_of(s, child, bid), &s->pp, 2, evc, evb, &nev);
+  for (size_t i = 0; i < nev; i++) {
+    ptv_node_stripe_evict(n, kids[evc[i]].id, evb[i], now);
+    s->evictions++;
+  }
+  uint16_t out = 0;
+  for (unsigned b = 0; b < 16 && g > 0; b++)
+    if (want >> b & 1) {
+      out |= (uint16_t)(1u << b);
+      g--;
+    }
+  return out;
+}
+
+static void ch_on_grant(ptv_node *n, ptv_id parent, uint16_t asked, uint16_t granted,
+                        uint32_t price, ptv_tstamp now) {
+  ch_state *s = ptv_node_strategy_state(n);
+  (void)price;
+  for (unsigned b = 0; b < PTV_STRIPES_MAX; b++)
+    if (asked >> b & 1) s->ask_until[b] = 0;
+  if (asked & ~granted) {
+    know *k = know_find(s, parent, 1);
+    k->blocked_until = now + s->pp.refuse_us;
+  }
+}
+
+static void ch_tick(ptv_node *n, ptv_tstamp now) {
+  ch_state *s = ptv_node_strategy_state(n);
+  const ptv_node_config *cfg = ptv_node_config_get(n);
+  unsigned S = ptv_node_nstripes(n);
+  if (!S || cfg->role == PTV_ROLE_SOURCE) return;
+  ptv_partner_info pi[MAXP];
+  uint32_t np = ptv_node_npartners(n);
+  if (np > MAXP) np = MAXP;
+  uint32_t m = 0;
+  for (uint32_t i = 0; i < np; i++)
+    if (ptv_node_partner(n, i, &pi[m]) == 0 && pi[m].established) m++;
+  int parent[PTV_STRIPES_MAX];
+  for (unsigned b = 0; b < S; b++) parent[b] = -1;
+  for (uint32_t i = 0; i < m; i++)
+    for (unsigned b = 0; b < S; b++)
+      if (pi[i].sub_in >> b & 1) parent[b] = (int)i;
+
+  /* Knowledge for playout: the lag our place in the tree needs is the
+   * slowest stripe's delay with a margin for its jitter. */
+  {
+    ptv_tstamp need = 0, mean, dev;
+    int all = 1;
+    for (unsigned b = 0; b < S; b++) {
+      if (ptv_node_stripe_delay(n, b, &mean, &dev) != 0) {
+        all = 0;
+        break;
+      }
+      if (mean + 4 * dev > need) need = mean + 4 * dev;
+    }
+    ptv_node_set_target_lag(n, all ? need + s->pp.lag_margin_us : 0);
+  }
+  /* Analyse: stripes without a parent (and no answer pending) or with a
+   * failing one. A failing parent's estimate drops to what it delivered. */
+  uint16_t need = 0;
+  for (unsigned b = 0; b < S; b++) {
+    if (s->ask_until[b] > now) continue;
+    if (parent[b] < 0) {
+      need |= (uint16_t)(1u << b);
+      continue;
+    }
+    const ptv_partner_info *p = &pi[parent[b]];
+    if (ptv_ch_parent_failing(p->deliv, now - p->sub_since, &s->pp)) {
+      know *k = know_find(s, p->id, 1);
+      k->est_kbps = ptv_ch_estimate(p->upload_kbps, p->deliv, 16);
+      k->blocked_until = now + 4 * s->pp.refuse_us;
+      need |= (uint16_t)(1u << b);
+      s->failures++;
+    }
+  }
+  int improving = 0;
+  if (!need && now >= s->next_improve) {
+    /* Hysteresis: at most one voluntary move per improve period, from the
+     * deepest parent, and only for a gain of improve_gap tiers. */
+    s->next_improve = now + s->pp.improve_us;
+    int worst = -1;
+    for (unsigned b = 0; b < S; b++)
+      if (parent[b] >= 0 && (worst < 0 || pi[parent[b]].depth[b] > pi[parent[worst]].depth[worst]))
+        worst = (int)b;
+    if (worst >= 0) {
+      need = (uint16_t)(1u << worst);
+      improving = 1;
+    }
+  }
+  if (!need) return;
+
+  /* Plan: a parent per needy stripe. */
+  ptv_ch_cand c[MAXP];
+  uint16_t add[MAXP];
+  memset(add, 0, sizeof(add));
+  uint32_t bid = cfg->claim_kbps ? cfg->claim_kbps : cfg->upload_kbps;
+  for (unsigned b = 0; b < S; b++) {
+    if (!(need >> b & 1)) continue;
+    for (uint32_t i = 0; i < m; i++) {
+      const ptv_partner_info *p = &pi[i];
+      c[i].tier = p->has_map ? p->depth[b] : 255;
+      c[i].free_slots = p->free_slots;
+      c[i].price_kbps = p->price_kbps;
+      c[i].est_kbps = est_of(s, p->id, p->upload_kbps);
+      c[i].from_it = (uint8_t)__builtin_popcount((p->sub_in | p->sub_ask | add[i]) & ~(1u << b));
+      c[i].is_child = (uint8_t)((p->sub_out >> b & 1) != 0);
+      c[i].blocked = (uint8_t)(blocked(s, p->id, now) || (int)i == parent[b]);
+      c[i].is_source = c[i].tier == 0;
+      c[i].can_connect = 1; /* partners are connected; ch_pick_candidate applies the NAT rule */
+      /* A slot we just planned to take is no longer free. */
+      int taken = __builtin_popcount(add[i]);
+      c[i].free_slots = (uint8_t)(c[i].free_slots > taken ? c[i].free_slots - taken : 0);
+    }
+    uint8_t below = improving ? pi[parent[b]].depth[b] : 255;
+    int k = ptv_ch_pick_parent(c, m, bid, below, &s->pp);
+    if (k < 0) continue;
+    if (improving && (parent[b] < 0 ||
+                      !ptv_ch_worth_switch(pi[parent[b]].depth[b], c[k].tier,
+                                           now - pi[parent[b]].sub_since, &s->pp)))
+      continue;
+    add[k] |= (uint16_t)(1u << b);
+  }
+  /* Execute. */
+  for (uint32_t i = 0; i < m; i++) {
+    if (!add[i]) continue;
+    ptv_node_subscribe(n, pi[i].id, (uint16_t)(pi[i].sub_in | add[i]), now);
+    for (unsigned b = 0; b < S; b++)
+      if (add[i] >> b & 1) s->ask_until[b] = now + s->pp.ask_us;
+    if (improving) s->switches++;
+  }
+}
+
+const ptv_strategy ptv_strategy_chandelier = {
+    .name = "chandelier",
+    .stripes = 8,
+    .init = ch_init,
+    .fini = ch_fini,
+    .pick_candidate = ch_pick_candidate,
+    .accept = NULL,
+    .tick = ch_tick,
+    .push_targets = NULL,
+    .grant = ch_grant,
+    .on_grant = ch_on_grant,
+};
+
+void ptv_chandelier_get_counters(const ptv_node *n, uint32_t *switches, uint32_t *failures,
+                                 uint32_t *evictions) {
+  const ch_state *s = ptv_node_strategy_state(n);
+  *switches = s ? s->switches : 0;
+  *failures = s ? s->failures : 0;
+  *evictions = s ? s->evictions : 0;
+}
