@@ -11,6 +11,8 @@ void ptv_ch_params_default(ptv_ch_params *p) {
   p->max_tier = 12;
   p->max_per_parent = 4;
   p->improve_gap = 2;
+  p->per_stripe_chunks = 2;
+  p->slot_pct = 80;
   p->outbid_pct = 20;
   p->deliv_bad = 65535 / 2;
   p->grace_us = 3 * PTV_S;
@@ -19,6 +21,7 @@ void ptv_ch_params_default(ptv_ch_params *p) {
   p->refuse_us = 5 * PTV_S;
   p->ask_us = 1500 * PTV_MS;
   p->lag_margin_us = 1 * PTV_S;
+  p->settle_us = 15 * PTV_S;
 }
 
 /* name, kind (i: integer, t: seconds), offset, max */
@@ -30,9 +33,9 @@ static const struct {
 } k_params[] = {
 #define PI(f, m) {#f, 'i', offsetof(ptv_ch_params, f), sizeof(((ptv_ch_params *)0)->f), m}
 #define PT(f) {#f "_s", 't', offsetof(ptv_ch_params, f##_us), sizeof(ptv_tstamp), 3600}
-    PI(max_tier, 254),    PI(max_per_parent, 16), PI(improve_gap, 254), PI(outbid_pct, 60000),
+    PI(max_tier, 254),    PI(max_per_parent, 16), PI(improve_gap, 254), PI(per_stripe_chunks, 64), PI(slot_pct, 100), PI(outbid_pct, 60000),
     PI(deliv_bad, 65535), PT(grace),              PT(hold),             PT(improve),
-    PT(refuse),           PT(ask),                PT(lag_margin),
+    PT(refuse),           PT(ask),                PT(lag_margin),       PT(settle),
 #undef PI
 #undef PT
 };

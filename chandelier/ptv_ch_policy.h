@@ -21,6 +21,9 @@ typedef struct {
   uint8_t max_tier;         /* deepest usable parent tier (bounds depth) */
   uint8_t max_per_parent;   /* stripes one peer parent may serve us */
   uint8_t improve_gap;      /* tiers a better parent must gain to switch */
+  uint8_t slot_pct;         /* % of a peer's declared upload given out as stripe slots */
+  uint8_t per_stripe_chunks; /* a parent's children per stripe are capped so the
+                               last waits at most this many chunk times */
   uint16_t outbid_pct;      /* a bid must beat the price by this many % */
   uint16_t deliv_bad;       /* parent delivering below this share (x 65535)
                                after the grace period is replaced */
@@ -30,6 +33,7 @@ typedef struct {
   ptv_tstamp refuse_us;     /* a parent that refused is not asked again for this long */
   ptv_tstamp ask_us;        /* an unanswered subscription is given up after this */
   ptv_tstamp lag_margin_us; /* target lag: slowest stripe's delay + 4 deviations + this */
+  ptv_tstamp settle_us;     /* a newcomer takes stripes once it has played this long */
 } ptv_ch_params;
 
 /* Fills p with the defaults documented in docs/CHANDELIER.md. */

@@ -57,12 +57,12 @@ static know *know_find(ch_state *s, ptv_id id, int create) {
 }
 
 static void *ch_init(ptv_node *n) {
-  (void)n;
   ch_state *s = calloc(1, sizeof(*s));
   if (!s) return NULL;
   if (params_override) s->pp = *params_override;
   else ptv_ch_params_default(&s->pp);
   for (int i = 0; i < KNOW_MAX; i++) s->k[i].id = PTV_ID_NONE;
+  ptv_node_set_slot_pct(n, s->pp.slot_pct);
   return s;
 }
 
@@ -78,21 +78,18 @@ static int blocked(ch_state *s, ptv_id id, ptv_tstamp now) {
   return k && k->blocked_until > now;
 }
 
-/* Partner choice: stronger peers first (they are the likelier parents),
- * NAT-compatible only while any compatible candidate exists. */
+/* Partner choice: at random among the NAT-compatible candidates (the swap
+ * rule: a pair that cannot connect is never tried while another can).
+ * Weighting by capacity was tried: every newcomer then crowds the same few
+ * strong peers and the mesh that feeds newcomers suffers. */
 static int ch_pick_candidate(ptv_node *n, const ptv_peer_desc *c, size_t nc, uint64_t rnd) {
   uint8_t nat = ptv_node_config_get(n)->nat;
-  uint64_t sum = 0;
+  size_t ok = 0;
+  for (size_t i = 0; i < nc; i++) ok += (size_t)ptv_nat_can_connect(nat, c[i].nat);
+  if (ok == 0) return nc ? (int)(rnd % nc) : -1;
+  size_t k = (size_t)(rnd % ok);
   for (size_t i = 0; i < nc; i++)
-    if (ptv_nat_can_connect(nat, c[i].nat)) sum += (uint64_t)c[i].upload_kbps + 64;
-  if (sum == 0) return nc ? (int)(rnd % nc) : -1;
-  uint64_t x = rnd % sum;
-  for (size_t i = 0; i < nc; i++) {
-    if (!ptv_nat_can_connect(nat, c[i].nat)) continue;
-    uint64_t w = (uint64_t)c[i].upload_kbps + 64;
-    if (x < w) return (int)i;
-    x -= w;
-  }
+    if (ptv_nat_can_connect(nat, c[i].nat) && k-- == 0) return (int)i;
   return -1;
 }
 
@@ -113,6 +110,22 @@ static uint16_t ch_grant(ptv_node *n, ptv_id child, uint16_t want, uint32_t bid,
     kids[nk].bid_kbps = est_of(s, pi.id, pi.bid_kbps);
     kids[nk].mask = pi.sub_out;
     nk++;
+  }
+  /* At most cap children per stripe: a parent sends a stripe's chunk to its
+   * children one after the other, so the last one waits cap transmissions;
+   * cap = per_stripe_chunks x slots / stripes keeps that within as many
+   * chunk times (a slow uplink serves one child per stripe). */
+  {
+    unsigned S = ptv_node_nstripes(n);
+    uint32_t cap = S ? s->pp.per_stripe_chunks * slots / S : 0;
+    if (cap < 1) cap = 1;
+    for (unsigned b = 0; b < S; b++) {
+      if (!(want >> b & 1)) continue;
+      uint32_t c = 0;
+      for (size_t i = 0; i < nk; i++) c += kids[i].mask >> b & 1;
+      if (c >= cap) want &= (uint16_t)~(1u << b);
+    }
+    if (!want) return 0;
   }
   size_t evc[PTV_STRIPES_MAX];
   uint16_t evb[PTV_STRIPES_MAX];
@@ -149,6 +162,11 @@ static void ch_tick(ptv_node *n, ptv_tstamp now) {
   const ptv_node_config *cfg = ptv_node_config_get(n);
   unsigned S = ptv_node_nstripes(n);
   if (!S || cfg->role == PTV_ROLE_SOURCE) return;
+  /* A newcomer is fed by the mesh until it has played settle_s: a flash
+   * crowd of parentless peers bidding at once makes for a churning tree. */
+  ptv_node_stats ns;
+  ptv_node_get_stats(n, &ns);
+  if (!ns.playing || now < ns.play_start + s->pp.settle_us) return;
   ptv_partner_info pi[MAXP];
   uint32_t np = ptv_node_npartners(n);
   if (np > MAXP) np = MAXP;

@@ -52,9 +52,6 @@ _Static_assert(RARITY_SCAN <= 64, "useful_for scans one 64-bit word");
 #define OFFER_AHEAD_US (300 * PTV_MS) /* offer again this long before idle */
 #define OFFER_WINDOW_US (600 * PTV_MS) /* offers in flight cover this much sending */
 #define PUSH_HOLD 8    /* chunk times a stripe push may wait in the upload queue */
-#ifndef SLOT_USE
-#define SLOT_USE 100   /* % of the declared upload given out as stripe slots */
-#endif
 #define OVERDUE_SLACK_US (300 * PTV_MS) /* a stripe chunk this late may come from anyone */
 
 enum { P_FREE = 0, P_PENDING = 1, P_UP = 2 };
@@ -85,18 +82,18 @@ typedef struct {
   uint64_t map[MAP_BITS / 64];
   ptv_tstamp choke_until;
   uint16_t queue_ms;
+  uint8_t free_slots;       /* stripe slots it can still grant (its last map) */
   /* second line */
   _Alignas(64) ptv_tstamp last_heard;
   ptv_tstamp last_useful, since;
+  ptv_tstamp sub_since;     /* when it last granted us a stripe */
   uint32_t chunks_from, chunks_to;
+  uint32_t bid_kbps;        /* its bid, when it is our child */
   /* stripes (see ptv_strategy.h): what we take from it and it from us */
   uint16_t sub_in, sub_out, sub_ask;
-  uint8_t free_slots;       /* as its last buffer map said */
   uint16_t price_kbps;
   uint16_t deliv;           /* share of its stripes' chunks that came from it
                                first, x 65535 (moving average) */
-  uint32_t bid_kbps;        /* its bid, when it is our child */
-  ptv_tstamp sub_since;     /* when it last granted us a stripe */
   uint8_t depth[NODE_STRIPES_MAX]; /* its hops from the source, per stripe */
 } partner;
 _Static_assert(sizeof(partner) == 128, "a partner is two cache lines");
@@ -108,6 +105,7 @@ typedef struct {
   uint32_t size;
   uint8_t push;
   ptv_tstamp queued;
+  ptv_tstamp expire; /* given up (BUSY TOO_LATE) after this; = deadline unless pushed */
 } upreq;
 
 typedef struct {
@@ -155,6 +153,7 @@ struct ptv_node {
   ptv_tstamp stripe_delay[NODE_STRIPES_MAX]; /* the same, per stripe */
   ptv_tstamp stripe_dev[NODE_STRIPES_MAX];   /* and its mean deviation */
   ptv_tstamp target_lag; /* live catch-up target, 0: none */
+  uint8_t slot_pct;      /* share of the declared upload given out as stripe slots */
   /* Partner ids by slot (PTV_ID_NONE: free), in the node's own allocation
    * right after it, followed by the partners: finding a partner by id is
    * done for every message and read one cache line instead of one or two
@@ -277,8 +276,10 @@ static int encode_bm(const ptv_node *n, ptv_tstamp now, uint8_t *buf, size_t cap
   if (n->have.count > 0 && n->have.newest >= from + MAP_BITS)
     from = n->have.newest - MAP_BITS + 1;
   ptv_chunkset_export(&n->have, from, MAP_BITS, bits);
+  /* The load hint leaves stripe pushes out: a request goes before them. */
   ptv_tstamp backlog = n->busy_until > now ? n->busy_until - now : 0;
-  for (int i = 0; i < n->nupq; i++) backlog += tx_us(n->upq[i].size, n->cfg.upload_kbps);
+  for (int i = 0; i < n->nupq; i++)
+    if (!n->upq[i].push) backlog += tx_us(n->upq[i].size, n->cfg.upload_kbps);
   ptv_msg m;
   MSG_INIT(m, PTV_MSG_BUFFERMAP, buffermap);
   m.u.buffermap.base = from;
@@ -343,10 +344,10 @@ static void serve_uploads(ptv_node *n, ptv_tstamp now) {
     partner *p = find_partner(n, r.to);
     if (!p || p->state != P_UP) continue;
     if (r.push) {
-      if (r.deadline < now) n->st.push_late++;
+      if (r.expire < now) n->st.push_late++;
       else n->st.push_wait_us += now - r.queued, n->st.push_sent++;
     }
-    if (r.deadline < now || !has_chunk(n, r.id)) {
+    if (r.expire < now || !has_chunk(n, r.id)) {
       /* Tell the requester at once, so it asks elsewhere in time. */
       ptv_msg b;
       MSG_INIT(b, PTV_MSG_BUSY, busy);
@@ -385,7 +386,7 @@ static void enqueue_upload(ptv_node *n, ptv_id to, ptv_chunk_id id,
   r->queued = n->last_now;
   r->id = id;
   r->to = to;
-  r->deadline = deadline;
+  r->deadline = r->expire = deadline;
   r->size = n->meta[id % PTV_CHUNKSET_BITS] & 0x0fffffffu;
 }
 
@@ -442,8 +443,8 @@ uint32_t ptv_node_stripe_kbps(const ptv_node *n) {
 
 uint32_t ptv_node_stripe_slots(const ptv_node *n) {
   uint32_t k = ptv_node_stripe_kbps(n);
-  /* SLOT_USE of the uplink: pushes need slack to leave on time */
-  return k ? (uint32_t)((uint64_t)declared_kbps(n) * SLOT_USE / 100 / k) : 0;
+  /* slot_pct of the uplink: pushes need slack to leave on time */
+  return k ? (uint32_t)((uint64_t)declared_kbps(n) * n->slot_pct / 100 / k) : 0;
 }
 
 uint32_t ptv_node_stripe_used(const ptv_node *n) {
@@ -505,18 +506,25 @@ static int stripe_overdue(const ptv_node *n, ptv_chunk_id id, ptv_tstamp now) {
 /* Parent: a new chunk goes at once to the children of its stripe that lack it. */
 static void push_stripe(ptv_node *n, ptv_chunk_id id, ptv_tstamp now) {
   unsigned s = id % n->nstripes;
-  /* A push may wait PUSH_HOLD chunk times, or three of its own transmissions
-   * on a slow uplink, before it is given up (the child repairs it). */
+  /* Pushes go before everything else (a push feeds a subtree, a request one
+   * peer) and are given up after PUSH_HOLD chunk times, or three of their
+   * own transmissions on a slow uplink (the child repairs them). */
   ptv_tstamp hold = (ptv_tstamp)PUSH_HOLD * n->chunk_us;
   ptv_tstamp tx3 = 3 * (ptv_tstamp)tx_us(n->avg_chunk ? n->avg_chunk : 16000, n->cfg.upload_kbps);
-  ptv_tstamp dl = now + (hold > tx3 ? hold : tx3);
+  ptv_tstamp exp = now + (hold > tx3 ? hold : tx3);
   for (int i = 0; i < n->maxp; i++) {
     partner *p = &n->p[i];
     if (p->state != P_UP || !(p->sub_out >> s & 1) || map_has(p, id) ||
         (p->play != PTV_ID_NONE && id < p->play))
       continue;
-    enqueue_upload(n, p->id, id, dl);
-    if (n->upq[n->nupq - 1].to == p->id && n->upq[n->nupq - 1].id == id) n->upq[n->nupq - 1].push = 1;
+    if (n->nupq == UPQ_MAX) {
+      n->st.upq_full++;
+      break;
+    }
+    /* Stronger children first: they pass the chunk on to more peers. */
+    enqueue_upload(n, p->id, id, now > 100000 ? now - (p->bid_kbps < 100000 ? p->bid_kbps : 100000) : 0);
+    n->upq[n->nupq - 1].push = 1;
+    n->upq[n->nupq - 1].expire = exp;
     n->st.pushes++;
   }
   serve_uploads(n, now);
@@ -1693,6 +1701,7 @@ ptv_node *ptv_node_new(const ptv_node_config *c, const ptv_node_callbacks *cb,
     return NULL;
   }
   if (n->cfg.target_partners > n->maxp) n->cfg.target_partners = n->maxp;
+  n->slot_pct = 100;
   n->nstripes = n->strat->stripes > NODE_STRIPES_MAX ? NODE_STRIPES_MAX : n->strat->stripes;
   if (n->strat->init && !(n->sdata = n->strat->init(n))) {
     free(n->copies);
@@ -1808,6 +1817,7 @@ int ptv_node_partner(const ptv_node *n, uint32_t i, ptv_partner_info *pi) {
 const ptv_node_config *ptv_node_config_get(const ptv_node *n) { return &n->cfg; }
 void *ptv_node_strategy_state(const ptv_node *n) { return n->sdata; }
 void ptv_node_set_target_lag(ptv_node *n, ptv_tstamp lag_us) { n->target_lag = lag_us; }
+void ptv_node_set_slot_pct(ptv_node *n, uint8_t pct) { n->slot_pct = pct > 100 ? 100 : pct; }
 int ptv_node_stripe_delay(const ptv_node *n, unsigned s, ptv_tstamp *mean, ptv_tstamp *dev) {
   if (s >= n->nstripes || !n->stripe_delay[s]) return PTV_ERR_NOT_FOUND;
   *mean = n->stripe_delay[s];

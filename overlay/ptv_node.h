@@ -174,7 +174,8 @@ uint8_t ptv_node_nstripes(const ptv_node *n);
 /* Rate of one stripe: the stream rate (the source's, or estimated from the
  * chunks received) over the number of stripes, rounded up; 0 unknown. */
 uint32_t ptv_node_stripe_kbps(const ptv_node *n);
-/* Stripe slots: declared upload / stripe rate. */
+/* Stripe slots: the share set by ptv_node_set_slot_pct (default 100%) of
+ * the declared upload, over the stripe rate. */
 uint32_t ptv_node_stripe_slots(const ptv_node *n);
 /* Stripe slots granted to children. */
 uint32_t ptv_node_stripe_used(const ptv_node *n);
@@ -194,6 +195,9 @@ int ptv_node_stripe_delay(const ptv_node *n, unsigned s, ptv_tstamp *mean, ptv_t
  * are in hand, play up to 10% faster than real time (no chunk is skipped).
  * 0 (the default) turns it off. */
 void ptv_node_set_target_lag(ptv_node *n, ptv_tstamp lag_us);
+/* Share (in %, at most 100) of the declared upload offered as stripe slots;
+ * the rest is slack that keeps pushes on time and serves repairs. */
+void ptv_node_set_slot_pct(ptv_node *n, uint8_t pct);
 
 /* ---- actions a strategy may take ---- */
 

@@ -331,7 +331,7 @@ static void debug_stripes(ptv_world *w, uint32_t t_s) {
   uint32_t tiers[17] = {0}, full = 0, online = 0;
   double tdt[17] = {0};
   uint64_t slots = 0, used = 0, td = 0, ntd = 0, pushes = 0, sw = 0, fl = 0, ev = 0;
-  uint64_t fp = 0, fo = 0, fn = 0, ps = 0, pl = 0, pw = 0, uf = 0;
+  uint64_t fp = 0, fo = 0, fn = 0, ps = 0, pl = 0, pw = 0, uf = 0, mw = 0, mh = 0, mn = 0;
   uint64_t cps[12] = {0}, cpl[12] = {0}, cpw[12] = {0}, cused[12] = {0}, cslots[12] = {0};
   unsigned S = w->strat->stripes;
   for (uint32_t i = 0; i < w->nonline; i++) {
@@ -360,6 +360,9 @@ static void debug_stripes(ptv_world *w, uint32_t t_s) {
     fp += st.stripe_parent;
     fo += st.stripe_other;
     fn += st.stripe_orphan;
+    mw += st.miss_on_way;
+    mh += st.miss_held;
+    mn += st.miss_nowhere;
     {
       unsigned cl = sn->up_kbps / 128 > 11 ? 11 : sn->up_kbps / 128;
       cps[cl] += st.push_sent;
@@ -387,6 +390,8 @@ static void debug_stripes(ptv_world *w, uint32_t t_s) {
           "other %llu orphan %llu (online peers)\n",
           (unsigned long long)sw, (unsigned long long)fl, (unsigned long long)ev,
           (unsigned long long)fp, (unsigned long long)fo, (unsigned long long)fn);
+  fprintf(stderr, "debug: missed on-its-way %llu held %llu nowhere %llu\n", (unsigned long long)mw,
+          (unsigned long long)mh, (unsigned long long)mn);
   fprintf(stderr, "debug: pushes sent %llu (mean wait %.0f ms) late %llu; upload queue full %llu\n",
           (unsigned long long)ps, ps ? pw / 1e3 / ps : 0.0, (unsigned long long)pl,
           (unsigned long long)uf);
