@@ -22,6 +22,7 @@ void ptv_ch_params_default(ptv_ch_params *p) {
   p->ask_us = 1500 * PTV_MS;
   p->lag_margin_us = 1 * PTV_S;
   p->settle_us = 15 * PTV_S;
+  p->silent_us = 1500 * PTV_MS;
 }
 
 /* name, kind (i: integer, t: seconds), offset, max */
@@ -35,7 +36,7 @@ static const struct {
 #define PT(f) {#f "_s", 't', offsetof(ptv_ch_params, f##_us), sizeof(ptv_tstamp), 3600}
     PI(max_tier, 254),    PI(max_per_parent, 16), PI(improve_gap, 254), PI(per_stripe_chunks, 64), PI(slot_pct, 100), PI(outbid_pct, 60000),
     PI(deliv_bad, 65535), PT(grace),              PT(hold),             PT(improve),
-    PT(refuse),           PT(ask),                PT(lag_margin),       PT(settle),
+    PT(refuse),           PT(ask),                PT(lag_margin),       PT(settle),    PT(silent),
 #undef PI
 #undef PT
 };
@@ -47,9 +48,13 @@ int ptv_ch_params_set(ptv_ch_params *p, const char *a, char *err, size_t errlen)
     if (strlen(k_params[i].name) != nl || strncmp(a, k_params[i].name, nl) != 0) continue;
     char *end;
     double v = eq ? strtod(eq + 1, &end) : -1;
-    if (!eq || end == eq + 1 || *end || v < 0 || v > k_params[i].max) {
+    if (!eq || end == eq + 1 || *end || !(v >= 0 && v <= k_params[i].max)) { /* NaN too */
       snprintf(err, errlen, "parameter %s needs a number from 0 to %g", k_params[i].name,
                k_params[i].max);
+      return -1;
+    }
+    if (k_params[i].kind == 'i' && v != (double)(uint32_t)v) {
+      snprintf(err, errlen, "parameter %s needs a whole number", k_params[i].name);
       return -1;
     }
     char *f = (char *)p + k_params[i].off;
@@ -73,6 +78,7 @@ void ptv_ch_params_list(char *buf, size_t len) {
   ptv_ch_params d;
   ptv_ch_params_default(&d);
   size_t o = 0;
+  if (len == 0) return;
   buf[0] = 0;
   for (size_t i = 0; i < sizeof(k_params) / sizeof(k_params[0]) && o < len; i++) {
     const char *f = (const char *)&d + k_params[i].off;
@@ -95,10 +101,11 @@ void ptv_ch_params_list(char *buf, size_t len) {
 }
 
 uint32_t ptv_ch_estimate(uint32_t claim_kbps, uint16_t deliv, uint32_t samples) {
-  /* claim x (8 + samples x deliv) / (8 + samples), in integers */
-  uint64_t num = (uint64_t)claim_kbps * (8u * 65535u + (uint64_t)samples * deliv);
-  uint64_t den = (uint64_t)(8u + samples) * 65535u;
-  return (uint32_t)(num / den);
+  /* claim x (8 + samples x deliv) / (8 + samples), in doubles: the
+   * integer products overflow 64 bits for large claims and sample counts */
+  double w = (double)samples;
+  double est = (double)claim_kbps * (8.0 + w * (deliv / 65535.0)) / (8.0 + w);
+  return est >= (double)claim_kbps ? claim_kbps : (uint32_t)est;
 }
 
 static int affordable(const ptv_ch_cand *c, uint32_t bid, const ptv_ch_params *pp) {
@@ -166,7 +173,7 @@ unsigned ptv_ch_grant(const ptv_ch_child *kids, size_t nk, uint32_t slots, unsig
     if (poor < 0) break;
     if ((uint64_t)bid_kbps * 100 <= (uint64_t)kids[poor].bid_kbps * (100u + pp->outbid_pct)) break;
     uint16_t bit = (uint16_t)(left[poor] & -left[poor]); /* its lowest stripe */
-    left[poor] &= (uint16_t)~bit;
+    left[poor] = 0; /* one stripe per child: it keeps its others */
     ev_child[*nev] = (size_t)poor;
     ev_bit[*nev] = bit;
     (*nev)++;

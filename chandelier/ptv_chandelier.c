@@ -203,6 +203,11 @@ static void ch_tick(ptv_node *n, ptv_tstamp now) {
       continue;
     }
     const ptv_partner_info *p = &pi[parent[b]];
+    if (now > p->last_heard + s->pp.silent_us) { /* gone quiet: likely crashed */
+      need |= (uint16_t)(1u << b);
+      s->failures++;
+      continue;
+    }
     if (ptv_ch_parent_failing(p->deliv, now - p->sub_since, &s->pp)) {
       know *k = know_find(s, p->id, 1);
       k->est_kbps = ptv_ch_estimate(p->upload_kbps, p->deliv, 16);

@@ -52,6 +52,9 @@ _Static_assert(RARITY_SCAN <= 64, "useful_for scans one 64-bit word");
 #define OFFER_AHEAD_US (300 * PTV_MS) /* offer again this long before idle */
 #define OFFER_WINDOW_US (600 * PTV_MS) /* offers in flight cover this much sending */
 #define PUSH_HOLD 8    /* chunk times a stripe push may wait in the upload queue */
+#ifndef BACKFILL
+#define BACKFILL 2     /* chunks per stripe a child that moved to us is sent from before */
+#endif
 #define OVERDUE_SLACK_US (300 * PTV_MS) /* a stripe chunk this late may come from anyone */
 
 enum { P_FREE = 0, P_PENDING = 1, P_UP = 2 };
@@ -530,14 +533,37 @@ static void push_stripe(ptv_node *n, ptv_chunk_id id, ptv_tstamp now) {
   serve_uploads(n, now);
 }
 
+/* A child that moved to us (not a newcomer: it plays already) gets the
+ * chunks of its new stripes that it lacks from its playback point on, at
+ * most BACKFILL per stripe: its old parent failed or evicted it, and what
+ * it missed meanwhile then flows on down its own subtree. */
+static void backfill(ptv_node *n, partner *p, uint16_t stripes, ptv_tstamp now) {
+  if (p->play == PTV_ID_NONE || !p->has_map || n->have.count == 0) return;
+  ptv_chunk_id hi = n->have.newest;
+  ptv_chunk_id span = (ptv_chunk_id)BACKFILL * n->nstripes;
+  ptv_chunk_id lo = hi >= span ? hi - span + 1 : 0;
+  if (p->play > lo) lo = p->play;
+  if (lo < n->have.base) lo = n->have.base;
+  ptv_tstamp exp = now + (ptv_tstamp)PUSH_HOLD * n->chunk_us;
+  for (ptv_chunk_id id = lo; id <= hi && id >= lo && n->nupq < UPQ_MAX; id++) {
+    if (!(stripes >> (id % n->nstripes) & 1) || !has_chunk(n, id) || map_has(p, id)) continue;
+    enqueue_upload(n, p->id, id, now > 100000 ? now - 100000 : 0); /* oldest first */
+    n->upq[n->nupq - 1].push = 1;
+    n->upq[n->nupq - 1].expire = exp;
+    n->st.pushes++;
+  }
+  serve_uploads(n, now);
+}
+
 static void on_stripes(ptv_node *n, partner *p, const ptv_msg_stripes *m, ptv_tstamp now) {
   uint16_t all = stripes_all(n);
   if (m->kind == PTV_STRIPES_SUBSCRIBE) {
-    uint16_t want = m->mask & all, g = 0;
+    uint16_t want = m->mask & all, g = 0, had = p->sub_out;
     p->bid_kbps = m->kbps;
     p->sub_out = 0; /* the request replaces what it had */
     if (want && n->strat->grant && !n->left) g = n->strat->grant(n, p->id, want, m->kbps, now) & want;
     p->sub_out = g;
+    if (g & (uint16_t)~had) backfill(n, p, g & (uint16_t)~had, now);
     uint32_t slots = ptv_node_stripe_slots(n);
     send_stripes(n, p->id, PTV_STRIPES_GRANT, g,
                  ptv_node_stripe_used(n) >= slots ? ptv_node_stripe_price(n) : 0);
@@ -1809,6 +1835,7 @@ int ptv_node_partner(const ptv_node *n, uint32_t i, ptv_partner_info *pi) {
     pi->bid_kbps = p->bid_kbps;
     pi->sub_since = p->sub_since;
     pi->play = p->play;
+    pi->last_heard = p->last_heard;
     return 0;
   }
   return PTV_ERR_NOT_FOUND;

@@ -127,6 +127,7 @@ typedef struct {
   uint32_t bid_kbps;     /* its bid as our child */
   ptv_tstamp sub_since;  /* when it last granted us a stripe */
   ptv_chunk_id play;     /* its playback point, PTV_ID_NONE unknown */
+  ptv_tstamp last_heard; /* when its last message came */
 } ptv_partner_info;
 
 typedef struct {
