@@ -52,10 +52,16 @@ _Static_assert(RARITY_SCAN <= 64, "useful_for scans one 64-bit word");
 #define OFFER_AHEAD_US (300 * PTV_MS) /* offer again this long before idle */
 #define OFFER_WINDOW_US (600 * PTV_MS) /* offers in flight cover this much sending */
 #define PUSH_HOLD 8    /* chunk times a stripe push may wait in the upload queue */
+#ifndef PUSH_LEAD
+#define PUSH_LEAD (250 * PTV_MS)
+#endif
 #ifndef BACKFILL
 #define BACKFILL 2     /* chunks per stripe a child that moved to us is sent from before */
 #endif
 #define OVERDUE_SLACK_US (300 * PTV_MS) /* a stripe chunk this late may come from anyone */
+#ifndef REPAIR_LEAD_US
+#define REPAIR_LEAD_US (1 * PTV_S) /* ... and so may one due this soon (2 s: repairs crowd out pushes) */
+#endif
 
 enum { P_FREE = 0, P_PENDING = 1, P_UP = 2 };
 #define NODE_STRIPES_MAX 8 /* stripes the engine keeps depths for */
@@ -503,6 +509,8 @@ static int stripe_overdue(const ptv_node *n, ptv_chunk_id id, ptv_tstamp now) {
   if (!n->epoch_known) return 1;
   unsigned s = id % n->nstripes;
   ptv_tstamp d = n->stripe_delay[s] ? n->stripe_delay[s] + 4 * n->stripe_dev[s] : n->tree_delay;
+  /* ... and at the latest REPAIR_LEAD_US before it is due */
+  if (n->playing && now + REPAIR_LEAD_US >= deadline_of(n, id, now)) return 1;
   return now >= n->epoch + (ptv_tstamp)id * n->chunk_us + d + OVERDUE_SLACK_US;
 }
 
@@ -524,8 +532,10 @@ static void push_stripe(ptv_node *n, ptv_chunk_id id, ptv_tstamp now) {
       n->st.upq_full++;
       break;
     }
-    /* Stronger children first: they pass the chunk on to more peers. */
-    enqueue_upload(n, p->id, id, now > 100000 ? now - (p->bid_kbps < 100000 ? p->bid_kbps : 100000) : 0);
+    /* Before requests due later than PUSH_LEAD (a request due sooner is a
+     * chunk about to be missed), stronger children first: they pass the
+     * chunk on to more peers. */
+    enqueue_upload(n, p->id, id, now + PUSH_LEAD - (p->bid_kbps < 100000 ? p->bid_kbps : 100000));
     n->upq[n->nupq - 1].push = 1;
     n->upq[n->nupq - 1].expire = exp;
     n->st.pushes++;
@@ -971,13 +981,21 @@ static int request_chunk(ptv_node *n, ptv_chunk_id id, ptv_tstamp now, int urgen
 static void schedule(ptv_node *n, ptv_tstamp now) {
   if (n->cfg.role == PTV_ROLE_SOURCE || !n->start_decided || n->left) return;
   if (n->ndlq >= DLQ_MAX) return;
+  /* Stripe peers repair further ahead: a chunk of a stripe whose parent
+   * is late (stripe_overdue) is pulled up to REPAIR_LEAD_US before it is
+   * due, not only in the last second. */
+  ptv_tstamp urgent = now + 2 * (ptv_tstamp)n->chunk_us + PULL_MARGIN_US;
+  ptv_tstamp repair = n->nstripes ? now + REPAIR_LEAD_US : urgent;
+  if (repair < urgent) repair = urgent;
   if (n->playing) { /* the usual case, checked first: nothing due is missing */
     ptv_chunk_id id = n->play_next < n->have.base ? n->have.base : n->play_next;
-    ptv_tstamp due = now + 2 * (ptv_tstamp)n->chunk_us + PULL_MARGIN_US;
     int need = 0;
     for (unsigned k = 0; k < PTV_CHUNKSET_BITS && !need; k++, id++) {
-      if (deadline_of(n, id, now) > due) break;
-      need = !has_chunk(n, id) && !requested(n, id);
+      ptv_tstamp dl = deadline_of(n, id, now);
+      if (dl > repair) break;
+      need = !has_chunk(n, id) && !requested(n, id) &&
+             (dl <= urgent || !n->nstripes || !stripe_parent(n, id % n->nstripes) ||
+              stripe_overdue(n, id, now));
     }
     if (!need) return;
   }
@@ -1001,11 +1019,14 @@ static void schedule(ptv_node *n, ptv_tstamp now) {
   if (hi - lo >= PTV_CHUNKSET_BITS) hi = lo + PTV_CHUNKSET_BITS - 1;
   /* Pull only what offers have not brought with a round trip and a chunk
    * transfer to spare; before playback, the whole prefetch. */
-  ptv_tstamp urgent = now + 2 * (ptv_tstamp)n->chunk_us + PULL_MARGIN_US;
-  if (!n->playing) urgent = now + PTV_S + PREFETCH_MAX_US;
+  if (!n->playing) urgent = repair = now + PTV_S + PREFETCH_MAX_US;
   for (ptv_chunk_id id = lo; id <= hi && n->ndlq < DLQ_MAX; id++) {
-    if (deadline_of(n, id, now) > urgent) break;
-    if (!has_chunk(n, id) && !requested(n, id)) request_chunk(n, id, now, 1);
+    ptv_tstamp dl = deadline_of(n, id, now);
+    if (dl > repair) break;
+    if (has_chunk(n, id) || requested(n, id)) continue;
+    if (dl <= urgent || !n->nstripes || !stripe_parent(n, id % n->nstripes) ||
+        stripe_overdue(n, id, now))
+      request_chunk(n, id, now, 1);
   }
 }
 

@@ -212,6 +212,24 @@ static void on_playout(void *user, ptv_chunk_id id, int present, ptv_tstamp now)
             (double)now / 1e6, id, (double)st.lag_us / 1e6, (unsigned long long)st.miss_on_way,
             (unsigned long long)st.miss_held, (unsigned long long)st.miss_nowhere, st.npartners,
             st.newest == PTV_ID_NONE ? -1 : (int)st.newest);
+    unsigned S = ptv_node_nstripes(sn->node);
+    if (S) { /* which stripe, from whom, how late it usually is */
+      unsigned sb = id % S;
+      ptv_tstamp m = 0, d = 0;
+      ptv_node_stripe_delay(sn->node, sb, &m, &d);
+      uint32_t np = ptv_node_npartners(sn->node);
+      long par = -1;
+      int pd = -1;
+      for (uint32_t k = 0; k < np; k++) {
+        ptv_partner_info pi;
+        if (ptv_node_partner(sn->node, k, &pi) == 0 && (pi.sub_in >> sb & 1)) {
+          par = (long)pi.id - 2;
+          pd = pi.depth[sb];
+        }
+      }
+      fprintf(stderr, "trace:   stripe %u parent %ld (depth %d) delay %.2f +- %.2f s, playing %d\n",
+              sb, par, pd, (double)m / 1e6, (double)d / 1e6, st.playing);
+    }
   }
   if (!present && sn->rec_cand >= 0 && !sn->rec_done && (int32_t)w->cur.t_s >= w->rec_from) {
     int32_t t = (int32_t)w->cur.t_s;
