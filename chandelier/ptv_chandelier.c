@@ -29,7 +29,10 @@
 
 typedef struct {
   ptv_id id;
-  uint32_t est_kbps;     /* 0: no measurement */
+  uint32_t est_kbps;     /* our own measurement (0: none) */
+  uint16_t factor;       /* delivered share partners reported, x 65535 (0: none) */
+  uint8_t reporters;     /* distinct partners that reported it (counted up to 255) */
+  ptv_id last_reporter;
   ptv_tstamp blocked_until;
 } know;
 
@@ -53,6 +56,7 @@ static know *know_find(ch_state *s, ptv_id id, int create) {
   know *k = &s->k[s->nk_next++ % KNOW_MAX];
   memset(k, 0, sizeof(*k));
   k->id = id;
+  k->last_reporter = PTV_ID_NONE;
   return k;
 }
 
@@ -61,16 +65,37 @@ static void *ch_init(ptv_node *n) {
   if (!s) return NULL;
   if (params_override) s->pp = *params_override;
   else ptv_ch_params_default(&s->pp);
-  for (int i = 0; i < KNOW_MAX; i++) s->k[i].id = PTV_ID_NONE;
+  for (int i = 0; i < KNOW_MAX; i++) s->k[i].id = s->k[i].last_reporter = PTV_ID_NONE;
   ptv_node_set_slot_pct(n, s->pp.slot_pct);
   return s;
 }
 
 static void ch_fini(void *st) { free(st); }
 
+/* Capacity estimate: the claim, unless we measured less, or at least two
+ * partners reported it delivering a share of it (one report is not enough:
+ * a liar could slander an honest peer, and an honest parent can fail once
+ * because its own parent did). */
 static uint32_t est_of(ch_state *s, ptv_id id, uint32_t claim) {
   know *k = know_find(s, id, 0);
-  return k && k->est_kbps && k->est_kbps < claim ? k->est_kbps : claim;
+  uint32_t e = claim;
+  if (!k) return e;
+  if (k->est_kbps && k->est_kbps < e) e = k->est_kbps;
+  if (k->reporters >= 2 && k->factor) {
+    uint32_t r = ptv_ch_estimate(claim, k->factor, 16);
+    if (r < e) e = r;
+  }
+  return e;
+}
+
+static void ch_on_report(ptv_node *n, ptv_id from, ptv_id suspect, uint16_t deliv, ptv_tstamp now) {
+  ch_state *s = ptv_node_strategy_state(n);
+  know *k = know_find(s, suspect, 1);
+  if (k->last_reporter == from) return; /* the same warning, map after map */
+  k->last_reporter = from;
+  if (k->reporters < 255) k->reporters++;
+  k->factor = k->factor ? (uint16_t)((k->factor + deliv) / 2) : deliv;
+  if (k->reporters >= 2) k->blocked_until = now + s->pp.suspect_block_us;
 }
 
 static int blocked(ch_state *s, ptv_id id, ptv_tstamp now) {
@@ -212,6 +237,9 @@ static void ch_tick(ptv_node *n, ptv_tstamp now) {
       know *k = know_find(s, p->id, 1);
       k->est_kbps = ptv_ch_estimate(p->upload_kbps, p->deliv, 16);
       k->blocked_until = now + 4 * s->pp.refuse_us;
+      /* Tell our partners: with a second report, they stop choosing it
+       * and their parents rank it by what it delivered (demotion). */
+      ptv_node_report_suspect(n, p->id, p->deliv, now);
       need |= (uint16_t)(1u << b);
       s->failures++;
     }
@@ -284,6 +312,7 @@ const ptv_strategy ptv_strategy_chandelier = {
     .push_targets = NULL,
     .grant = ch_grant,
     .on_grant = ch_on_grant,
+    .on_report = ch_on_report,
 };
 
 void ptv_chandelier_get_counters(const ptv_node *n, uint32_t *switches, uint32_t *failures,

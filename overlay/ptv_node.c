@@ -58,6 +58,7 @@ _Static_assert(RARITY_SCAN <= 64, "useful_for scans one 64-bit word");
 #ifndef BACKFILL
 #define BACKFILL 2     /* chunks per stripe a child that moved to us is sent from before */
 #endif
+#define SUSPECT_US (10 * PTV_S) /* a free-rider warning rides in our maps this long */
 #define OVERDUE_SLACK_US (300 * PTV_MS) /* a stripe chunk this late may come from anyone */
 #ifndef REPAIR_LEAD_US
 #define REPAIR_LEAD_US (1 * PTV_S) /* ... and so may one due this soon (2 s: repairs crowd out pushes) */
@@ -163,6 +164,9 @@ struct ptv_node {
   ptv_tstamp stripe_dev[NODE_STRIPES_MAX];   /* and its mean deviation */
   ptv_tstamp target_lag; /* live catch-up target, 0: none */
   uint8_t slot_pct;      /* share of the declared upload given out as stripe slots */
+  ptv_id suspect;        /* free-rider warning carried in our maps until suspect_until */
+  uint16_t suspect_deliv;
+  ptv_tstamp suspect_until;
   /* Partner ids by slot (PTV_ID_NONE: free), in the node's own allocation
    * right after it, followed by the partners: finding a partner by id is
    * done for every message and read one cache line instead of one or two
@@ -296,6 +300,8 @@ static int encode_bm(const ptv_node *n, ptv_tstamp now, uint8_t *buf, size_t cap
   m.u.buffermap.queue_ms = (uint16_t)(backlog / 1000 > 65535 ? 65535 : backlog / 1000);
   m.u.buffermap.bits = bits;
   uint8_t depth[NODE_STRIPES_MAX];
+  m.u.buffermap.suspect = now < n->suspect_until ? n->suspect : PTV_ID_NONE;
+  m.u.buffermap.suspect_deliv = n->suspect_deliv;
   if (n->nstripes) {
     for (unsigned s = 0; s < n->nstripes; s++) depth[s] = ptv_node_depth(n, s);
     m.u.buffermap.ndepth = n->nstripes;
@@ -1429,6 +1435,8 @@ static void on_buffermap(ptv_node *n, partner *p, const ptv_msg_buffermap *b,
   p->play = b->play;
   for (unsigned s = 0; s < NODE_STRIPES_MAX; s++)
     p->depth[s] = s < b->ndepth ? b->depth[s] : 255;
+  if (b->suspect != PTV_ID_NONE && n->strat->on_report && b->suspect != n->cfg.self)
+    n->strat->on_report(n, p->id, b->suspect, b->suspect_deliv, now);
   p->free_slots = b->free_slots;
   p->price_kbps = b->price_kbps;
   memset(p->map, 0, sizeof(p->map));
@@ -1760,7 +1768,7 @@ ptv_node *ptv_node_new(const ptv_node_config *c, const ptv_node_callbacks *cb,
   n->chunk_us = c->role == PTV_ROLE_SOURCE ? c->chunk_us : 0;
   n->t_join = n->t_gossip = n->t_maint = n->t_heartbeat = PTV_TSTAMP_MAX;
   n->t_bm_keep = n->t_bm_flush = PTV_TSTAMP_MAX;
-  n->live_hint = n->late_id = PTV_ID_NONE;
+  n->live_hint = n->late_id = n->suspect = PTV_ID_NONE;
   return n;
 }
 
@@ -1866,6 +1874,12 @@ const ptv_node_config *ptv_node_config_get(const ptv_node *n) { return &n->cfg; 
 void *ptv_node_strategy_state(const ptv_node *n) { return n->sdata; }
 void ptv_node_set_target_lag(ptv_node *n, ptv_tstamp lag_us) { n->target_lag = lag_us; }
 void ptv_node_set_slot_pct(ptv_node *n, uint8_t pct) { n->slot_pct = pct > 100 ? 100 : pct; }
+void ptv_node_report_suspect(ptv_node *n, ptv_id id, uint16_t deliv, ptv_tstamp now) {
+  n->suspect = id;
+  n->suspect_deliv = deliv;
+  n->suspect_until = now + SUSPECT_US;
+  bm_dirty(n, now);
+}
 int ptv_node_stripe_delay(const ptv_node *n, unsigned s, ptv_tstamp *mean, ptv_tstamp *dev) {
   if (s >= n->nstripes || !n->stripe_delay[s]) return PTV_ERR_NOT_FOUND;
   *mean = n->stripe_delay[s];

@@ -199,6 +199,10 @@ void ptv_node_set_target_lag(ptv_node *n, ptv_tstamp lag_us);
 /* Share (in %, at most 100) of the declared upload offered as stripe slots;
  * the rest is slack that keeps pushes on time and serves repairs. */
 void ptv_node_set_slot_pct(ptv_node *n, uint8_t pct);
+/* Warns our partners, in the buffer maps of the next 10 s, that peer `id`
+ * delivered only deliv/65535 of what it took on (a likely free-rider);
+ * their strategy's on_report hook hears it. */
+void ptv_node_report_suspect(ptv_node *n, ptv_id id, uint16_t deliv, ptv_tstamp now);
 
 /* ---- actions a strategy may take ---- */
 

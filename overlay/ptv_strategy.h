@@ -49,6 +49,10 @@ typedef struct ptv_strategy {
    * `granted` (and, when full, its price). Optional. */
   void (*on_grant)(ptv_node *n, ptv_id parent, uint16_t asked, uint16_t granted,
                    uint32_t price_kbps, ptv_tstamp now);
+  /* Partner `from` warns (ptv_node_report_suspect) that `suspect` delivered
+   * only deliv/65535 of what it took on. Called for every map that carries
+   * the warning. Optional. */
+  void (*on_report)(ptv_node *n, ptv_id from, ptv_id suspect, uint16_t deliv, ptv_tstamp now);
 } ptv_strategy;
 
 /* The baseline: random partners, accept anyone with a free slot, no

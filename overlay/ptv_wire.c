@@ -19,7 +19,7 @@
 #define PTV_CONNECT_BODYLEN 6
 #define PTV_CONNECT_ACK_BODYLEN 1
 #define PTV_DISCONNECT_BODYLEN 1
-#define PTV_BUFFERMAP_FIXLEN 16
+#define PTV_BUFFERMAP_FIXLEN 22
 #define PTV_REQUEST_BODYLEN 6
 #define PTV_CHUNK_FIXLEN 17
 #define PTV_BUSY_BODYLEN 5
@@ -242,6 +242,8 @@ static uint8_t *put_body(uint8_t *p, const ptv_msg *m) {
     p = put_uint32be(p, bm->play);
     p = put_uint8(p, bm->free_slots);
     p = put_uint16be(p, bm->price_kbps);
+    p = put_uint32be(p, bm->suspect);
+    p = put_uint16be(p, bm->suspect_deliv);
     p = put_uint8(p, bm->ndepth);
     if (bm->ndepth) {
       memcpy(p, bm->depth, bm->ndepth);
@@ -498,7 +500,9 @@ static int decode_body(ptv_msg *m, const uint8_t *p, size_t blen) {
     bm->play = get_uint32be(p + 8);
     bm->free_slots = p[12];
     bm->price_kbps = get_uint16be(p + 13);
-    bm->ndepth = p[15];
+    bm->suspect = get_uint32be(p + 15);
+    bm->suspect_deliv = get_uint16be(p + 19);
+    bm->ndepth = p[21];
     if (bm->nbits > PTV_WIRE_MAX_BITMAP_BITS || bm->ndepth > PTV_STRIPES_MAX) {
       return PTV_ERR_MALFORMED;
     }

@@ -101,13 +101,16 @@ typedef struct {
   /* stripe overlays (see below; zero/none otherwise) */
   uint8_t free_slots;  /* stripe slots the sender can still grant */
   uint16_t price_kbps; /* when full: the lowest bid among its children */
+  ptv_id suspect;      /* a peer the sender found delivering far below its
+                          claim, PTV_ID_NONE if none (free-rider warning) */
+  uint16_t suspect_deliv; /* the share it delivered, x 65535 */
   uint8_t ndepth;      /* <= PTV_STRIPES_MAX */
   const uint8_t *depth; /* ndepth bytes: the sender's hops from the source in
                            each stripe (0 source, 255 not fed) */
   const uint8_t *bits; /* ceil(nbits/8) bytes, bit i = byte i/8, mask 0x80>>(i%8) */
 } ptv_msg_buffermap;
 /* body: base:u32 nbits:u16 queue_ms:u16 play:u32 free:u8 price:u16
- *       ndepth:u8 depth:u8*ndepth bits */
+ *       suspect:u32 suspect_deliv:u16 ndepth:u8 depth:u8*ndepth bits */
 
 /* Stripes: the stream is split into sub-streams (chunk id mod the number of
  * stripes); a child subscribes to some of them from a parent, which then

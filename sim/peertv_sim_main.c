@@ -66,6 +66,7 @@ static json_t *summary_json(const ptv_world_summary *s, const ptv_scenario *sc) 
   json_object_set_new(c, "share_ge_099", json_real(s->cont_share_ge_099));
   json_object_set_new(c, "stayed_mean", json_real(s->cont_stayed_mean));
   json_object_set_new(c, "stayed_share_ge_099", json_real(s->cont_stayed_share_ge_099));
+  json_object_set_new(c, "honest_share_ge_099", json_real(s->cont_honest_share_ge_099));
   json_object_set_new(o, "continuity", c);
   json_object_set_new(o, "peers_played", json_integer(s->peers_played));
   json_object_set_new(o, "never_started", json_integer(s->never_started));

@@ -887,6 +887,25 @@ static int ptv_st_loss(ptv_pctx *c, ptv_scenario *s, char **t, int n) {
   return rc ? rc : ptv_get_q(c, t[1], &ptv_k_pct, "loss", 0, &s->loss);
 }
 
+static int ptv_st_freeriders(ptv_pctx *c, ptv_scenario *s, char **t, int n) {
+  char q[PTV_QLEN];
+  int rc = ptv_arity(c, t, n, 3, 3);
+  if (rc)
+    return rc;
+  rc = ptv_get_q(c, t[1], &ptv_k_pct, "free-rider share", 0, &s->freerider_share);
+  if (rc)
+    return rc;
+  if (s->freerider_share > 1)
+    return ptv_fail(c, PTV_ERR_PARSE, "free-rider share '%s' is above 100%%", PTV_Q(q, t[1]));
+  char *end = NULL;
+  double f = strncmp(t[2], "claim=", 6) == 0 ? strtod(t[2] + 6, &end) : 0;
+  if (!end || end == t[2] + 6 || strcmp(end, "x") != 0 || !(f >= 1 && f <= 1000))
+    return ptv_fail(c, PTV_ERR_PARSE, "'%s' is not a claim factor like claim=4x (1 to 1000), expected '%s'",
+                    PTV_Q(q, t[2]), c->usage);
+  s->freerider_claim = f;
+  return 0;
+}
+
 static int ptv_st_nat(ptv_pctx *c, ptv_scenario *s, char **t, int n) {
   char q[PTV_QLEN];
   int rc = ptv_arity(c, t, n, 3, 3);
@@ -1014,6 +1033,7 @@ static const ptv_stmt ptv_stmts[] = {
     {"latency", ptv_st_latency, "latency uniform LO HI' or 'latency fixed D", 0},
     {"loss", ptv_st_loss, "loss P%", 0},
     {"nat", ptv_st_nat, "nat relay on|off", 0},
+    {"freeriders", ptv_st_freeriders, "freeriders P% claim=Kx", 0},
     {"strategy", ptv_st_strategy, "strategy mesh|chandelier", 0},
     {"join", ptv_st_join, "join N [over DURATION]", 1},
     {"at", ptv_st_at,
@@ -1031,6 +1051,7 @@ static int ptv_scn_defaults(ptv_scenario *s) {
   s->source_kbps = -1.0; /* 5 x stream once the stream rate is known */
   s->buffer_s = 2.0;
   s->nat_share[0] = 1.0;
+  s->freerider_claim = 1.0;
   s->lat_lo_s = 0.010;
   s->lat_hi_s = 0.150;
   s->strategy = PTV_STRATEGY_MESH;

@@ -57,6 +57,8 @@ typedef struct {
                              default 100% open = {1, 0, 0} */
   double lat_lo_s, lat_hi_s; /* `latency uniform LO HI`, default 10-150 ms */
   double loss;            /* `loss P%` as a fraction P/100, default 0 */
+  double freerider_share; /* `freeriders P% claim=Kx`: share of peers that claim */
+  double freerider_claim; /* K times the upload they have (and deliver); default 0, 1 */
   int nat_relay;          /* `nat relay on|off`, default off (fail) */
   int strategy;           /* `strategy mesh|chandelier`, default mesh */
   double run_s;           /* `run D`, required */

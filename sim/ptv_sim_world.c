@@ -43,6 +43,7 @@ typedef struct sim_node {
   uint32_t idx;
   uint8_t online, nat, group, played;
   uint32_t up_kbps;
+  uint32_t claim_kbps; /* a free-rider's claim, else 0 */
   uint32_t online_pos; /* position in w->online, peers only */
   ptv_tstamp timer_at;
   uint64_t timer_ver, rng;
@@ -287,6 +288,10 @@ static void join_peer(ptv_world *w) {
           : u < s->nat_share[0] + s->nat_share[1] ? PTV_NAT_CONE : PTV_NAT_SYMMETRIC;
   sn->group = w->partitioned ? (uint8_t)(splitmix(&w->rng) % w->ngroups) : 0;
   sn->up_kbps = (uint32_t)(up + 0.5);
+  /* Drawn only when the scenario has free-riders, so that every other
+   * scenario keeps its population and random streams. */
+  if (s->freerider_share > 0 && unif(&sn->rng) < s->freerider_share)
+    sn->claim_kbps = (uint32_t)(up * s->freerider_claim + 0.5);
   sn->join_t = w->now;
   ptv_net_set_caps(w->net, sn->idx, up * 1000.0, down * 1000.0);
   ptv_node_config c;
@@ -295,6 +300,7 @@ static void join_peer(ptv_world *w) {
   c.tracker = TRACKER;
   c.nat = sn->nat;
   c.upload_kbps = sn->up_kbps;
+  c.claim_kbps = sn->claim_kbps;
   c.buffer_us = (ptv_tstamp)(s->buffer_s * 1e6);
   c.strategy = w->strat;
   /* A stripe parent needs a partner per child on top of its own partners. */
@@ -795,13 +801,13 @@ int ptv_world_write_peers(const ptv_world *w, FILE *f) {
     peer_figures pf = peer_figures_of(w, sn);
     uint64_t due = pf.due, missed = pf.missed;
     double lag = pf.lag_s;
-    fprintf(f, "%u,%.3f,%u,%s,%d,%d,%.3f,%llu,%llu,%.4f,%.3f,%u,%.3f,%u\n", i - 2,
+    fprintf(f, "%u,%.3f,%u,%s,%d,%d,%.3f,%llu,%llu,%.4f,%.3f,%u,%.3f,%u,%u\n", i - 2,
             (double)sn->join_t / 1e6,
             sn->up_kbps, ptv_nat_name((ptv_nat_type)sn->nat), sn->node != NULL, sn->played,
             sn->played ? (double)(sn->play_t - sn->join_t) / 1e6 : -1.0,
             (unsigned long long)due, (unsigned long long)missed,
             due ? 1.0 - (double)missed / (double)due : 0.0, lag, pf.stalls, pf.stall_s,
-            pf.catchups);
+            pf.catchups, sn->claim_kbps);
   }
   return ferror(f) ? PTV_ERR_IO : 0;
 }
@@ -833,7 +839,7 @@ void ptv_world_summarize(ptv_world *w, ptv_world_summary *o) {
   double *stall = calloc(npeers + 1, sizeof(double));
   double stalls_sum = 0, stall_sum = 0;
   uint32_t nstall = 0;
-  uint32_t nc = 0, nstart = 0, nlag = 0, nstay = 0, stay_ok = 0, ok = 0;
+  uint32_t nc = 0, nstart = 0, nlag = 0, nstay = 0, stay_ok = 0, ok = 0, nhonest = 0, honest_ok = 0;
   double sum = 0, sum_stay = 0, sum_up = 0, peer_min = 0;
   for (uint32_t i = 2; i < w->nn && cont && start && lag && stall; i++) {
     sim_node *sn = &w->n[i];
@@ -862,6 +868,10 @@ void ptv_world_summarize(ptv_world *w, ptv_world_summary *o) {
       sum_stay += c;
       stay_ok += c >= 0.99;
     }
+    if (!sn->claim_kbps) {
+      nhonest++;
+      honest_ok += c >= 0.99;
+    }
   }
   o->peers_joined = npeers;
   o->peers_played = nc;
@@ -875,6 +885,7 @@ void ptv_world_summarize(ptv_world *w, ptv_world_summary *o) {
   o->cont_share_ge_099 = nc ? (double)ok / nc : 0;
   o->cont_stayed_mean = nstay ? sum_stay / nstay : 0;
   o->cont_stayed_share_ge_099 = nstay ? (double)stay_ok / nstay : 0;
+  o->cont_honest_share_ge_099 = nhonest ? (double)honest_ok / nhonest : 0;
   o->startup_p50 = ptv_percentile(start, nstart, 0.5);
   o->startup_p95 = ptv_percentile(start, nstart, 0.95);
   o->lag_p50 = ptv_percentile(lag, nlag, 0.5);

@@ -28,6 +28,7 @@ typedef struct {
   double duration_s, stream_kbps, resource_index, r_max_kbps, lag_bound_s;
   double cont_mean, cont_share_ge_099;
   double cont_stayed_mean, cont_stayed_share_ge_099; /* peers online at the end */
+  double cont_honest_share_ge_099; /* peers that are not free-riders */
   uint32_t peers_played, never_started;
   double startup_p50, startup_p95, lag_p50, lag_p95;
   /* playback pauses per playing peer (late play, re-anchoring): how many,
@@ -57,7 +58,7 @@ void ptv_world_summarize(ptv_world *w, ptv_world_summary *out);
 size_t ptv_world_series(const ptv_world *w, const ptv_series_row **rows);
 
 #define PTV_PEERS_HEADER \
-  "id,join_s,upload_kbps,nat,online_at_end,started,startup_s,chunks_due,chunks_missed,continuity,lag_s,stalls,stall_s,catchups"
+  "id,join_s,upload_kbps,nat,online_at_end,started,startup_s,chunks_due,chunks_missed,continuity,lag_s,stalls,stall_s,catchups,claim_kbps"
 
 /* Writes one CSV line per peer that ever joined (header PTV_PEERS_HEADER
  * first), for per-peer analysis. Returns 0 or PTV_ERR_IO. */

@@ -99,6 +99,14 @@ run_sim "$tmp/out" "$tmp/err" --strategy tree "$scenarios/smoke.scn"
 expect_rc "an unknown --strategy exits 2" 2 "$tmp/err"
 check "an unknown --strategy is named on stderr" grep -q "tree" "$tmp/err"
 
+run_sim "$tmp/out" "$tmp/err" --ch-param no_such=1 "$scenarios/smoke.scn"
+expect_rc "an unknown --ch-param exits 2" 2 "$tmp/err"
+check "an unknown --ch-param is named on stderr" grep -q "no_such" "$tmp/err"
+run_sim "$tmp/out" "$tmp/err" --ch-param hold_s=-3 "$scenarios/smoke.scn"
+expect_rc "a negative --ch-param value exits 2" 2 "$tmp/err"
+run_sim "$tmp/out" "$tmp/err" --help
+check "--help lists the Chandelier parameters" grep -q "slot_pct (default" "$tmp/out"
+
 # ---- scenario errors ------------------------------------------------------
 
 # A bad value on line 6, after a comment, a blank line and good statements.
@@ -167,11 +175,44 @@ else
 fi
 check "the two CSV series are byte-identical" cmp -s "$tmp/a.csv" "$tmp/b.csv"
 
+# Chandelier is as deterministic, and --ch-param changes the run.
+run_sim "$tmp/out1" "$tmp/err1" "$smoke" --strategy chandelier --quiet --csv "$tmp/ca.csv" --json "$tmp/ca.json"
+rc1=$rc
+run_sim "$tmp/out2" "$tmp/err2" "$smoke" --strategy chandelier --quiet --csv "$tmp/cb.csv" --json "$tmp/cb.json"
+rc=$((rc1 > rc ? rc1 : rc))
+expect_rc "smoke.scn under chandelier runs twice with exit 0" 0 "$tmp/err1" "$tmp/err2"
+check "chandelier: the two CSV series are byte-identical" cmp -s "$tmp/ca.csv" "$tmp/cb.csv"
+check "chandelier: the summary names the strategy" grep -q '"strategy": "chandelier"' "$tmp/ca.json"
+run_sim "$tmp/out3" "$tmp/err3" "$smoke" --strategy chandelier --quiet --csv "$tmp/cc.csv" --ch-param slot_pct=50
+check "--ch-param slot_pct=50 gives another run" test -s "$tmp/cc.csv" -a -n "$(cmp "$tmp/ca.csv" "$tmp/cc.csv" 2>&1)"
+
+# Free-riders: about the share asked for claim K times their upload, and the
+# summary reports the honest peers apart.
+cat >"$tmp/fr.scn" <<'EOF'
+seed 2
+stream rate=500kbps chunk=250ms
+source upload=2500kbps
+peers upload=sepidar download=8Mbps
+freeriders 30% claim=4x
+join 200 over 5s
+run 10s
+EOF
+run_sim "$tmp/out5" "$tmp/err5" "$tmp/fr.scn" --quiet --json "$tmp/fr.json" --peers "$tmp/fr.csv"
+expect_rc "a scenario with free-riders runs" 0 "$tmp/err5"
+check "about 30% of the peers claim 4x their upload, the others nothing" python3 -c '
+import csv, json, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+fr = [r for r in rows if int(r["claim_kbps"]) > 0]
+assert all(abs(int(r["claim_kbps"]) - 4 * int(r["upload_kbps"])) <= 2 for r in fr), "claim != 4x"
+assert 0.2 < len(fr) / len(rows) < 0.4, len(fr)
+assert "honest_share_ge_099" in json.load(open(sys.argv[2]))["continuity"]
+' "$tmp/fr.csv" "$tmp/fr.json"
+
 # --peers: one line per peer that joined, consistent with the summary.
 run_sim "$tmp/out4" "$tmp/err4" "$smoke" --quiet --json "$tmp/d.json" --peers "$tmp/peers.csv"
 expect_rc "smoke.scn with --peers exits 0" 0 "$tmp/err4"
 check "--peers writes the documented header" \
-  test "$(head -n 1 "$tmp/peers.csv")" = "id,join_s,upload_kbps,nat,online_at_end,started,startup_s,chunks_due,chunks_missed,continuity,lag_s,stalls,stall_s,catchups"
+  test "$(head -n 1 "$tmp/peers.csv")" = "id,join_s,upload_kbps,nat,online_at_end,started,startup_s,chunks_due,chunks_missed,continuity,lag_s,stalls,stall_s,catchups,claim_kbps"
 check "--peers has one line per joined peer and matches the summary" python3 -c '
 import csv, json, sys
 rows = list(csv.DictReader(open(sys.argv[1])))

@@ -271,12 +271,14 @@ static void test_roundtrip_buffermap(void **state) {
     m.u.buffermap.queue_ms = 65535;
     m.u.buffermap.play = 0x01020304u;
     m.u.buffermap.free_slots = 250;
+    m.u.buffermap.suspect = 0xa1b2c3d4u;
+    m.u.buffermap.suspect_deliv = 0x1234;
     m.u.buffermap.ndepth = (uint8_t)(k % 3 == 0 ? 0 : k % 3 == 1 ? 5 : PTV_STRIPES_MAX);
     m.u.buffermap.depth = depth;
     m.u.buffermap.price_kbps = 0xbeef;
     m.u.buffermap.bits = nbits ? bits : NULL;
     assert_int_equal(roundtrip(&m, &out, buf, sizeof(buf)),
-                     6 + 16 + m.u.buffermap.ndepth + (nbits + 7) / 8);
+                     6 + 22 + m.u.buffermap.ndepth + (nbits + 7) / 8);
     assert_int_equal(out.u.buffermap.ndepth, m.u.buffermap.ndepth);
     if (m.u.buffermap.ndepth) {
       assert_memory_equal(out.u.buffermap.depth, depth, m.u.buffermap.ndepth);
@@ -284,6 +286,8 @@ static void test_roundtrip_buffermap(void **state) {
       assert_null(out.u.buffermap.depth);
     }
     assert_int_equal(out.u.buffermap.free_slots, 250);
+    assert_int_equal(out.u.buffermap.suspect, 0xa1b2c3d4u);
+    assert_int_equal(out.u.buffermap.suspect_deliv, 0x1234);
     assert_int_equal(out.u.buffermap.price_kbps, 0xbeef);
     assert_int_equal(out.u.buffermap.base, 0xfedcba98u);
     assert_int_equal(out.u.buffermap.nbits, nbits);
@@ -291,7 +295,7 @@ static void test_roundtrip_buffermap(void **state) {
     assert_int_equal(out.u.buffermap.play, 0x01020304u);
     /* Bits point into the input buffer, not a copy. */
     if (nbits) {
-      assert_ptr_equal(out.u.buffermap.bits, buf + 6 + 16 + m.u.buffermap.ndepth);
+      assert_ptr_equal(out.u.buffermap.bits, buf + 6 + 22 + m.u.buffermap.ndepth);
     }
     for (i = 0; i < nbits; ++i) {
       assert_int_equal(ptv_wire_bit_get(out.u.buffermap.bits, i),
@@ -334,8 +338,8 @@ static void test_encode_buffermap_clears_padding(void **state) {
   m.u.buffermap.nbits = 9;
   m.u.buffermap.bits = bits;
   roundtrip(&m, &out, buf, sizeof(buf));
-  assert_int_equal(buf[6 + 16], 0xff);
-  assert_int_equal(buf[6 + 17], 0x80);
+  assert_int_equal(buf[6 + 22], 0xff);
+  assert_int_equal(buf[6 + 23], 0x80);
 }
 
 static void test_roundtrip_request(void **state) {
@@ -728,16 +732,16 @@ static void test_decode_fixed_body_length(void **state) {
   assert_int_equal(decode_raw(PTV_MSG_PEERS, zero, 8), PTV_ERR_MALFORMED);
   assert_int_equal(decode_raw(PTV_MSG_SHUFFLE, zero, 1), PTV_ERR_MALFORMED);
   assert_int_equal(decode_raw(PTV_MSG_BUFFERMAP, zero, 7), PTV_ERR_MALFORMED);
-  assert_int_equal(decode_raw(PTV_MSG_BUFFERMAP, zero, 15), PTV_ERR_MALFORMED);
-  assert_int_equal(decode_raw(PTV_MSG_BUFFERMAP, zero, 16), PTV_WIRE_HDRLEN + 16);
+  assert_int_equal(decode_raw(PTV_MSG_BUFFERMAP, zero, 21), PTV_ERR_MALFORMED);
+  assert_int_equal(decode_raw(PTV_MSG_BUFFERMAP, zero, 22), PTV_WIRE_HDRLEN + 22);
   {
     /* ndepth counts bytes that must be there, and at most PTV_STRIPES_MAX */
-    uint8_t bm[16 + PTV_STRIPES_MAX + 1] = {0};
-    bm[15] = 3;
-    assert_int_equal(decode_raw(PTV_MSG_BUFFERMAP, bm, 18), PTV_ERR_MALFORMED);
-    assert_int_equal(decode_raw(PTV_MSG_BUFFERMAP, bm, 19), PTV_WIRE_HDRLEN + 19);
-    bm[15] = PTV_STRIPES_MAX + 1;
-    assert_int_equal(decode_raw(PTV_MSG_BUFFERMAP, bm, 16 + PTV_STRIPES_MAX + 1),
+    uint8_t bm[22 + PTV_STRIPES_MAX + 1] = {0};
+    bm[21] = 3;
+    assert_int_equal(decode_raw(PTV_MSG_BUFFERMAP, bm, 24), PTV_ERR_MALFORMED);
+    assert_int_equal(decode_raw(PTV_MSG_BUFFERMAP, bm, 25), PTV_WIRE_HDRLEN + 25);
+    bm[21] = PTV_STRIPES_MAX + 1;
+    assert_int_equal(decode_raw(PTV_MSG_BUFFERMAP, bm, 22 + PTV_STRIPES_MAX + 1),
                      PTV_ERR_MALFORMED);
   }
   assert_int_equal(decode_raw(PTV_MSG_CHUNK, zero, 16), PTV_ERR_MALFORMED);
@@ -905,12 +909,12 @@ static void test_decode_ids(void **state) {
 }
 
 static int decode_bitmap(unsigned nbits, const uint8_t *bits, size_t nbytes) {
-  uint8_t body[16 + 80] = {0};
+  uint8_t body[22 + 80] = {0};
 
   body[4] = (uint8_t)(nbits >> 8);
   body[5] = (uint8_t)nbits;
-  memcpy(body + 16, bits, nbytes);
-  return decode_raw(PTV_MSG_BUFFERMAP, body, 16 + nbytes);
+  memcpy(body + 22, bits, nbytes);
+  return decode_raw(PTV_MSG_BUFFERMAP, body, 22 + nbytes);
 }
 
 static void test_decode_bitmap(void **state) {
@@ -918,12 +922,12 @@ static void test_decode_bitmap(void **state) {
   unsigned nbits, pad;
 
   memset(bits, 0xff, sizeof(bits));
-  assert_int_equal(decode_bitmap(512, bits, 64), 6 + 16 + 64);
+  assert_int_equal(decode_bitmap(512, bits, 64), 6 + 22 + 64);
   assert_int_equal(decode_bitmap(513, bits, 65), PTV_ERR_MALFORMED);
   assert_int_equal(decode_bitmap(520, bits, 65), PTV_ERR_MALFORMED);
   assert_int_equal(decode_bitmap(0xffff, bits, 0), PTV_ERR_MALFORMED);
-  assert_int_equal(decode_bitmap(0, bits, 0), 6 + 16);
-  assert_int_equal(decode_bitmap(8, bits, 1), 6 + 16 + 1);
+  assert_int_equal(decode_bitmap(0, bits, 0), 6 + 22);
+  assert_int_equal(decode_bitmap(8, bits, 1), 6 + 22 + 1);
   /* bitmap byte count must be exactly ceil(nbits / 8) */
   assert_int_equal(decode_bitmap(0, bits, 1), PTV_ERR_MALFORMED);
   assert_int_equal(decode_bitmap(9, bits + 1, 1), PTV_ERR_MALFORMED);
@@ -939,7 +943,7 @@ static void test_decode_bitmap(void **state) {
     memset(bits, 0, sizeof(bits));
     ptv_wire_bit_set(bits, nbits - 1);
     assert_int_equal(decode_bitmap(nbits, bits, (nbits + 7) / 8),
-                     (int)(6 + 16 + (nbits + 7) / 8));
+                     (int)(6 + 22 + (nbits + 7) / 8));
     for (pad = nbits; pad % 8 != 0; ++pad) {
       memset(bits, 0, sizeof(bits));
       ptv_wire_bit_set(bits, pad);
