@@ -585,7 +585,13 @@ static void on_stripes(ptv_node *n, partner *p, const ptv_msg_stripes *m, ptv_ts
                  ptv_node_stripe_used(n) >= slots ? ptv_node_stripe_price(n) : 0);
     return;
   }
-  uint16_t g = m->mask & all, asked = p->sub_ask;
+  /* Only what we asked for or had: an unasked grant must not take a
+   * stripe away from the parent we chose. */
+  if (m->kind == PTV_STRIPES_EVICT) { /* not an answer: our request stands */
+    p->sub_in &= m->mask;
+    return;
+  }
+  uint16_t g = m->mask & all & (p->sub_ask | p->sub_in), asked = p->sub_ask;
   uint16_t gained = g & ~p->sub_in;
   p->sub_ask = 0;
   if (gained) {
@@ -624,7 +630,7 @@ int ptv_node_stripe_evict(ptv_node *n, ptv_id child, uint16_t mask, ptv_tstamp n
   if (!(p->sub_out & mask)) return 0;
   p->sub_out &= (uint16_t)~mask;
   n->st.partner_changes++;
-  send_stripes(n, child, PTV_STRIPES_GRANT, p->sub_out, 0);
+  send_stripes(n, child, PTV_STRIPES_EVICT, p->sub_out, 0);
   (void)now;
   return 0;
 }

@@ -145,7 +145,7 @@ typedef struct {
   /* why chunks were missed: on their way, held by a partner but not asked
    * for, or held by no partner */
   uint64_t miss_on_way, miss_held, miss_nowhere;
-  uint64_t recv_delay_us, recv_new;
+  uint64_t recv_delay_us, recv_new; /* source-to-us delay summed over new chunks, and their count */
   uint32_t stalls;           /* playback paused: late play or re-anchoring */
   uint32_t catchups;         /* jumps forward to fed partners after a blackout */
   uint64_t pushes;           /* stripe chunks queued to children */
@@ -154,7 +154,7 @@ typedef struct {
   uint64_t stripe_parent, stripe_other, stripe_orphan;
   uint64_t push_sent, push_late, push_wait_us, upq_full;
   ptv_tstamp speedup_us;     /* lag undone by live catch-up */
-  ptv_tstamp stall_us;       /* total pause, which is what the lag grew by */ /* source-to-us delay summed over new chunks */
+  ptv_tstamp stall_us;       /* total pause, which is what the lag grew by */
   uint32_t npartners;
   ptv_chunk_id newest;       /* newest chunk held */
   uint32_t held;             /* chunks held in the window */

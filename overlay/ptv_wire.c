@@ -183,7 +183,7 @@ static int body_len(const ptv_msg *m) {
     return PTV_IDS_FIXLEN + PTV_IDLEN * ids->n;
   }
   case PTV_MSG_STRIPES:
-    if (m->u.stripes.kind > PTV_STRIPES_GRANT) {
+    if (m->u.stripes.kind > PTV_STRIPES_EVICT) {
       return PTV_ERR_INVALID_ARG;
     }
     return PTV_STRIPES_BODYLEN;
@@ -545,7 +545,7 @@ static int decode_body(ptv_msg *m, const uint8_t *p, size_t blen) {
     m->u.stripes.kind = p[0];
     m->u.stripes.mask = get_uint16be(p + 1);
     m->u.stripes.kbps = get_uint32be(p + 3);
-    return m->u.stripes.kind > PTV_STRIPES_GRANT ? PTV_ERR_MALFORMED : 0;
+    return m->u.stripes.kind > PTV_STRIPES_EVICT ? PTV_ERR_MALFORMED : 0;
   default:
     return PTV_ERR_UNKNOWN_TYPE;
   }

@@ -116,12 +116,14 @@ typedef struct {
  * stripes); a child subscribes to some of them from a parent, which then
  * pushes every chunk of those stripes as soon as it has it. */
 #define PTV_STRIPES_SUBSCRIBE 0 /* child -> parent: the stripes I want from you */
-#define PTV_STRIPES_GRANT 1     /* parent -> child: the stripes you get from me */
+#define PTV_STRIPES_GRANT 1     /* parent -> child: the stripes you get from me (an answer) */
+#define PTV_STRIPES_EVICT 2     /* parent -> child, unasked: you keep only these */
 typedef struct {
   uint8_t kind;        /* PTV_STRIPES_* */
   uint16_t mask;       /* bit s: stripe s; the whole set, not a change */
   uint32_t kbps;       /* SUBSCRIBE: the child's bid (its upload capacity);
-                          GRANT: the parent's price when full, else 0 */
+                          GRANT: the parent's price when full, else 0;
+                          EVICT: 0 */
 } ptv_msg_stripes; /* body: kind:u8 mask:u16 kbps:u32 */
 
 typedef struct {

@@ -238,7 +238,7 @@ static void build_seeds(void) {
 
   memset(&m, 0, sizeof(m));
   m.type = PTV_MSG_STRIPES;
-  for (i = 0; i <= PTV_STRIPES_GRANT; ++i) {
+  for (i = 0; i <= PTV_STRIPES_EVICT; ++i) {
     m.u.stripes.kind = (uint8_t)i;
     m.u.stripes.mask = (uint16_t)(0xffff >> i);
     m.u.stripes.kbps = 1280;

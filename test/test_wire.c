@@ -309,7 +309,7 @@ static void test_roundtrip_stripes(void **state) {
   ptv_msg m = {.type = PTV_MSG_STRIPES}, out;
   uint8_t kind;
 
-  for (kind = 0; kind <= PTV_STRIPES_GRANT; ++kind) {
+  for (kind = 0; kind <= PTV_STRIPES_EVICT; ++kind) {
     m.u.stripes.kind = kind;
     m.u.stripes.mask = 0xa5c3;
     m.u.stripes.kbps = 0x89abcdefu;
@@ -322,11 +322,11 @@ static void test_roundtrip_stripes(void **state) {
     assert_int_equal(buf[9], 0x89);
   }
   /* An unknown kind is refused both ways. */
-  m.u.stripes.kind = PTV_STRIPES_GRANT + 1;
+  m.u.stripes.kind = PTV_STRIPES_EVICT + 1;
   assert_int_equal(ptv_wire_encode(buf, sizeof(buf), &m), PTV_ERR_INVALID_ARG);
-  m.u.stripes.kind = PTV_STRIPES_GRANT;
+  m.u.stripes.kind = PTV_STRIPES_EVICT;
   assert_int_equal(ptv_wire_encode(buf, sizeof(buf), &m), 13);
-  buf[6] = PTV_STRIPES_GRANT + 1;
+  buf[6] = PTV_STRIPES_EVICT + 1;
   assert_int_equal(ptv_wire_decode(&out, buf, 13), PTV_ERR_MALFORMED);
 }
 
