@@ -126,14 +126,14 @@ static uint16_t ch_grant(ptv_node *n, ptv_id child, uint16_t want, uint32_t bid,
   if (!want) return 0;
   uint32_t slots = ptv_node_stripe_slots(n);
   ptv_ch_child kids[MAXP];
-  size_t nk = 0;
-  uint32_t np = ptv_node_npartners(n);
-  for (uint32_t i = 0; i < np && nk < MAXP; i++) {
-    ptv_partner_info pi;
-    if (ptv_node_partner(n, i, &pi) != 0 || !pi.sub_out || pi.id == child) continue;
-    kids[nk].id = pi.id;
-    kids[nk].bid_kbps = est_of(s, pi.id, pi.bid_kbps);
-    kids[nk].mask = pi.sub_out;
+  ptv_partner_info pis[MAXP];
+  size_t nk = 0, np = ptv_node_partners(n, pis, MAXP);
+  for (size_t i = 0; i < np; i++) {
+    const ptv_partner_info *pi = &pis[i];
+    if (!pi->sub_out || pi->id == child) continue;
+    kids[nk].id = pi->id;
+    kids[nk].bid_kbps = est_of(s, pi->id, pi->bid_kbps);
+    kids[nk].mask = pi->sub_out;
     nk++;
   }
   /* At most cap children per stripe: a parent sends a stripe's chunk to its
@@ -193,11 +193,10 @@ static void ch_tick(ptv_node *n, ptv_tstamp now) {
   ptv_node_get_stats(n, &ns);
   if (!ns.playing || now < ns.play_start + s->pp.settle_us) return;
   ptv_partner_info pi[MAXP];
-  uint32_t np = ptv_node_npartners(n);
-  if (np > MAXP) np = MAXP;
+  size_t np = ptv_node_partners(n, pi, MAXP);
   uint32_t m = 0;
-  for (uint32_t i = 0; i < np; i++)
-    if (ptv_node_partner(n, i, &pi[m]) == 0 && pi[m].established) m++;
+  for (size_t i = 0; i < np; i++) /* keep the established ones, in order */
+    if (pi[i].established) pi[m++] = pi[i];
   int parent[PTV_STRIPES_MAX];
   for (unsigned b = 0; b < S; b++) parent[b] = -1;
   for (uint32_t i = 0; i < m; i++)

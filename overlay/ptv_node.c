@@ -1845,35 +1845,46 @@ void ptv_node_get_stats(const ptv_node *n, ptv_node_stats *st) {
 
 uint32_t ptv_node_npartners(const ptv_node *n) { return count_partners(n, 0); }
 
+static void partner_info(const partner *p, ptv_partner_info *pi) {
+  pi->id = p->id;
+  pi->nat = p->nat;
+  pi->established = p->state == P_UP;
+  pi->upload_kbps = p->upload_kbps;
+  pi->newest = p->newest;
+  pi->has_map = p->has_map;
+  pi->chunks_from = p->chunks_from;
+  pi->chunks_to = p->chunks_to;
+  pi->since = p->since;
+  pi->sub_in = p->sub_in;
+  pi->sub_out = p->sub_out;
+  pi->sub_ask = p->sub_ask;
+  memcpy(pi->depth, p->depth, sizeof(pi->depth));
+  pi->free_slots = p->free_slots;
+  pi->price_kbps = p->price_kbps;
+  pi->deliv = p->deliv;
+  pi->bid_kbps = p->bid_kbps;
+  pi->sub_since = p->sub_since;
+  pi->play = p->play;
+  pi->last_heard = p->last_heard;
+}
+
 int ptv_node_partner(const ptv_node *n, uint32_t i, ptv_partner_info *pi) {
   uint32_t k = 0;
   for (int j = 0; j < n->maxp; j++) {
     const partner *p = &n->p[j];
     if (p->state == P_FREE) continue;
     if (k++ != i) continue;
-    pi->id = p->id;
-    pi->nat = p->nat;
-    pi->established = p->state == P_UP;
-    pi->upload_kbps = p->upload_kbps;
-    pi->newest = p->newest;
-    pi->has_map = p->has_map;
-    pi->chunks_from = p->chunks_from;
-    pi->chunks_to = p->chunks_to;
-    pi->since = p->since;
-    pi->sub_in = p->sub_in;
-    pi->sub_out = p->sub_out;
-    pi->sub_ask = p->sub_ask;
-    memcpy(pi->depth, p->depth, sizeof(pi->depth));
-    pi->free_slots = p->free_slots;
-    pi->price_kbps = p->price_kbps;
-    pi->deliv = p->deliv;
-    pi->bid_kbps = p->bid_kbps;
-    pi->sub_since = p->sub_since;
-    pi->play = p->play;
-    pi->last_heard = p->last_heard;
+    partner_info(p, pi);
     return 0;
   }
   return PTV_ERR_NOT_FOUND;
+}
+
+size_t ptv_node_partners(const ptv_node *n, ptv_partner_info *out, size_t max) {
+  size_t k = 0;
+  for (int j = 0; j < n->maxp && k < max; j++)
+    if (n->p[j].state != P_FREE) partner_info(&n->p[j], &out[k++]);
+  return k;
 }
 
 const ptv_node_config *ptv_node_config_get(const ptv_node *n) { return &n->cfg; }

@@ -164,6 +164,9 @@ void ptv_node_get_stats(const ptv_node *n, ptv_node_stats *st);
 uint32_t ptv_node_npartners(const ptv_node *n);
 /* Fills *pi for partner i (0 <= i < npartners). Returns 0 or PTV_ERR_NOT_FOUND. */
 int ptv_node_partner(const ptv_node *n, uint32_t i, ptv_partner_info *pi);
+/* Fills out[] with up to max partners (in slot order, as ptv_node_partner
+ * numbers them); returns how many. One pass, for loops over all partners. */
+size_t ptv_node_partners(const ptv_node *n, ptv_partner_info *out, size_t max);
 const ptv_node_config *ptv_node_config_get(const ptv_node *n);
 const ptv_sampler *ptv_node_view(const ptv_node *n);
 int ptv_node_has_chunk(const ptv_node *n, ptv_chunk_id id);
