@@ -36,6 +36,7 @@ typedef struct {
   ptv_tstamp suspect_block_us; /* a peer two partners warned of is not chosen for this long */
   ptv_tstamp silent_us;     /* a parent silent this long is replaced (it sends maps every second) */
   ptv_tstamp settle_us;     /* a newcomer takes stripes once it has played this long */
+  ptv_tstamp settle_fed_us; /* ... or this long, if most of its partners are fed (0: off) */
 } ptv_ch_params;
 
 /* Fills p with the defaults documented in docs/CHANDELIER.md. */

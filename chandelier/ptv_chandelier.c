@@ -182,6 +182,23 @@ static void ch_on_grant(ptv_node *n, ptv_id parent, uint16_t asked, uint16_t gra
   }
 }
 
+/* Most of our partners are fed on every stripe and some have free slots:
+ * we joined an established tree, not a flash crowd. */
+static int partners_fed(const ptv_node *n) {
+  ptv_partner_info pi[MAXP];
+  size_t np = ptv_node_partners(n, pi, MAXP), up = 0, fed = 0, room = 0;
+  unsigned S = ptv_node_nstripes(n);
+  for (size_t i = 0; i < np; i++) {
+    if (!pi[i].established || !pi[i].has_map) continue;
+    up++;
+    int all = 1;
+    for (unsigned b = 0; b < S; b++) all &= pi[i].depth[b] != 255;
+    fed += (size_t)all;
+    room += (size_t)(all && pi[i].free_slots > 0);
+  }
+  return up > 0 && 2 * fed > up && room > 0;
+}
+
 static void ch_tick(ptv_node *n, ptv_tstamp now) {
   ch_state *s = ptv_node_strategy_state(n);
   const ptv_node_config *cfg = ptv_node_config_get(n);
@@ -191,7 +208,10 @@ static void ch_tick(ptv_node *n, ptv_tstamp now) {
    * crowd of parentless peers bidding at once makes for a churning tree. */
   ptv_node_stats ns;
   ptv_node_get_stats(n, &ns);
-  if (!ns.playing || now < ns.play_start + s->pp.settle_us) return;
+  if (!ns.playing) return;
+  if (now < ns.play_start + s->pp.settle_us &&
+      (!s->pp.settle_fed_us || now < ns.play_start + s->pp.settle_fed_us || !partners_fed(n)))
+    return;
   ptv_partner_info pi[MAXP];
   size_t np = ptv_node_partners(n, pi, MAXP);
   uint32_t m = 0;
