@@ -405,6 +405,23 @@ static void enqueue_upload(ptv_node *n, ptv_id to, ptv_chunk_id id,
   r->size = n->meta[id % PTV_CHUNKSET_BITS] & 0x0fffffffu;
 }
 
+/* Queues a stripe push: ordered by key, given up after expire. Returns 0,
+ * or -1 if the upload queue is full. */
+static int enqueue_push(ptv_node *n, ptv_id to, ptv_chunk_id id, ptv_tstamp key,
+                        ptv_tstamp expire) {
+  if (n->nupq == UPQ_MAX) {
+    n->st.upq_full++;
+    return -1;
+  }
+  enqueue_upload(n, to, id, key);
+  n->upq[n->nupq - 1].push = 1;
+  n->upq[n->nupq - 1].expire = expire;
+  n->st.pushes++;
+  return 0;
+}
+
+static ptv_tstamp upload_backlog(const ptv_node *n, ptv_tstamp now);
+
 static void on_request(ptv_node *n, partner *p, const ptv_msg_request *rq,
                        ptv_tstamp now) {
   ptv_msg m;
@@ -416,8 +433,7 @@ static void on_request(ptv_node *n, partner *p, const ptv_msg_request *rq,
     return;
   }
   uint32_t size = n->meta[rq->chunk % PTV_CHUNKSET_BITS] & 0x0fffffffu;
-  ptv_tstamp backlog = n->busy_until > now ? n->busy_until - now : 0;
-  for (int i = 0; i < n->nupq; i++) backlog += tx_us(n->upq[i].size, n->cfg.upload_kbps);
+  ptv_tstamp backlog = upload_backlog(n, now);
   ptv_tstamp need = backlog + tx_us(size, n->cfg.upload_kbps);
   if (n->cfg.upload_kbps == 0 || n->nupq == UPQ_MAX ||
       (n->cfg.role == PTV_ROLE_SOURCE && backlog > tx_us(size, n->cfg.upload_kbps))) {
@@ -534,17 +550,11 @@ static void push_stripe(ptv_node *n, ptv_chunk_id id, ptv_tstamp now) {
     if (p->state != P_UP || !(p->sub_out >> s & 1) || map_has(p, id) ||
         (p->play != PTV_ID_NONE && id < p->play))
       continue;
-    if (n->nupq == UPQ_MAX) {
-      n->st.upq_full++;
-      break;
-    }
     /* Before requests due later than PUSH_LEAD (a request due sooner is a
      * chunk about to be missed), stronger children first: they pass the
      * chunk on to more peers. */
-    enqueue_upload(n, p->id, id, now + PUSH_LEAD - (p->bid_kbps < 100000 ? p->bid_kbps : 100000));
-    n->upq[n->nupq - 1].push = 1;
-    n->upq[n->nupq - 1].expire = exp;
-    n->st.pushes++;
+    ptv_tstamp key = now + PUSH_LEAD - (p->bid_kbps < 100000 ? p->bid_kbps : 100000);
+    if (enqueue_push(n, p->id, id, key, exp) != 0) break;
   }
   serve_uploads(n, now);
 }
@@ -563,10 +573,7 @@ static void backfill(ptv_node *n, partner *p, uint16_t stripes, ptv_tstamp now) 
   ptv_tstamp exp = now + (ptv_tstamp)PUSH_HOLD * n->chunk_us;
   for (ptv_chunk_id id = lo; id <= hi && id >= lo && n->nupq < UPQ_MAX; id++) {
     if (!(stripes >> (id % n->nstripes) & 1) || !has_chunk(n, id) || map_has(p, id)) continue;
-    enqueue_upload(n, p->id, id, now > 100000 ? now - 100000 : 0); /* oldest first */
-    n->upq[n->nupq - 1].push = 1;
-    n->upq[n->nupq - 1].expire = exp;
-    n->st.pushes++;
+    enqueue_push(n, p->id, id, now > 100000 ? now - 100000 : 0, exp); /* before new pushes */
   }
   serve_uploads(n, now);
 }

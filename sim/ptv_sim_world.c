@@ -218,16 +218,15 @@ static void on_playout(void *user, ptv_chunk_id id, int present, ptv_tstamp now)
       unsigned sb = id % S;
       ptv_tstamp m = 0, d = 0;
       ptv_node_stripe_delay(sn->node, sb, &m, &d);
-      uint32_t np = ptv_node_npartners(sn->node);
+      ptv_partner_info pis[64];
+      size_t np = ptv_node_partners(sn->node, pis, 64);
       long par = -1;
       int pd = -1;
-      for (uint32_t k = 0; k < np; k++) {
-        ptv_partner_info pi;
-        if (ptv_node_partner(sn->node, k, &pi) == 0 && (pi.sub_in >> sb & 1)) {
-          par = (long)pi.id - 2;
-          pd = pi.depth[sb];
+      for (size_t k = 0; k < np; k++)
+        if (pis[k].sub_in >> sb & 1) {
+          par = (long)pis[k].id - 2;
+          pd = pis[k].depth[sb];
         }
-      }
       fprintf(stderr, "trace:   stripe %u parent %ld (depth %d) delay %.2f +- %.2f s, playing %d\n",
               sb, par, pd, (double)m / 1e6, (double)d / 1e6, st.playing);
     }
@@ -367,11 +366,9 @@ static void debug_stripes(ptv_world *w, uint32_t t_s) {
     slots += ptv_node_stripe_slots(sn->node);
     used += ptv_node_stripe_used(sn->node);
     uint16_t in = 0;
-    uint32_t np = ptv_node_npartners(sn->node);
-    for (uint32_t k = 0; k < np; k++) {
-      ptv_partner_info pi;
-      if (ptv_node_partner(sn->node, k, &pi) == 0) in |= pi.sub_in;
-    }
+    ptv_partner_info pis[64];
+    size_t np = ptv_node_partners(sn->node, pis, 64);
+    for (size_t k = 0; k < np; k++) in |= pis[k].sub_in;
     if ((unsigned)__builtin_popcount(in) == S) full++;
     if (ptv_node_tree_delay(sn->node)) {
       tdt[t > 15 ? 16 : t] += ptv_node_tree_delay(sn->node) / 1e6;
