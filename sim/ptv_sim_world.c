@@ -81,7 +81,7 @@ struct ptv_world {
   size_t nrows;
   uint64_t events, messages, drop_nat, drop_loss, drop_part;
   /* diagnostics on stderr: PTV_SIM_DEBUG (counters, delivery delay every
-   * 5 s), PTV_SIM_TRACE=peer-id (that peer's misses) */
+   * 5 s), PTV_SIM_TRACE=peer-id (that peer's misses) or all (every miss) */
   int debug;
   long trace;
   uint64_t delay_sum0, delay_n0;
@@ -204,6 +204,21 @@ static void on_playout(void *user, ptv_chunk_id id, int present, ptv_tstamp now)
   sim_node *sn = user;
   ptv_world *w = sn->w;
   w->cur.due++;
+  if (w->trace == -2 && !present) { /* PTV_SIM_TRACE=all: one line per miss */
+    ptv_node_stats st;
+    ptv_node_get_stats(sn->node, &st);
+    unsigned S = ptv_node_nstripes(sn->node), sb = S ? id % S : 0, fed = 0;
+    int pd = -1;
+    ptv_partner_info pis[64];
+    size_t np = ptv_node_partners(sn->node, pis, 64);
+    for (size_t k = 0; k < np; k++) {
+      fed |= pis[k].sub_in;
+      if (S && (pis[k].sub_in >> sb & 1)) pd = pis[k].depth[sb];
+    }
+    fprintf(stderr, "miss peer %ld t %.2f played %.2f lag %.2f stripe %u parent_depth %d stripes_fed %d\n",
+            (long)sn->idx - 2, (double)now / 1e6, (double)(now - st.play_start) / 1e6,
+            (double)st.lag_us / 1e6, sb, pd, __builtin_popcount(fed));
+  }
   if (w->trace >= 0 && (long)sn->idx - 2 == w->trace && !present) {
     ptv_node_stats st;
     ptv_node_get_stats(sn->node, &st);
@@ -637,7 +652,8 @@ ptv_world *ptv_world_new(const ptv_scenario *s, char *err, size_t errlen) {
   w->s = s;
   w->strat = s->strategy == PTV_STRATEGY_CHANDELIER ? &ptv_strategy_chandelier : &ptv_strategy_mesh;
   w->debug = getenv("PTV_SIM_DEBUG") != NULL;
-  w->trace = getenv("PTV_SIM_TRACE") ? atol(getenv("PTV_SIM_TRACE")) : -1;
+  w->trace = !getenv("PTV_SIM_TRACE") ? -1 : strcmp(getenv("PTV_SIM_TRACE"), "all") == 0 ? -2
+                                           : atol(getenv("PTV_SIM_TRACE"));
   w->rng = s->seed ^ 0x5eed5eed5eedULL;
   w->loss_rng = s->seed ^ 0x1055105510551055ULL;
   w->cap = node_bound(s);

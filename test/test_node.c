@@ -109,6 +109,12 @@ struct harness {
     ptv_id to;
     int type;
   } cap[64];
+  /* offers' ages (now minus the source's first send of the chunk), by
+   * (offerer, receiver) and whether the stripe is in offer_mask */
+  ptv_tstamp born[256];
+  uint16_t offer_mask;
+  ptv_tstamp offer_min_age[MAXN][MAXN][2];
+  uint32_t noffered[MAXN][MAXN][2];
   /* stuck-driver detection */
   ptv_tstamp last_t;
   uint64_t same_t;
@@ -205,6 +211,16 @@ static void h_enqueue(harness *h, ptv_id from, ptv_id to, const uint8_t *buf,
     h->bulk_mismatch++;
   if (to == from) h->self_sends++;
   if (rv > 0 && from < (ptv_id)h->nn && to < (ptv_id)h->nn) track_select(h, from, to, &m);
+  if (rv > 0 && m.type == PTV_MSG_CHUNK && from == SOURCE_ID && h->born[m.u.chunk.chunk % 256] == 0)
+    h->born[m.u.chunk.chunk % 256] = h->now;
+  if (rv > 0 && m.type == PTV_MSG_OFFER && from < MAXN && to < MAXN)
+    for (int i = 0; i < m.u.offer.n; i++) {
+      ptv_chunk_id id = m.u.offer.ids[i];
+      int in = (h->offer_mask >> (id % 4) & 1) != 0; /* 4: TS_STRIPES, below */
+      ptv_tstamp age = h->now - h->born[id % 256];
+      if (h->noffered[from][to][in]++ == 0 || age < h->offer_min_age[from][to][in])
+        h->offer_min_age[from][to][in] = age;
+    }
   if (from < (ptv_id)h->nn) {
     nctx *c = &h->ctx[from];
     if (c->sends == 0) {
@@ -1720,6 +1736,63 @@ static void test_stripes_evict_crosses_request(void **state) {
   assert_int_equal(ptv_node_depth(na, 1), 1);
 }
 
+/* A stripe peer is offered a chunk of a stripe it has a parent for only
+ * once the push is late (or it is a hole): an offer it would decline costs
+ * the offerer's uplink a round trip idle. Chunks of its other stripes are
+ * offered at once. Here a takes stripes 0-1 from c, a slow uplink one hop
+ * below the source, so b (no parent for them, fed fast by the source)
+ * holds them first and would offer them young. b's own pushes (stripes 2-3,
+ * from the source) take about 330 ms from a chunk's timestamp, which is a
+ * chunk time (250 ms) before the source sends it: late, for a, is then
+ * 330 + 300 ms after the timestamp, 380 ms after the source sent it. */
+static void test_stripes_offers_skip_parented(void **state) {
+  (void)state;
+  const int a = FIRST_PEER, b = FIRST_PEER + 1, c = FIRST_PEER + 2;
+  ts_reset();
+  uint32_t ups[MAXN];
+  for (int i = 0; i < MAXN; i++) ups[i] = 2000;
+  ups[c] = 400; /* a chunk takes c 312 ms to send */
+  harness *h = h_new_strat(3, ups, 4000, 37, &ts_strategy);
+  h_stripes_ready(h, a, b);
+  assert_true(has_partner(h->node[a], (ptv_id)c, 1));
+  assert_true(has_partner(h->node[b], (ptv_id)a, 1));
+  assert_int_equal(TS_STRIPES, 4);
+  assert_int_equal(ptv_node_subscribe(h->node[c], SOURCE_ID, 0x3, h->now), 0);
+  h_run_until(h, h->now + GRANT_WAIT);
+  assert_int_equal(ptv_node_subscribe(h->node[a], (ptv_id)c, 0x3, h->now), 0);
+  assert_int_equal(ptv_node_subscribe(h->node[b], SOURCE_ID, 0xc, h->now), 0);
+  h_run_until(h, h->now + 2 * PTV_S);
+  assert_int_equal(ptv_node_depth(h->node[b], 2), 1);
+  assert_int_equal(ptv_node_depth(h->node[b], 0), 255);
+  assert_int_equal(ptv_node_depth(h->node[a], 0), 2);
+  assert_int_equal(h_pinfo(h, b, (ptv_id)a).depth[0], 2); /* b sees a parented */
+  assert_int_equal(h_pinfo(h, b, (ptv_id)a).depth[2], 255);
+  h->offer_mask = 0x3;
+  memset(h->noffered, 0, sizeof(h->noffered));
+  h_run_until(h, h->now + 6 * PTV_S);
+  uint32_t in = h->noffered[b][a][1], out = h->noffered[b][a][0];
+  ptv_tstamp young_in = h->offer_min_age[b][a][1], young_out = h->offer_min_age[b][a][0];
+  print_message("b -> a offers: %u of parented stripes (youngest %.3f s), %u others (%.3f s)\n",
+                in, (double)young_in / 1e6, out, (double)young_out / 1e6);
+  if (out == 0 || young_out >= 300 * PTV_MS)
+    fail_msg("b offered a %u ids of its unparented stripes, youngest %.3f s", out,
+             (double)young_out / 1e6);
+  if (in > 0 && young_in < 300 * PTV_MS)
+    fail_msg("b offered a a chunk of a parented stripe %.3f s old", (double)young_in / 1e6);
+  /* Cut the data to a: its parent's pushes stop coming, and b offers the
+   * chunks of a's parented stripes once they are late. */
+  memset(h->noffered, 0, sizeof(h->noffered));
+  h->drop_bulk_to_after[a] = h->now;
+  h_run_until(h, h->now + 3 * PTV_S);
+  in = h->noffered[b][a][1];
+  young_in = h->offer_min_age[b][a][1];
+  print_message("data to a cut: b offered %u (youngest %.3f s)\n", in, (double)young_in / 1e6);
+  if (in == 0 || young_in < 300 * PTV_MS)
+    fail_msg("a starved: b offered it %u chunks of its parented stripes, youngest %.3f s", in,
+             (double)young_in / 1e6);
+  h_free(h);
+}
+
 static void test_stripes_evict(void **state) {
   (void)state;
   const int a = FIRST_PEER;
@@ -2047,6 +2120,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_stripes_evict_crosses_request, teardown),
       cmocka_unit_test_teardown(test_stripes_api_errors, teardown),
       cmocka_unit_test_teardown(test_stripes_suspect_report, teardown),
+      cmocka_unit_test_teardown(test_stripes_offers_skip_parented, teardown),
       cmocka_unit_test_teardown(test_live_catchup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
