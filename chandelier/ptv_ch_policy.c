@@ -24,6 +24,7 @@ void ptv_ch_params_default(ptv_ch_params *p) {
   p->settle_us = 10 * PTV_S;
   p->silent_us = 1 * PTV_S;
   p->suspect_block_us = 60 * PTV_S;
+  p->fail_block_us = 60 * PTV_S;
 }
 
 /* name, kind (i: integer, t: seconds), offset, max */
@@ -37,7 +38,7 @@ static const struct {
 #define PT(f) {#f "_s", 't', offsetof(ptv_ch_params, f##_us), sizeof(ptv_tstamp), 3600}
     PI(max_tier, 254),    PI(max_per_parent, 16), PI(improve_gap, 254), PI(per_stripe_chunks, 64), PI(slot_pct, 100), PI(outbid_pct, 60000),
     PI(deliv_bad, 65535), PT(grace),              PT(hold),             PT(improve),
-    PT(refuse),           PT(ask),                PT(lag_margin),       PT(settle), PT(settle_fed),    PT(silent),    PT(suspect_block),
+    PT(refuse),           PT(ask),                PT(lag_margin),       PT(settle), PT(settle_fed),    PT(silent),    PT(suspect_block), PT(fail_block),
 #undef PI
 #undef PT
 };

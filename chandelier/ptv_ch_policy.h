@@ -34,6 +34,7 @@ typedef struct {
   ptv_tstamp ask_us;        /* an unanswered subscription is given up after this */
   ptv_tstamp lag_margin_us; /* target lag: slowest stripe's delay + 4 deviations + this */
   ptv_tstamp suspect_block_us; /* a peer two partners warned of is not chosen for this long */
+  ptv_tstamp fail_block_us;    /* a parent we found failing is not chosen again for this long */
   ptv_tstamp silent_us;     /* a parent silent this long is replaced (it sends maps every second) */
   ptv_tstamp settle_us;     /* a newcomer takes stripes once it has played this long */
   ptv_tstamp settle_fed_us; /* ... or this long, if most of its partners are fed (0: off) */

@@ -208,6 +208,14 @@ assert 0.2 < len(fr) / len(rows) < 0.4, len(fr)
 assert "honest_share_ge_099" in json.load(open(sys.argv[2]))["continuity"]
 ' "$tmp/fr.csv" "$tmp/fr.json"
 
+# Chandelier with free-riders: parents found failing are blocked for
+# fail_block_s, so the parameter must change the run (it is read by the loop).
+run_sim "$tmp/out6" "$tmp/err6" "$tmp/fr.scn" --strategy chandelier --quiet --csv "$tmp/fb60.csv" \
+  --ch-param settle_s=0 --ch-param grace_s=1
+run_sim "$tmp/out7" "$tmp/err7" "$tmp/fr.scn" --strategy chandelier --quiet --csv "$tmp/fb1.csv" \
+  --ch-param settle_s=0 --ch-param grace_s=1 --ch-param fail_block_s=0.5
+check "--ch-param fail_block_s changes a free-rider run" test -s "$tmp/fb60.csv" -a -n "$(cmp "$tmp/fb60.csv" "$tmp/fb1.csv" 2>&1)"
+
 # --peers: one line per peer that joined, consistent with the summary.
 run_sim "$tmp/out4" "$tmp/err4" "$smoke" --quiet --json "$tmp/d.json" --peers "$tmp/peers.csv"
 expect_rc "smoke.scn with --peers exits 0" 0 "$tmp/err4"

@@ -29,6 +29,7 @@ static const char *const k_names[] = {
     "max_tier",  "max_per_parent", "improve_gap", "slot_pct", "per_stripe_chunks",
     "outbid_pct", "deliv_bad",     "grace_s",     "hold_s",   "improve_s",
     "refuse_s",  "ask_s",          "lag_margin_s", "settle_s", "settle_fed_s",  "silent_s", "suspect_block_s",
+    "fail_block_s",
 };
 
 /* "bid beats price by more than pct %", exactly, in integers. */
@@ -46,7 +47,7 @@ static int params_equal(const ptv_ch_params *a, const ptv_ch_params *b) {
          a->improve_us == b->improve_us && a->refuse_us == b->refuse_us &&
          a->ask_us == b->ask_us && a->lag_margin_us == b->lag_margin_us &&
          a->settle_us == b->settle_us && a->settle_fed_us == b->settle_fed_us && a->silent_us == b->silent_us &&
-         a->suspect_block_us == b->suspect_block_us;
+         a->suspect_block_us == b->suspect_block_us && a->fail_block_us == b->fail_block_us;
 }
 
 static ptv_ch_params defaults(void) {
