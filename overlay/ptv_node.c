@@ -712,13 +712,14 @@ static int peer_useful_any(const ptv_node *n, const partner *p) {
 }
 
 /* Chunk id is later than partner p, fed by a stripe parent, can expect it:
- * older than our own stripe delay plus a hop per tier it is deeper, and
+ * older than our own stripe delay plus a hop per tier it is deeper than our
+ * depth md in that stripe, and
  * slack (we cannot see its statistics; an orphaned subtree looks like this). */
-static int stripe_late_for(const ptv_node *n, const partner *p, ptv_chunk_id id) {
+static int stripe_late_for(const ptv_node *n, const partner *p, ptv_chunk_id id, uint8_t md) {
   unsigned s = id % n->nstripes;
   ptv_tstamp ts = n->epoch + (ptv_tstamp)id * n->chunk_us;
   ptv_tstamp mine = n->stripe_delay[s] ? n->stripe_delay[s] + 2 * n->stripe_dev[s] : n->tree_delay;
-  uint8_t md = ptv_node_depth(n, s), pd = p->depth[s];
+  uint8_t pd = p->depth[s];
   if (md != 255 && pd > md) mine += (ptv_tstamp)(pd - md) * LATE_HOP_US;
   return n->last_now > ts + mine + OVERDUE_SLACK_US;
 }
@@ -757,6 +758,8 @@ static int useful_for(const ptv_node *n, const partner *p, ptv_chunk_id *out, in
    * that got few early copies: everyone moves on to fresher ones and it
    * spreads only when it is due. */
   int best_lack[PTV_WIRE_MAX_IDS];
+  uint8_t my_depth[NODE_STRIPES_MAX]; /* our depth per stripe, bit set in looked once known */
+  unsigned looked = 0;
   ptv_chunk_id from;
   uint64_t cand = peer_candidates(n, p, lo, &from);
   while (cand) {
@@ -769,9 +772,14 @@ static int useful_for(const ptv_node *n, const partner *p, ptv_chunk_id *out, in
      * idle, which the peers still without parents (newcomers) need. In
      * churn this cut newcomers' misses by a quarter (stayers >= 0.99:
      * 0.931 -> 0.955, 0.929 -> 0.962). */
-    if (n->nstripes && p->depth[id % n->nstripes] != 255 && !map_has(p, id + n->nstripes) &&
-        !stripe_late_for(n, p, id))
-      continue;
+    if (n->nstripes && p->depth[id % n->nstripes] != 255 && !map_has(p, id + n->nstripes)) {
+      unsigned sb = id % n->nstripes;
+      if (!(looked >> sb & 1)) { /* once per call: a scan of our partners */
+        my_depth[sb] = ptv_node_depth(n, sb);
+        looked |= 1u << sb;
+      }
+      if (!stripe_late_for(n, p, id, my_depth[sb])) continue;
+    }
     int lack;
     uint32_t off = n->have.newest - id; /* lacks[] is indexed from our newest */
     if (!lacks || off >= LACK_CACHE) lack = count_lacking(n, id);
