@@ -16,6 +16,13 @@ const char *ptv_strerror(int err) {
   case PTV_ERR_IO: return "I/O error";
   case PTV_ERR_CALLBACK: return "callback failed";
   case PTV_ERR_BAD_SIG: return "bad signature";
+  case PTV_ERR_CRYPTO: return "cryptographic operation or authentication failed";
+  case PTV_ERR_STORE: return "store (database) error";
+  case PTV_ERR_EXISTS: return "already exists";
+  case PTV_ERR_CLOSED: return "closed";
+  case PTV_ERR_AGAIN: return "try again later";
+  case PTV_ERR_TIMEOUT: return "timed out";
+  case PTV_ERR_REPLAY: return "replayed packet";
   default: return "unknown error";
   }
 }

@@ -23,6 +23,14 @@ extern "C" {
 #define PTV_ERR_IO -11          /* the operating system refused a file operation */
 #define PTV_ERR_CALLBACK -12    /* a user callback failed */
 #define PTV_ERR_BAD_SIG -13     /* a signature did not verify */
+#define PTV_ERR_CRYPTO -14      /* a cipher or key operation failed, or a
+                                   packet failed authentication */
+#define PTV_ERR_STORE -15       /* the durable store (database) failed */
+#define PTV_ERR_EXISTS -16      /* an entry with that key already exists */
+#define PTV_ERR_CLOSED -17      /* the link or connection is closed */
+#define PTV_ERR_AGAIN -18       /* not now: a window or queue is full, retry later */
+#define PTV_ERR_TIMEOUT -19     /* the peer did not answer in time */
+#define PTV_ERR_REPLAY -20      /* a packet was seen before (replay) */
 
 /* Returns a static English description of an error code; never NULL. */
 const char *ptv_strerror(int err);
