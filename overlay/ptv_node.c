@@ -59,6 +59,9 @@ _Static_assert(RARITY_SCAN <= 64, "useful_for scans one 64-bit word");
 #define BACKFILL 2     /* chunks per stripe a child that moved to us is sent from before */
 #endif
 #define SUSPECT_US (10 * PTV_S) /* a free-rider warning rides in our maps this long */
+#define BLOCK_MAX 8               /* peers cut off for bad chunks, remembered at once */
+#define BLOCK_US (600 * PTV_S)    /* ... for this long */
+#define KEEP_DEFAULT_US (8 * PTV_S) /* payload mode: payloads kept behind the newest */
 #define OVERDUE_SLACK_US (300 * PTV_MS) /* a stripe chunk this late may come from anyone */
 #ifndef LATE_HOP_US
 #define LATE_HOP_US (400 * PTV_MS) /* a tier deeper is this much later, or less */
@@ -121,6 +124,16 @@ typedef struct {
   ptv_tstamp expire; /* given up (BUSY TOO_LATE) after this; = deadline unless pushed */
 } upreq;
 
+/* Payload mode: one chunk's bytes and the source's signature. */
+typedef struct {
+  ptv_chunk_id id;
+  uint32_t len;
+  uint8_t *data;          /* NULL: slot empty */
+  ptv_tstamp ts;          /* the source's time stamp, forwarded unchanged */
+  uint8_t flags;          /* KEYFRAME | SIGNED */
+  uint8_t sig[PTV_WIRE_SIGLEN];
+} pl_slot;
+
 typedef struct {
   ptv_chunk_id id;
   ptv_id from;
@@ -167,6 +180,12 @@ struct ptv_node {
   ptv_tstamp stripe_dev[NODE_STRIPES_MAX];   /* and its mean deviation */
   ptv_tstamp target_lag; /* live catch-up target, 0: none */
   uint8_t slot_pct;      /* share of the declared upload given out as stripe slots */
+  pl_slot *pl;           /* payload mode: by ring slot (PTV_CHUNKSET_BITS) */
+  ptv_chunk_id pl_lo;    /* no payload is held below this id */
+  uint8_t *txbuf;        /* payload mode: an encoded chunk on its way out */
+  size_t txcap;
+  ptv_id blocked[BLOCK_MAX]; /* sent us bad chunks: refused until blocked_until */
+  ptv_tstamp blocked_until[BLOCK_MAX];
   ptv_id suspect;        /* free-rider warning carried in our maps until suspect_until */
   uint16_t suspect_deliv;
   ptv_tstamp suspect_until;
@@ -228,6 +247,65 @@ static ptv_peer_desc self_desc(const ptv_node *n) {
 
 static int has_chunk(const ptv_node *n, ptv_chunk_id id) {
   return ptv_chunkset_has(&n->have, id);
+}
+
+/* ---- payloads (payload mode) ---------------------------------------------- */
+
+static pl_slot *pl_get(const ptv_node *n, ptv_chunk_id id) {
+  if (!n->pl) return NULL;
+  pl_slot *sl = &n->pl[id % PTV_CHUNKSET_BITS];
+  return sl->data && sl->id == id ? sl : NULL;
+}
+
+static void pl_free(ptv_node *n, pl_slot *sl) {
+  if (!sl->data) return;
+  free(sl->data);
+  sl->data = NULL;
+  n->st.payloads_held--;
+}
+
+/* Releases payloads older than keep_us behind our newest chunk that we no
+ * longer need to play: memory stays bounded at a few seconds of stream. */
+static void pl_trim(ptv_node *n) {
+  if (!n->pl || !n->have.count || !n->chunk_us) return;
+  ptv_tstamp keep_us = n->cfg.keep_us ? n->cfg.keep_us : KEEP_DEFAULT_US;
+  ptv_chunk_id keep = (ptv_chunk_id)(keep_us / n->chunk_us) + 1;
+  if (n->have.newest < keep) return;
+  ptv_chunk_id lo = n->have.newest - keep;
+  if (n->cfg.role == PTV_ROLE_PEER && n->playing && n->play_next < lo) lo = n->play_next;
+  if (n->cfg.role == PTV_ROLE_PEER && !n->playing && n->start_decided && n->start_chunk < lo)
+    lo = n->start_chunk;
+  if (lo > n->pl_lo + PTV_CHUNKSET_BITS) n->pl_lo = lo - PTV_CHUNKSET_BITS;
+  for (; n->pl_lo < lo; n->pl_lo++) {
+    pl_slot *sl = &n->pl[n->pl_lo % PTV_CHUNKSET_BITS];
+    if (sl->data && sl->id == n->pl_lo) pl_free(n, sl);
+  }
+}
+
+/* Stores a copy of c's payload and signature. Returns 0 or PTV_ERR_NOMEM. */
+static int pl_store(ptv_node *n, const ptv_msg_chunk *c) {
+  pl_slot *sl = &n->pl[c->chunk % PTV_CHUNKSET_BITS];
+  uint8_t *d = malloc(c->payload_len ? c->payload_len : 1);
+  if (!d) return PTV_ERR_NOMEM;
+  pl_free(n, sl); /* an id a whole window older: long out of use */
+  memcpy(d, c->payload, c->payload_len);
+  sl->data = d;
+  sl->id = c->chunk;
+  sl->len = c->payload_len;
+  sl->ts = c->ts_us;
+  sl->flags = (uint8_t)(c->flags & PTV_CHUNK_KEYFRAME);
+  if (c->sig) {
+    memcpy(sl->sig, c->sig, PTV_WIRE_SIGLEN);
+    sl->flags |= PTV_CHUNK_SIGNED;
+  }
+  n->st.payloads_held++;
+  return 0;
+}
+
+static int is_blocked(const ptv_node *n, ptv_id id, ptv_tstamp now) {
+  for (int i = 0; i < BLOCK_MAX; i++)
+    if (n->blocked[i] == id && n->blocked_until[i] > now) return 1;
+  return 0;
 }
 
 static uint8_t rev8(uint8_t b) {
@@ -365,7 +443,7 @@ static void serve_uploads(ptv_node *n, ptv_tstamp now) {
       if (r.expire < now) n->st.push_late++;
       else n->st.push_wait_us += now - r.queued, n->st.push_sent++;
     }
-    if (r.expire < now || !has_chunk(n, r.id)) {
+    if (r.expire < now || !has_chunk(n, r.id) || (n->pl && !pl_get(n, r.id))) {
       /* Tell the requester at once, so it asks elsewhere in time. */
       ptv_msg b;
       MSG_INIT(b, PTV_MSG_BUSY, busy);
@@ -378,18 +456,38 @@ static void serve_uploads(ptv_node *n, ptv_tstamp now) {
     ptv_msg m;
     MSG_INIT(m, PTV_MSG_CHUNK, chunk);
     m.u.chunk.chunk = r.id;
-    m.u.chunk.ts_us = n->epoch + (ptv_tstamp)r.id * n->chunk_us;
-    m.u.chunk.flags = (uint8_t)((meta >> 28) | PTV_CHUNK_DETACHED);
-    m.u.chunk.payload_len = meta & 0x0fffffffu;
-    uint8_t buf[64];
-    int len = ptv_wire_encode(buf, sizeof(buf), &m);
+    uint8_t sbuf[64], *buf = sbuf;
+    size_t cap = sizeof(sbuf), vlen;
+    const pl_slot *sl = pl_get(n, r.id);
+    if (sl) { /* the bytes and the source's stamp and signature, as they came */
+      m.u.chunk.ts_us = sl->ts;
+      m.u.chunk.flags = sl->flags;
+      m.u.chunk.payload_len = sl->len;
+      m.u.chunk.payload = sl->data;
+      m.u.chunk.sig = sl->flags & PTV_CHUNK_SIGNED ? sl->sig : NULL;
+      cap = 6 + 17 + PTV_WIRE_SIGLEN + (size_t)sl->len;
+      if (cap > n->txcap) {
+        uint8_t *nb = realloc(n->txbuf, cap);
+        if (!nb) continue;
+        n->txbuf = nb;
+        n->txcap = cap;
+      }
+      buf = n->txbuf;
+      vlen = 0;
+    } else {
+      m.u.chunk.ts_us = n->epoch + (ptv_tstamp)r.id * n->chunk_us;
+      m.u.chunk.flags = (uint8_t)((meta >> 28) | PTV_CHUNK_DETACHED);
+      m.u.chunk.payload_len = meta & 0x0fffffffu;
+      vlen = m.u.chunk.payload_len;
+    }
+    int len = ptv_wire_encode(buf, cap, &m);
     if (len < 0) continue;
-    n->cb.send(n->user, r.to, buf, (size_t)len, m.u.chunk.payload_len, 1);
-    n->st.bytes_up += (uint64_t)len + m.u.chunk.payload_len;
+    n->cb.send(n->user, r.to, buf, (size_t)len, vlen, 1);
+    n->st.bytes_up += (uint64_t)len + vlen;
     p->chunks_to++;
     if (n->copies && n->copies[r.id % PTV_CHUNKSET_BITS] < 255) n->copies[r.id % PTV_CHUNKSET_BITS]++;
     ptv_tstamp start = n->busy_until > now ? n->busy_until : now;
-    n->busy_until = start + tx_us((uint32_t)len + m.u.chunk.payload_len, n->cfg.upload_kbps);
+    n->busy_until = start + tx_us((uint32_t)(len + vlen), n->cfg.upload_kbps);
   }
 }
 
@@ -430,7 +528,7 @@ static void on_request(ptv_node *n, partner *p, const ptv_msg_request *rq,
   ptv_msg m;
   MSG_INIT(m, PTV_MSG_BUSY, busy);
   m.u.busy.chunk = rq->chunk;
-  if (!has_chunk(n, rq->chunk)) {
+  if (!has_chunk(n, rq->chunk) || (n->pl && !pl_get(n, rq->chunk))) {
     m.u.busy.reason = PTV_BUSY_NOT_HELD;
     send_msg(n, p->id, &m);
     return;
@@ -1326,7 +1424,8 @@ static partner *alloc_partner(ptv_node *n, const ptv_peer_desc *d, uint8_t state
 }
 
 int ptv_node_connect(ptv_node *n, const ptv_peer_desc *d, ptv_tstamp now) {
-  if (d->id == n->cfg.self || find_partner(n, d->id)) return PTV_ERR_INVALID_ARG;
+  if (d->id == n->cfg.self || find_partner(n, d->id) || is_blocked(n, d->id, now))
+    return PTV_ERR_INVALID_ARG;
   partner *p = alloc_partner(n, d, P_PENDING, now);
   if (!p) return PTV_ERR_FULL;
   ptv_msg m = {.type = PTV_MSG_CONNECT};
@@ -1431,6 +1530,34 @@ static void on_chunk(ptv_node *n, ptv_id from, partner *p, const ptv_msg_chunk *
     n->st.late_chunks++;
     return;
   }
+  if (n->pl) {
+    /* Only the source's own bytes are played or forwarded. A forgery cuts
+     * its sender off and is reported, so the tracker can ban it. */
+    if ((c->flags & PTV_CHUNK_DETACHED) ||
+        (n->cb.verify_chunk && n->cb.verify_chunk(n->user, c) != 0)) {
+      n->st.chunks_bad++;
+      int slot = 0;
+      for (int i = 1; i < BLOCK_MAX; i++)
+        if (n->blocked_until[i] < n->blocked_until[slot]) slot = i;
+      n->blocked[slot] = from;
+      n->blocked_until[slot] = now + BLOCK_US;
+      if (p) {
+        ptv_msg d = {.type = PTV_MSG_DISCONNECT};
+        send_msg(n, from, &d);
+        remove_partner(n, p);
+      }
+      ptv_sampler_remove(&n->view, from);
+      if (n->cfg.tracker != PTV_ID_NONE) {
+        ptv_msg r;
+        MSG_INIT(r, PTV_MSG_REPORT, report);
+        r.u.report.suspect = from;
+        r.u.report.reason = PTV_REPORT_BAD_CHUNK;
+        send_msg(n, n->cfg.tracker, &r);
+      }
+      return;
+    }
+    if (pl_store(n, c) != 0) return; /* no memory: as if it never came */
+  }
   if (ptv_chunkset_add(&n->have, c->chunk) != 1) return;
   if (now > c->ts_us) n->st.recv_delay_us += now - c->ts_us;
   n->st.recv_new++;
@@ -1468,6 +1595,7 @@ static void on_chunk(ptv_node *n, ptv_id from, partner *p, const ptv_msg_chunk *
     }
   }
   if (n->cb.on_chunk) n->cb.on_chunk(n->user, from, c->chunk, now);
+  pl_trim(n);
   bm_dirty(n, now);
   if (n->nstripes) push_stripe(n, c->chunk, now);
 }
@@ -1510,7 +1638,7 @@ static void on_connect(ptv_node *n, ptv_id from, const ptv_msg_connect *c,
   partner *p = find_partner(n, from);
   ptv_peer_desc d = {from, c->nat, 0, c->upload_kbps};
   if (!p) {
-    int ok = count_partners(n, 0) < n->maxp && !n->left;
+    int ok = count_partners(n, 0) < n->maxp && !n->left && !is_blocked(n, from, now);
     if (ok && n->strat->accept) ok = n->strat->accept(n, &d);
     if (ok) p = alloc_partner(n, &d, P_UP, now);
     if (!p) {
@@ -1698,31 +1826,70 @@ ptv_tstamp ptv_node_get_expiry(const ptv_node *n) {
     w = start_not_before(n);
     if (w > n->last_now) t = tmin(t, w);
   }
-  if (n->cfg.role == PTV_ROLE_SOURCE) t = tmin(t, ptv_source_next_due(&n->src));
+  if (n->cfg.role == PTV_ROLE_SOURCE && !n->pl) t = tmin(t, ptv_source_next_due(&n->src));
   return t;
 }
 
+/* A chunk the source has made: held, offered and pushed. */
+static void source_new_chunk(ptv_node *n, const ptv_chunk_meta *cm, ptv_tstamp now);
+
 static void source_tick(ptv_node *n, ptv_tstamp now) {
   ptv_chunk_meta cm;
-  while (ptv_source_poll(&n->src, now, &cm)) {
-    ptv_chunkset_add(&n->have, cm.id);
-    n->copies[cm.id % PTV_CHUNKSET_BITS] = 0;
-    n->meta[cm.id % PTV_CHUNKSET_BITS] =
-        (cm.size & 0x0fffffffu) | ((uint32_t)(cm.keyframe ? PTV_CHUNK_KEYFRAME : 0) << 28);
-    n->last_new_chunk = now;
-    ptv_id targets[32];
-    size_t k = 0;
-    if (n->strat->push_targets) k = n->strat->push_targets(n, cm.id, targets, 32, rnd(n));
-    for (size_t i = 0; i < k; i++) enqueue_upload(n, targets[i], cm.id, now + n->chunk_us);
-    bm_dirty(n, now);
-    if (n->nstripes) push_stripe(n, cm.id, now);
+  while (ptv_source_poll(&n->src, now, &cm)) source_new_chunk(n, &cm, now);
+}
+
+int64_t ptv_node_source_publish(ptv_node *n, const uint8_t *payload, uint32_t len,
+                                int keyframe, ptv_tstamp now) {
+  if (!n->pl || n->cfg.role != PTV_ROLE_SOURCE || !n->started || n->left || !payload ||
+      len == 0 || len > PTV_NODE_MAX_PAYLOAD)
+    return PTV_ERR_INVALID_ARG;
+  n->last_now = now;
+  ptv_chunk_meta cm = {n->src.next_id, now, len, (uint8_t)(keyframe != 0)};
+  uint8_t sig[PTV_WIRE_SIGLEN];
+  ptv_msg_chunk c = {.chunk = cm.id, .ts_us = now,
+                     .flags = (uint8_t)(keyframe ? PTV_CHUNK_KEYFRAME : 0),
+                     .payload_len = len, .payload = payload};
+  if (n->cb.sign_chunk && n->cb.sign_chunk(n->user, &c, sig) == 0) {
+    c.sig = sig;
+    c.flags |= PTV_CHUNK_SIGNED;
   }
+  if (pl_store(n, &c) != 0) return PTV_ERR_NOMEM;
+  n->src.next_id++;
+  source_new_chunk(n, &cm, now);
+  pl_trim(n);
+  serve_uploads(n, now);
+  make_offers(n, now);
+  return cm.id;
+}
+
+int ptv_node_chunk_payload(const ptv_node *n, ptv_chunk_id id, const uint8_t **payload,
+                           uint32_t *len, int *keyframe) {
+  const pl_slot *sl = pl_get(n, id);
+  if (!sl) return PTV_ERR_NOT_FOUND;
+  *payload = sl->data;
+  *len = sl->len;
+  if (keyframe) *keyframe = sl->flags & PTV_CHUNK_KEYFRAME;
+  return 0;
+}
+
+static void source_new_chunk(ptv_node *n, const ptv_chunk_meta *cm, ptv_tstamp now) {
+  ptv_chunkset_add(&n->have, cm->id);
+  n->copies[cm->id % PTV_CHUNKSET_BITS] = 0;
+  n->meta[cm->id % PTV_CHUNKSET_BITS] =
+      (cm->size & 0x0fffffffu) | ((uint32_t)(cm->keyframe ? PTV_CHUNK_KEYFRAME : 0) << 28);
+  n->last_new_chunk = now;
+  ptv_id targets[32];
+  size_t k = 0;
+  if (n->strat->push_targets) k = n->strat->push_targets(n, cm->id, targets, 32, rnd(n));
+  for (size_t i = 0; i < k; i++) enqueue_upload(n, targets[i], cm->id, now + n->chunk_us);
+  bm_dirty(n, now);
+  if (n->nstripes) push_stripe(n, cm->id, now);
 }
 
 void ptv_node_handle_expiry(ptv_node *n, ptv_tstamp now) {
   if (!n->started || n->left) return;
   n->last_now = now;
-  if (n->cfg.role == PTV_ROLE_SOURCE) source_tick(n, now);
+  if (n->cfg.role == PTV_ROLE_SOURCE && !n->pl) source_tick(n, now);
   if (now >= n->t_join) {
     rejoin(n, now, 1);
     n->t_join = now + JOIN_RETRY_US;
@@ -1796,7 +1963,10 @@ ptv_node *ptv_node_new(const ptv_node_config *c, const ptv_node_callbacks *cb,
   n->p = (partner *)((char *)n + pids);
   for (int i = 0; i < maxp; i++) n->pid[i] = PTV_ID_NONE;
   if (c->role == PTV_ROLE_SOURCE) n->copies = calloc(PTV_CHUNKSET_BITS, 1);
-  if (c->role == PTV_ROLE_SOURCE && !n->copies) {
+  if (c->carry_payload) n->pl = calloc(PTV_CHUNKSET_BITS, sizeof(pl_slot));
+  if ((c->role == PTV_ROLE_SOURCE && !n->copies) || (c->carry_payload && !n->pl)) {
+    free(n->copies);
+    free(n->pl);
     free(n);
     return NULL;
   }
@@ -1805,6 +1975,7 @@ ptv_node *ptv_node_new(const ptv_node_config *c, const ptv_node_callbacks *cb,
   n->nstripes = n->strat->stripes > NODE_STRIPES_MAX ? NODE_STRIPES_MAX : n->strat->stripes;
   if (n->strat->init && !(n->sdata = n->strat->init(n))) {
     free(n->copies);
+    free(n->pl);
     free(n);
     return NULL;
   }
@@ -1820,6 +1991,10 @@ ptv_node *ptv_node_new(const ptv_node_config *c, const ptv_node_callbacks *cb,
 void ptv_node_free(ptv_node *n) {
   if (!n) return;
   if (n->strat->fini) n->strat->fini(n->sdata);
+  if (n->pl)
+    for (unsigned i = 0; i < PTV_CHUNKSET_BITS; i++) pl_free(n, &n->pl[i]);
+  free(n->pl);
+  free(n->txbuf);
   free(n->copies);
   free(n);
 }

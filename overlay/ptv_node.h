@@ -49,6 +49,16 @@ typedef struct {
   void (*on_play_start)(void *user, ptv_chunk_id first, ptv_tstamp now);
   /* Optional: a chunk arrived that the node did not hold (for statistics). */
   void (*on_chunk)(void *user, ptv_id from, ptv_chunk_id id, ptv_tstamp now);
+  /* Payload mode only (config carry_payload). Source: signs a chunk it
+   * publishes: writes the PTV_WIRE_SIGLEN-byte signature of
+   * ptv_wire_chunk_sigbase(c) followed by c->payload into sig; returns 0 or
+   * non-zero (the chunk is then published unsigned). NULL: unsigned. */
+  int (*sign_chunk)(void *user, const ptv_msg_chunk *c, uint8_t *sig);
+  /* Peer: checks a received chunk (c->sig is NULL if it came unsigned);
+   * returns 0 to accept it. A chunk refused is dropped, its sender is cut
+   * off (disconnected, refused for BLOCK time) and reported to the tracker
+   * (REPORT, reason BAD_CHUNK). NULL: every chunk is accepted. */
+  int (*verify_chunk)(void *user, const ptv_msg_chunk *c);
 } ptv_node_callbacks;
 
 typedef struct {
@@ -66,6 +76,12 @@ typedef struct {
   uint8_t target_partners; /* partners a peer looks for (default 8) */
   uint8_t max_partners;    /* partners accepted (default 14; source: from upload) */
   const struct ptv_strategy *strategy; /* NULL: the random mesh */
+  /* 0: chunks travel DETACHED (sizes only: the simulator). 1: real payloads:
+   * the source gets them from ptv_node_source_publish, peers keep them from
+   * arrival until keep_us behind the newest chunk (and never before they are
+   * played) and forward them with the source's signature. */
+  uint8_t carry_payload;
+  ptv_tstamp keep_us;      /* payload mode: default 8 s */
 } ptv_node_config;
 
 /* Fills c with defaults (role peer, 8/14 partners, 2 s buffer, 250 ms chunks). */
@@ -100,6 +116,20 @@ void ptv_node_handle_expiry(ptv_node *n, ptv_tstamp now);
  * state, without reading it) and with stage 1 one event ahead (its partners,
  * found from that state). */
 void ptv_node_prefetch(const ptv_node *n, int stage);
+
+/* Payload-mode source: publishes the next chunk (payload copied; time
+ * stamped `now`; signed through callbacks.sign_chunk). Returns its chunk id
+ * (>= 0), or PTV_ERR_INVALID_ARG (not a payload-mode source, not started,
+ * len 0 or larger than PTV_NODE_MAX_PAYLOAD), PTV_ERR_NOMEM. */
+#define PTV_NODE_MAX_PAYLOAD (8u << 20)
+int64_t ptv_node_source_publish(ptv_node *n, const uint8_t *payload, uint32_t len,
+                                int keyframe, ptv_tstamp now);
+
+/* Payload mode: the payload of a held chunk (valid until the next call into
+ * the node). Returns 0, or PTV_ERR_NOT_FOUND if not held (or already
+ * released). keyframe may be NULL. */
+int ptv_node_chunk_payload(const ptv_node *n, ptv_chunk_id id, const uint8_t **payload,
+                           uint32_t *len, int *keyframe);
 
 /* Seeds the gossip view (e.g. from a saved peer list) without the tracker. */
 void ptv_node_add_known(ptv_node *n, const ptv_peer_desc *d);
@@ -155,6 +185,8 @@ typedef struct {
   uint64_t push_sent, push_late, push_wait_us, upq_full;
   ptv_tstamp speedup_us;     /* lag undone by live catch-up */
   ptv_tstamp stall_us;       /* total pause, which is what the lag grew by */
+  uint64_t chunks_bad;       /* chunks refused by verify_chunk (payload mode) */
+  uint32_t payloads_held;    /* payloads in memory (payload mode) */
   uint32_t npartners;
   ptv_chunk_id newest;       /* newest chunk held */
   uint32_t held;             /* chunks held in the window */

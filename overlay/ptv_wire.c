@@ -26,6 +26,7 @@
 #define PTV_IDS_FIXLEN 1
 #define PTV_IDLEN 4
 #define PTV_STRIPES_BODYLEN 7
+#define PTV_REPORT_BODYLEN 5
 
 #define PTV_NAT_MAX PTV_NAT_UNKNOWN
 #define PTV_ACK_MAX PTV_ACK_REFUSED
@@ -187,6 +188,11 @@ static int body_len(const ptv_msg *m) {
       return PTV_ERR_INVALID_ARG;
     }
     return PTV_STRIPES_BODYLEN;
+  case PTV_MSG_REPORT:
+    if (m->u.report.reason > PTV_REPORT_MAX) {
+      return PTV_ERR_INVALID_ARG;
+    }
+    return PTV_REPORT_BODYLEN;
   default:
     return PTV_ERR_INVALID_ARG;
   }
@@ -297,10 +303,26 @@ static uint8_t *put_body(uint8_t *p, const ptv_msg *m) {
     p = put_uint8(p, m->u.stripes.kind);
     p = put_uint16be(p, m->u.stripes.mask);
     return put_uint32be(p, m->u.stripes.kbps);
+  case PTV_MSG_REPORT:
+    p = put_uint32be(p, m->u.report.suspect);
+    return put_uint8(p, m->u.report.reason);
   default:
     /* body_len() has already rejected unknown types. */
     return p;
   }
+}
+
+void ptv_wire_chunk_sigbase(const ptv_msg_chunk *c, uint8_t out[PTV_WIRE_SIGBASE_LEN]) {
+  uint8_t *p = out;
+
+  memcpy(p, "PTVCHNK1", 8);
+  p += 8;
+  p = put_uint32be(p, c->chunk);
+  p = put_uint64be(p, c->ts_us);
+  /* Only the keyframe flag means something to a player; SIGNED/DETACHED
+   * describe the carriage and may differ between hops. */
+  p = put_uint8(p, (uint8_t)(c->flags & PTV_CHUNK_KEYFRAME));
+  put_uint32be(p, c->payload_len);
 }
 
 int ptv_wire_encoded_len(const ptv_msg *m) {
@@ -546,6 +568,13 @@ static int decode_body(ptv_msg *m, const uint8_t *p, size_t blen) {
     m->u.stripes.mask = get_uint16be(p + 1);
     m->u.stripes.kbps = get_uint32be(p + 3);
     return m->u.stripes.kind > PTV_STRIPES_EVICT ? PTV_ERR_MALFORMED : 0;
+  case PTV_MSG_REPORT:
+    if (blen != PTV_REPORT_BODYLEN) {
+      return PTV_ERR_MALFORMED;
+    }
+    m->u.report.suspect = get_uint32be(p);
+    m->u.report.reason = p[4];
+    return m->u.report.reason > PTV_REPORT_MAX ? PTV_ERR_MALFORMED : 0;
   default:
     return PTV_ERR_UNKNOWN_TYPE;
   }

@@ -38,7 +38,8 @@ typedef enum {
   PTV_MSG_OFFER = 13,      /* I can send you these chunks now */
   PTV_MSG_SELECT = 14,     /* send me these of the chunks you offered */
   PTV_MSG_STRIPES = 15,    /* stripe subscription (child -> parent) or grant */
-  PTV_MSG_TYPE_MAX = 15
+  PTV_MSG_REPORT = 16,     /* peer -> tracker: this peer misbehaved */
+  PTV_MSG_TYPE_MAX = 16
 } ptv_msg_type;
 
 /* A peer as gossiped: 10 bytes on the wire (id:u32 nat:u8 age:u8 up:u32). */
@@ -163,6 +164,21 @@ typedef struct {
   ptv_chunk_id ids[PTV_WIRE_MAX_IDS];
 } ptv_msg_ids; /* body: n:u8 id:u32*n */
 
+#define PTV_REPORT_BAD_CHUNK 0 /* sent a chunk whose signature did not verify */
+#define PTV_REPORT_MALFORMED 1 /* sent malformed messages */
+#define PTV_REPORT_MAX PTV_REPORT_MALFORMED
+typedef struct {
+  ptv_id suspect;
+  uint8_t reason;       /* PTV_REPORT_* */
+} ptv_msg_report; /* body: suspect:u32 reason:u8 */
+
+/* What the source signs for a chunk: this fixed header, then the payload.
+ * "PTVCHNK1" chunk:u32 ts:u64 keyframe:u8 payload_len:u32 (25 bytes). The
+ * signature is Ed25519ph (RFC 8032, pre-hashed, so it can be computed and
+ * checked without copying the payload next to the header). */
+#define PTV_WIRE_SIGBASE_LEN 25
+void ptv_wire_chunk_sigbase(const ptv_msg_chunk *c, uint8_t out[PTV_WIRE_SIGBASE_LEN]);
+
 typedef struct {
   uint8_t type; /* ptv_msg_type */
   union {
@@ -180,6 +196,7 @@ typedef struct {
     ptv_msg_ids offer;
     ptv_msg_ids select;
     ptv_msg_stripes stripes;
+    ptv_msg_report report;
   } u;
 } ptv_msg;
 /* LEAVE has an empty body. */

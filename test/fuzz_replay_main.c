@@ -245,6 +245,14 @@ static void build_seeds(void) {
     add_seed(&m);
   }
 
+  memset(&m, 0, sizeof(m));
+  m.type = PTV_MSG_REPORT;
+  for (i = 0; i <= PTV_REPORT_MAX; ++i) {
+    m.u.report.suspect = (ptv_id)(i * 77u);
+    m.u.report.reason = (uint8_t)i;
+    add_seed(&m);
+  }
+
   /* One input with several messages back to back. */
   start = arena_used;
   for (i = 0; i < nseeds; i += 5) {

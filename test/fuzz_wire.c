@@ -125,6 +125,9 @@ static int msg_equal(const ptv_msg *a, const ptv_msg *b) {
   case PTV_MSG_STRIPES:
     return a->u.stripes.kind == b->u.stripes.kind && a->u.stripes.mask == b->u.stripes.mask &&
            a->u.stripes.kbps == b->u.stripes.kbps;
+  case PTV_MSG_REPORT:
+    return a->u.report.suspect == b->u.report.suspect &&
+           a->u.report.reason == b->u.report.reason;
   default:
     return 0;
   }

@@ -774,6 +774,63 @@ static void test_irrelevant_messages_ignored(void **state) {
   ptv_tracker_free(t);
 }
 
+static int g_bans;
+static ptv_id g_banned;
+static void cb_ban(void *user, ptv_id id, ptv_tstamp now) {
+  g_bans++;
+  g_banned = id;
+}
+
+static void report(ptv_tracker *t, ptv_id from, ptv_id suspect, ptv_tstamp now) {
+  ptv_msg m = {.type = PTV_MSG_REPORT};
+  uint8_t buf[64];
+  m.u.report.suspect = suspect;
+  m.u.report.reason = PTV_REPORT_BAD_CHUNK;
+  assert_int_equal(ptv_tracker_recv(t, from, buf, enc(buf, &m), now), 0);
+}
+
+/* Forged chunks: two distinct members' reports ban the sender; one liar,
+ * repeated reports, a non-member's or a self-report do not. */
+static void test_reports_ban(void **state) {
+  harness h;
+  memset(&h, 0, sizeof(h));
+  h.rng = 7;
+  ptv_tracker_callbacks cb = {.send = cb_send, .rand = cb_rand, .on_ban = cb_ban};
+  ptv_tracker_config c = {.self = TRACKER_ID, .chunk_us = CHUNK_US};
+  ptv_tracker *t = ptv_tracker_new(&c, &cb, &h);
+  assert_non_null(t);
+  g_bans = 0;
+  for (ptv_id id = 10; id < 14; id++) join(t, &h, id, PTV_ROLE_PEER, 0, 1, 0);
+  report(t, 10, 13, 1 * S);
+  report(t, 10, 13, 2 * S); /* the same reporter again */
+  report(t, 99, 13, 2 * S); /* not a member */
+  report(t, 13, 13, 2 * S); /* itself */
+  assert_false(ptv_tracker_banned(t, 13));
+  assert_int_equal(ptv_tracker_nmembers(t), 4);
+  report(t, 11, 13, 3 * S);
+  assert_true(ptv_tracker_banned(t, 13));
+  assert_int_equal(g_bans, 1);
+  assert_int_equal(g_banned, 13);
+  assert_int_equal(ptv_tracker_nmembers(t), 3);
+  report(t, 12, 13, 4 * S); /* already banned: no second callback */
+  assert_int_equal(g_bans, 1);
+  /* its JOIN goes unanswered and it is never handed out */
+  ptv_msg m = {.type = PTV_MSG_JOIN};
+  uint8_t buf[64];
+  size_t before = h.nsent;
+  assert_int_equal(ptv_tracker_recv(t, 13, buf, enc(buf, &m), 5 * S), 0);
+  assert_int_equal(h.nsent, before);
+  for (int i = 0; i < 20; i++) {
+    ptv_msg_peers p = join(t, &h, 10, PTV_ROLE_PEER, 0, 1, 6 * S);
+    assert_false(peers_has(&p, 13));
+  }
+  /* a ban from the driver (a key its store lists) */
+  assert_int_equal(ptv_tracker_ban(t, 12, 7 * S), 0);
+  assert_true(ptv_tracker_banned(t, 12));
+  assert_int_equal(ptv_tracker_nmembers(t), 2);
+  ptv_tracker_free(t);
+}
+
 static void test_send_failure_tolerated(void **state) {
   /* A failing send callback does not undo the membership change. */
   harness h;
@@ -788,6 +845,7 @@ static void test_send_failure_tolerated(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_new_rejects_missing_callbacks),
+      cmocka_unit_test(test_reports_ban),
       cmocka_unit_test(test_new_initial_state),
       cmocka_unit_test(test_first_join),
       cmocka_unit_test(test_join_excludes_joiner_and_offers_all_when_few),

@@ -330,6 +330,50 @@ static void test_roundtrip_stripes(void **state) {
   assert_int_equal(ptv_wire_decode(&out, buf, 13), PTV_ERR_MALFORMED);
 }
 
+static void test_roundtrip_report(void **state) {
+  uint8_t buf[BUFSZ];
+  ptv_msg m = {.type = PTV_MSG_REPORT}, out;
+
+  m.u.report.suspect = 0x01020304u;
+  m.u.report.reason = PTV_REPORT_BAD_CHUNK;
+  assert_int_equal(roundtrip(&m, &out, buf, sizeof(buf)), 6 + 5);
+  assert_int_equal(out.u.report.suspect, 0x01020304u);
+  assert_int_equal(out.u.report.reason, PTV_REPORT_BAD_CHUNK);
+  assert_int_equal(buf[6], 0x01); /* suspect:u32 reason:u8, big-endian */
+  assert_int_equal(buf[10], PTV_REPORT_BAD_CHUNK);
+  m.u.report.reason = PTV_REPORT_MAX + 1;
+  assert_int_equal(ptv_wire_encode(buf, sizeof(buf), &m), PTV_ERR_INVALID_ARG);
+  buf[10] = PTV_REPORT_MAX + 1;
+  assert_int_equal(ptv_wire_decode(&out, buf, 11), PTV_ERR_MALFORMED);
+  buf[10] = PTV_REPORT_MALFORMED;
+  assert_int_equal(ptv_wire_decode(&out, buf, 10), PTV_ERR_SHORT);
+}
+
+/* The signed bytes name the chunk, its time, its keyframe flag and its
+ * length, and nothing that changes between hops. */
+static void test_chunk_sigbase(void **state) {
+  ptv_msg_chunk c = {.chunk = 7, .ts_us = 0x0102030405060708ull,
+                     .flags = PTV_CHUNK_KEYFRAME | PTV_CHUNK_SIGNED, .payload_len = 300};
+  uint8_t a[PTV_WIRE_SIGBASE_LEN], b[PTV_WIRE_SIGBASE_LEN];
+
+  ptv_wire_chunk_sigbase(&c, a);
+  assert_memory_equal(a, "PTVCHNK1", 8);
+  assert_int_equal(a[11], 7);
+  assert_int_equal(a[12], 0x01);
+  assert_int_equal(a[20], 1);
+  assert_int_equal(a[23], 300 >> 8);
+  c.flags = PTV_CHUNK_KEYFRAME; /* carriage flags do not count */
+  ptv_wire_chunk_sigbase(&c, b);
+  assert_memory_equal(a, b, sizeof(a));
+  c.flags = 0; /* the keyframe flag does */
+  ptv_wire_chunk_sigbase(&c, b);
+  assert_memory_not_equal(a, b, sizeof(a));
+  c.flags = PTV_CHUNK_KEYFRAME;
+  c.chunk = 8;
+  ptv_wire_chunk_sigbase(&c, b);
+  assert_memory_not_equal(a, b, sizeof(a));
+}
+
 static void test_encode_buffermap_clears_padding(void **state) {
   static const uint8_t bits[] = {0xff, 0xff};
   uint8_t buf[BUFSZ];
@@ -633,14 +677,14 @@ static void test_decode_version(void **state) {
 }
 
 static void test_decode_unknown_type(void **state) {
-  /* 16 is the first unassigned type since STRIPES (15). */
-  static const uint8_t types[] = {0, 16, 17, 255};
+  /* 17 is the first unassigned type since REPORT (16). */
+  static const uint8_t types[] = {0, 17, 18, 255};
   uint8_t buf[PTV_WIRE_HDRLEN + 1] = {1, 0, 0, 0, 0, 0, 0};
   ptv_msg m;
   size_t i;
 
-  assert_int_equal(PTV_MSG_TYPE_MAX, 15);
-  assert_int_equal(PTV_MSG_TYPE_MAX + 1, 16);
+  assert_int_equal(PTV_MSG_TYPE_MAX, 16);
+  assert_int_equal(PTV_MSG_TYPE_MAX + 1, 17);
   for (i = 0; i < sizeof(types); ++i) {
     buf[1] = types[i];
     assert_int_equal(decode_exact(&m, buf, PTV_WIRE_HDRLEN),
@@ -1224,6 +1268,8 @@ int main(void) {
       cmocka_unit_test(test_encode_nobuf),
       cmocka_unit_test(test_encode_invalid),
       cmocka_unit_test(test_bit_helpers),
+      cmocka_unit_test(test_roundtrip_report),
+      cmocka_unit_test(test_chunk_sigbase),
   };
 
   init_blobs();

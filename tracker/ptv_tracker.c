@@ -7,6 +7,15 @@
 
 #define SWEEP_US (5 * PTV_S)
 #define EMPTY UINT32_MAX
+#define REPORTS_MAX 64   /* suspects with reports pending, at once */
+#define REPORTERS_MAX 8
+
+/* Reports against one peer not yet banned: distinct reporters. */
+typedef struct {
+  ptv_id suspect;
+  uint8_t n;
+  ptv_id by[REPORTERS_MAX];
+} report;
 
 typedef struct {
   ptv_peer_desc d;
@@ -25,6 +34,10 @@ struct ptv_tracker {
   ptv_id source;
   ptv_chunk_id live;
   ptv_tstamp next_sweep;
+  report rep[REPORTS_MAX];
+  uint32_t nrep;
+  ptv_id *banned;
+  uint32_t nbanned, capbanned;
 };
 
 /* Fibonacci hashing: the high bits of the product mix every bit of id. */
@@ -132,6 +145,51 @@ static void send_peers(ptv_tracker *t, ptv_id to) {
   if (len > 0) t->cb.send(t->user, to, buf, (size_t)len);
 }
 
+int ptv_tracker_banned(const ptv_tracker *t, ptv_id id) {
+  for (uint32_t i = 0; i < t->nbanned; i++)
+    if (t->banned[i] == id) return 1;
+  return 0;
+}
+
+int ptv_tracker_ban(ptv_tracker *t, ptv_id id, ptv_tstamp now) {
+  if (ptv_tracker_banned(t, id)) return 0;
+  if (t->nbanned == t->capbanned) {
+    uint32_t ncap = t->capbanned ? 2 * t->capbanned : 16;
+    ptv_id *nb = realloc(t->banned, ncap * sizeof(*nb));
+    if (!nb) return PTV_ERR_NOMEM;
+    t->banned = nb;
+    t->capbanned = ncap;
+  }
+  t->banned[t->nbanned++] = id;
+  remove_member(t, id);
+  for (uint32_t i = 0; i < t->nrep; i++)
+    if (t->rep[i].suspect == id) {
+      t->rep[i] = t->rep[--t->nrep];
+      break;
+    }
+  if (t->cb.on_ban) t->cb.on_ban(t->user, id, now);
+  return 0;
+}
+
+/* A member says `suspect` sent it a forged chunk. Counted once per
+ * reporter; enough distinct reporters ban the suspect. */
+static void on_report(ptv_tracker *t, ptv_id from, ptv_id suspect, ptv_tstamp now) {
+  if (suspect == from || hfind(t, from) == EMPTY || ptv_tracker_banned(t, suspect)) return;
+  report *r = NULL;
+  for (uint32_t i = 0; i < t->nrep && !r; i++)
+    if (t->rep[i].suspect == suspect) r = &t->rep[i];
+  if (!r) {
+    if (t->nrep == REPORTS_MAX) return; /* a flood of reports: the oldest stand */
+    r = &t->rep[t->nrep++];
+    memset(r, 0, sizeof(*r));
+    r->suspect = suspect;
+  }
+  for (uint8_t i = 0; i < r->n; i++)
+    if (r->by[i] == from) return;
+  if (r->n < REPORTERS_MAX) r->by[r->n++] = from;
+  if (r->n >= t->cfg.ban_reports) ptv_tracker_ban(t, suspect, now);
+}
+
 int ptv_tracker_recv(ptv_tracker *t, ptv_id from, const uint8_t *buf, size_t len,
                      ptv_tstamp now) {
   ptv_msg m;
@@ -140,6 +198,7 @@ int ptv_tracker_recv(ptv_tracker *t, ptv_id from, const uint8_t *buf, size_t len
   if (from == PTV_ID_NONE) return PTV_ERR_INVALID_ARG;
   switch (m.type) {
   case PTV_MSG_JOIN: {
+    if (ptv_tracker_banned(t, from)) break;
     member *e = touch(t, from, now);
     if (!e) return PTV_ERR_NOMEM;
     e->d.nat = m.u.join.nat;
@@ -159,6 +218,9 @@ int ptv_tracker_recv(ptv_tracker *t, ptv_id from, const uint8_t *buf, size_t len
   }
   case PTV_MSG_LEAVE:
     remove_member(t, from);
+    break;
+  case PTV_MSG_REPORT:
+    on_report(t, from, m.u.report.suspect, now);
     break;
   default:
     break;
@@ -188,6 +250,7 @@ ptv_tracker *ptv_tracker_new(const ptv_tracker_config *c,
   if (t->cfg.sample == 0) t->cfg.sample = 20;
   if (t->cfg.sample > PTV_WIRE_MAX_DESCS - 1) t->cfg.sample = PTV_WIRE_MAX_DESCS - 1;
   if (t->cfg.expire_us == 0) t->cfg.expire_us = 60 * PTV_S;
+  if (t->cfg.ban_reports == 0) t->cfg.ban_reports = 2;
   t->cb = *cb;
   t->user = user;
   t->source = PTV_ID_NONE;
@@ -204,6 +267,7 @@ void ptv_tracker_free(ptv_tracker *t) {
   if (!t) return;
   free(t->m);
   free(t->hash);
+  free(t->banned);
   free(t);
 }
 

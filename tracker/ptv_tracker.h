@@ -17,6 +17,9 @@ typedef struct ptv_tracker ptv_tracker;
 typedef struct {
   int (*send)(void *user, ptv_id to, const uint8_t *buf, size_t len);
   uint64_t (*rand)(void *user);
+  /* Optional: `id` was banned (reported by ban_reports distinct members for
+   * sending forged chunks); the driver may make it durable (ban its key). */
+  void (*on_ban)(void *user, ptv_id id, ptv_tstamp now);
 } ptv_tracker_callbacks;
 
 typedef struct {
@@ -24,6 +27,8 @@ typedef struct {
   uint32_t chunk_us;      /* the channel's chunk duration, told to peers */
   uint8_t sample;         /* peers per PEERS answer (default 20, max 63) */
   ptv_tstamp expire_us;   /* forget a member silent this long (default 60 s) */
+  uint8_t ban_reports;    /* distinct members whose REPORT bans a peer (default
+                             2: one liar cannot get an honest peer banned) */
 } ptv_tracker_config;
 
 /* Returns NULL on allocation failure. */
@@ -42,5 +47,11 @@ void ptv_tracker_handle_expiry(ptv_tracker *t, ptv_tstamp now);
 uint32_t ptv_tracker_nmembers(const ptv_tracker *t);
 /* Newest chunk the source reported, or UINT32_MAX. */
 ptv_chunk_id ptv_tracker_live(const ptv_tracker *t);
+/* 1 if `id` is banned: it is no longer handed out and its JOINs go
+ * unanswered. */
+int ptv_tracker_banned(const ptv_tracker *t, ptv_id id);
+/* Bans `id` at once (e.g. a key the driver's store lists as banned). Returns
+ * 0 or PTV_ERR_NOMEM. */
+int ptv_tracker_ban(ptv_tracker *t, ptv_id id, ptv_tstamp now);
 
 #endif
