@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ptv_ctl.h"
 #include "ptv_err.h"
 #include "ptv_wire.h"
 
@@ -86,6 +87,58 @@ static void add_seed(const ptv_msg *m) {
     exit(1);
   }
   register_seed(arena_push(buf, (size_t)rv), (size_t)rv);
+}
+
+static void add_ctl_seed(const ptv_ctl *m) {
+  uint8_t buf[WORK_SIZE];
+  int rv = ptv_ctl_encode(buf, sizeof(buf), m);
+
+  if (rv < 0) {
+    fprintf(stderr, "fuzz_wire_replay: control seed type %u: %s\n", m->type,
+            ptv_strerror(rv));
+    exit(1);
+  }
+  register_seed(arena_push(buf, (size_t)rv), (size_t)rv);
+}
+
+/* One seed of every control message type (ptv_ctl). */
+static void add_ctl_seeds(void) {
+  static const uint8_t key[PTV_CTL_PKLEN] = {1, 2, 3}, sig[PTV_CTL_SIGLEN] = {9};
+  ptv_ctl c;
+
+  memset(&c, 0, sizeof(c));
+  c.type = PTV_CTL_HELLO;
+  c.u.hello.role = PTV_ROLE_SOURCE;
+  c.u.hello.want_id = PTV_ID_NONE;
+  c.u.hello.pk = key;
+  c.u.hello.sig = sig;
+  c.u.hello.name = "news.hd";
+  c.u.hello.name_len = 7;
+  c.u.hello.desc = "evening news";
+  c.u.hello.desc_len = 12;
+  c.u.hello.chunk_us = 250000;
+  add_ctl_seed(&c);
+  memset(&c, 0, sizeof(c));
+  c.type = PTV_CTL_WELCOME;
+  c.u.welcome.id = 77;
+  c.u.welcome.publisher_pk = key;
+  add_ctl_seed(&c);
+  memset(&c, 0, sizeof(c));
+  c.type = PTV_CTL_ERROR;
+  c.u.error.code = PTV_CTL_E_NO_CHANNEL;
+  c.u.error.text = "no such channel";
+  c.u.error.text_len = 15;
+  add_ctl_seed(&c);
+  memset(&c, 0, sizeof(c));
+  c.type = PTV_CTL_SIGNAL;
+  c.u.signal.peer = 5;
+  c.u.signal.kind = PTV_SIG_CANDIDATE;
+  c.u.signal.data = (const uint8_t *)"a=candidate:1 1 UDP 2013266431 127.0.0.1 40000 typ host";
+  c.u.signal.data_len = 56;
+  add_ctl_seed(&c);
+  memset(&c, 0, sizeof(c));
+  c.type = PTV_CTL_END;
+  add_ctl_seed(&c);
 }
 
 static void fill_descs(ptv_peer_desc *d, size_t n) {
@@ -252,6 +305,8 @@ static void build_seeds(void) {
     m.u.report.reason = (uint8_t)i;
     add_seed(&m);
   }
+
+  add_ctl_seeds();
 
   /* One input with several messages back to back. */
   start = arena_used;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ptv_ctl.h"
 #include "ptv_err.h"
 #include "ptv_wire.h"
 
@@ -162,6 +163,33 @@ static void check_roundtrip(const ptv_msg *m, const uint8_t *wire,
   free(out);
 }
 
+/* A control message (ptv_ctl, types from 32; same framing) must re-encode
+ * to the very bytes it was decoded from. Returns its length or < 0. */
+static int check_ctl(const uint8_t *data, size_t size) {
+  ptv_ctl c;
+  int rv = ptv_ctl_decode(&c, data, size);
+  if (rv < 0) {
+    if (rv != PTV_ERR_SHORT && rv != PTV_ERR_VERSION && rv != PTV_ERR_UNKNOWN_TYPE &&
+        rv != PTV_ERR_MALFORMED) {
+      abort();
+    }
+    return rv;
+  }
+  if ((size_t)rv < PTV_WIRE_HDRLEN || (size_t)rv > size) {
+    abort();
+  }
+  uint8_t *out = malloc((size_t)rv);
+  if (out == NULL || ptv_ctl_encode(out, (size_t)rv - 1, &c) != PTV_ERR_NOBUF ||
+      ptv_ctl_encode(out, (size_t)rv, &c) != rv || memcmp(out, data, (size_t)rv) != 0) {
+    abort();
+  }
+  free(out);
+  if (ptv_ctl_frame_len(data, size, PTV_CTL_MAX_BODY) != rv) {
+    abort();
+  }
+  return rv;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   size_t off = 0;
   ptv_msg m;
@@ -169,6 +197,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
   while (off < size) {
     rv = ptv_wire_decode(&m, data + off, size - off);
+    if (rv == PTV_ERR_UNKNOWN_TYPE && size - off > 1 && data[off + 1] >= PTV_CTL_TYPE_MIN) {
+      rv = check_ctl(data + off, size - off);
+      if (rv < 0) {
+        break;
+      }
+      off += (size_t)rv;
+      continue;
+    }
     if (rv < 0) {
       if (rv != PTV_ERR_SHORT && rv != PTV_ERR_VERSION &&
           rv != PTV_ERR_UNKNOWN_TYPE && rv != PTV_ERR_MALFORMED) {
