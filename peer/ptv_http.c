@@ -12,7 +12,9 @@
  * would make MHD call it again at once, i.e. busy-wait); a write resumes
  * it. MHD does not notice a client closing a suspended connection, so while
  * suspended a second uv_poll_t watches the socket for EPOLLRDHUP only. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* strdup, memmem, strndup under -std=c11 */
+#endif
 #include "ptv_http.h"
 
 #include <arpa/inet.h>
