@@ -1,0 +1,114 @@
+/* peertv-peer -- watch a PeerTV channel. See docs/peertv-peer.1. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ptv_host.h"
+#include "ptv_rt.h"
+#include "ptv_wire.h"
+
+static void usage(FILE *f) {
+  fputs("Usage: peertv-peer --tracker HOST:PORT --channel NAME [options]\n"
+        "Watch a PeerTV channel: find partners through the tracker, connect to them\n"
+        "with ICE, exchange SRTP-protected chunks, play them and upload to others.\n\n"
+        "Options:\n"
+        "  --tracker HOST:PORT    the tracker (required)\n"
+        "  --channel NAME         the channel (required)\n"
+        "  --http ADDR:PORT       serve GET /stats (JSON) there (port 0: any; printed)\n"
+        "  --record FILE          write the played stream (MPEG-TS chunks) to FILE\n"
+        "  --upload-limit RATE    upload cap over all partners, e.g. 4M, 800k (default 10M)\n"
+        "  --buffer SECONDS       playback buffer (default 2)\n"
+        "  --stun HOST:PORT       STUN server for server-reflexive candidates\n"
+        "  --turn HOST:PORT       TURN server (UDP relay); with --turn-user/--turn-pass\n"
+        "  --turn-user USER, --turn-pass PASS\n"
+        "  --local-addr ADDR      use only this local address for ICE (e.g. 127.0.0.1)\n"
+        "  --key FILE             identity key (created 0600 if missing; default: a\n"
+        "                         new key each run)\n"
+        "  --strategy S           overlay strategy: mesh (default) or chandelier\n"
+        "  --duration SECONDS     leave after this long (default: until SIGINT/SIGTERM)\n"
+        "  --stats-file FILE      write the final /stats JSON there when leaving\n"
+        "  -v, --verbose          more log lines; -q, --quiet: errors only\n"
+        "  --help, --version\n\n"
+        "Exit status: 0 left cleanly, 1 runtime failure (or refused by the tracker),\n"
+        "2 usage error.\n",
+        f);
+}
+
+int main(int argc, char **argv) {
+  ptv_host_config c;
+  memset(&c, 0, sizeof(c));
+  c.role = PTV_ROLE_PEER;
+  static const struct option opts[] = {
+      {"tracker", required_argument, NULL, 't'},     {"channel", required_argument, NULL, 'c'},
+      {"http", required_argument, NULL, 'H'},        {"record", required_argument, NULL, 'r'},
+      {"upload-limit", required_argument, NULL, 'u'}, {"buffer", required_argument, NULL, 'b'},
+      {"stun", required_argument, NULL, 's'},        {"turn", required_argument, NULL, 'T'},
+      {"turn-user", required_argument, NULL, 'U'},   {"turn-pass", required_argument, NULL, 'P'},
+      {"local-addr", required_argument, NULL, 'L'},  {"key", required_argument, NULL, 'k'},
+      {"strategy", required_argument, NULL, 'S'},    {"duration", required_argument, NULL, 'd'},
+      {"stats-file", required_argument, NULL, 'F'},  {"verbose", no_argument, NULL, 'v'},
+      {"quiet", no_argument, NULL, 'q'},             {"help", no_argument, NULL, 'h'},
+      {"version", no_argument, NULL, 'V'},           {NULL, 0, NULL, 0}};
+  ptv_rt_set_prog("peertv-peer");
+  int o;
+  char *e;
+  while ((o = getopt_long(argc, argv, "vq", opts, NULL)) != -1) {
+    switch (o) {
+    case 't': c.tracker = optarg; break;
+    case 'c': c.channel = optarg; break;
+    case 'H': c.http = optarg; break;
+    case 'r': c.record = optarg; break;
+    case 'u':
+      if (ptv_rt_parse_rate(optarg, &c.upload_kbps) != 0) {
+        fprintf(stderr, "peertv-peer: --upload-limit wants a rate such as 4M or 800k, not '%s'\n", optarg);
+        return 2;
+      }
+      break;
+    case 'b': {
+      double s = strtod(optarg, &e);
+      if (*e || s <= 0 || s > 60) {
+        fprintf(stderr, "peertv-peer: --buffer wants seconds in (0, 60], not '%s'\n", optarg);
+        return 2;
+      }
+      c.buffer_us = (ptv_tstamp)(s * 1e6);
+      break;
+    }
+    case 's': c.stun = optarg; break;
+    case 'T': c.turn = optarg; break;
+    case 'U': c.turn_user = optarg; break;
+    case 'P': c.turn_pass = optarg; break;
+    case 'L': c.local_addr = optarg; break;
+    case 'k': c.key_path = optarg; break;
+    case 'S':
+      if (strcmp(optarg, "mesh") && strcmp(optarg, "chandelier")) {
+        fprintf(stderr, "peertv-peer: --strategy is mesh or chandelier, not '%s'\n", optarg);
+        return 2;
+      }
+      c.chandelier = strcmp(optarg, "chandelier") == 0;
+      break;
+    case 'd':
+      c.duration_s = strtod(optarg, &e);
+      if (*e || c.duration_s <= 0) {
+        fprintf(stderr, "peertv-peer: --duration wants seconds, not '%s'\n", optarg);
+        return 2;
+      }
+      break;
+    case 'F': c.stats_file = optarg; break;
+    case 'v': ptv_rt_verbosity++; break;
+    case 'q': ptv_rt_verbosity = 0; break;
+    case 'h': usage(stdout); return 0;
+    case 'V': puts("peertv-peer " PACKAGE_VERSION); return 0;
+    default: usage(stderr); return 2;
+    }
+  }
+  if (optind < argc || !c.tracker || !c.channel) {
+    fprintf(stderr, "peertv-peer: %s (see --help)\n",
+            optind < argc ? "unexpected argument" : "--tracker and --channel are required");
+    return 2;
+  }
+  return ptv_host_run(&c);
+}

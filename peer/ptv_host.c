@@ -1,0 +1,473 @@
+/* ptv_host.c -- see ptv_host.h. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "ptv_host.h"
+
+#include <jansson.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "ptv_ctl.h"
+#include "ptv_err.h"
+#include "ptv_http.h"
+#include "ptv_identity.h"
+#include "ptv_links.h"
+#include "ptv_node.h"
+#include "ptv_rt.h"
+#include "ptv_strategy.h"
+#include "ptv_tclient.h"
+#include "ptv_wire.h"
+
+#define CHUNK_DEADLINE_US (4 * PTV_S) /* a chunk message not through by then is dropped */
+#define TS_PACKET 188
+#define MARKER "PEERTV-CLEAR-MARKER"
+
+typedef struct {
+  ptv_host_config cfg;
+  uv_loop_t *loop;
+  ptv_identity id;
+  ptv_tclient *tc;
+  ptv_links *links;
+  ptv_node *node;
+  ptv_id self;
+  uint8_t pub_pk[32];
+  uint32_t chunk_us;
+  uv_timer_t node_timer, source_timer, stop_timer, rate_timer;
+  uv_signal_t sigint, sigterm;
+  ptv_http *http;
+  FILE *rec;
+  uint64_t rng;
+  ptv_tstamp started, play_at;
+  uint64_t last_up, last_down;
+  double up_kbps, down_kbps;
+  int stopping, exit_code, handles;
+  uint32_t ts_cc;
+} host_state;
+
+static host_state H;
+
+static void rearm(void);
+
+/* ---- node callbacks ------------------------------------------------------- */
+
+static int node_send(void *user, ptv_id to, const uint8_t *buf, size_t len, size_t vlen, int bulk) {
+  (void)user;
+  (void)vlen;
+  if (to == PTV_ID_NONE) return -1;
+  const ptv_node_config *nc = ptv_node_config_get(H.node);
+  if (to == nc->tracker) return ptv_tclient_send(H.tc, buf, len) == 0 ? 0 : -1;
+  int rv = ptv_links_send(H.links, to, buf, len, bulk, bulk ? ptv_rt_now() + CHUNK_DEADLINE_US : 0);
+  return rv == 0 ? 0 : -1;
+}
+
+static uint64_t node_rand(void *user) {
+  (void)user;
+  H.rng ^= H.rng << 13;
+  H.rng ^= H.rng >> 7;
+  H.rng ^= H.rng << 17;
+  return H.rng;
+}
+
+/* Ed25519ph over the canonical header and the payload (ptv_wire.h). */
+static int chunk_sig(const ptv_msg_chunk *c, uint8_t *sig, const uint8_t *verify_pk) {
+  uint8_t base[PTV_WIRE_SIGBASE_LEN];
+  crypto_sign_state st;
+  ptv_wire_chunk_sigbase(c, base);
+  crypto_sign_init(&st);
+  crypto_sign_update(&st, base, sizeof(base));
+  crypto_sign_update(&st, c->payload, c->payload_len);
+  if (!verify_pk) return crypto_sign_final_create(&st, sig, NULL, H.id.sk);
+  return crypto_sign_final_verify(&st, sig, verify_pk);
+}
+
+static int node_sign(void *user, const ptv_msg_chunk *c, uint8_t *sig) {
+  (void)user;
+  return chunk_sig(c, sig, NULL);
+}
+
+static int node_verify(void *user, const ptv_msg_chunk *c) {
+  (void)user;
+  if (!c->sig || !c->payload) return -1;
+  return chunk_sig(c, (uint8_t *)c->sig, H.pub_pk);
+}
+
+static void node_playout(void *user, ptv_chunk_id id, int present, ptv_tstamp now) {
+  (void)user;
+  (void)now;
+  if (!H.rec || !present) return;
+  const uint8_t *p;
+  uint32_t len;
+  if (ptv_node_chunk_payload(H.node, id, &p, &len, NULL) == 0) fwrite(p, 1, len, H.rec);
+}
+
+static void node_play_start(void *user, ptv_chunk_id first, ptv_tstamp now) {
+  (void)user;
+  H.play_at = now;
+  ptv_rt_log(1, "playing from chunk %u, %.2f s after start", first,
+             (double)(now - H.started) / 1e6);
+}
+
+/* ---- tracker connection ------------------------------------------------------ */
+
+static const ptv_node_callbacks NODE_CBS = {
+    .send = node_send,
+    .rand = node_rand,
+    .on_playout = node_playout,
+    .on_play_start = node_play_start,
+    .sign_chunk = node_sign,
+    .verify_chunk = node_verify,
+};
+
+static void source_tick(uv_timer_t *t);
+
+static void tc_welcome(void *user, const ptv_ctl_welcome *w) {
+  (void)user;
+  if (H.node) {
+    if (w->id != H.self)
+      ptv_rt_log(0, "tracker gave id %u after a reconnect (we are %u); partners keep the old one",
+                 w->id, H.self);
+    else
+      ptv_rt_log(1, "tracker connection back (id %u)", w->id);
+    return;
+  }
+  H.self = w->id;
+  H.chunk_us = w->chunk_us;
+  memcpy(H.pub_pk, w->publisher_pk, 32);
+  ptv_links_set_self(H.links, w->id);
+  ptv_node_config c;
+  ptv_node_config_default(&c);
+  c.self = w->id;
+  c.tracker = w->tracker;
+  c.role = H.cfg.role;
+  c.upload_kbps = H.cfg.upload_kbps;
+  c.carry_payload = 1;
+  if (H.cfg.buffer_us) c.buffer_us = H.cfg.buffer_us;
+  if (H.cfg.chandelier) c.strategy = &ptv_strategy_chandelier;
+  if (H.cfg.role == PTV_ROLE_SOURCE) {
+    c.stream_kbps = H.cfg.stream_kbps;
+    c.chunk_us = H.cfg.chunk_us;
+    c.max_partners = 0;
+  }
+  H.node = ptv_node_new(&c, &NODE_CBS, NULL);
+  if (!H.node || ptv_node_start(H.node, ptv_rt_now()) != 0) {
+    ptv_rt_log(0, "cannot start the node engine");
+    H.exit_code = 1;
+    uv_stop(H.loop);
+    return;
+  }
+  char fp[PTV_IDENTITY_FP_SIZE];
+  ptv_identity_fingerprint(ptv_identity_pk(&H.id), fp, sizeof(fp));
+  ptv_rt_log(1, "joined channel %s as %u (key %s), %.0f ms chunks", H.cfg.channel, w->id, fp,
+             w->chunk_us / 1000.0);
+  if (H.cfg.role == PTV_ROLE_SOURCE)
+    uv_timer_start(&H.source_timer, source_tick, 0, H.cfg.chunk_us / 1000 ? H.cfg.chunk_us / 1000 : 1);
+  rearm();
+}
+
+static void tc_overlay(void *user, const uint8_t *buf, size_t len) {
+  (void)user;
+  if (!H.node) return;
+  const ptv_node_config *nc = ptv_node_config_get(H.node);
+  ptv_node_recv(H.node, nc->tracker, buf, len, ptv_rt_now());
+  rearm();
+}
+
+static void tc_signal(void *user, const ptv_ctl_signal *s) {
+  (void)user;
+  ptv_links_on_signal(H.links, s);
+}
+
+static void begin_stop(int code);
+
+static void tc_error(void *user, uint16_t code, const char *text, int final) {
+  (void)user;
+  ptv_rt_log(0, "tracker: %s (error %u)%s", text, code, final ? "" : "; retrying");
+  if (final && !H.node) begin_stop(1);
+}
+
+static void tc_down(void *user, const char *why) {
+  (void)user;
+  ptv_rt_log(1, "tracker connection lost (%s); streaming goes on, reconnecting", why);
+}
+
+static const ptv_tclient_callbacks TC_CBS = {
+    .on_welcome = tc_welcome, .on_overlay = tc_overlay, .on_signal = tc_signal,
+    .on_error = tc_error, .on_down = tc_down};
+
+/* ---- partner paths ---------------------------------------------------------- */
+
+static void links_deliver(void *user, ptv_id peer, const uint8_t *buf, size_t len) {
+  (void)user;
+  if (!H.node) return;
+  ptv_node_recv(H.node, peer, buf, len, ptv_rt_now());
+  rearm();
+}
+
+static int links_signal(void *user, ptv_id peer, uint8_t kind, const uint8_t *data, size_t len) {
+  (void)user;
+  return ptv_tclient_signal(H.tc, peer, kind, data, len);
+}
+
+/* ---- timers -------------------------------------------------------------------- */
+
+static void on_node_timer(uv_timer_t *t) {
+  (void)t;
+  if (H.node) ptv_node_handle_expiry(H.node, ptv_rt_now());
+  rearm();
+}
+
+static void rearm(void) {
+  if (!H.node || H.stopping) return;
+  ptv_tstamp e = ptv_node_get_expiry(H.node), now = ptv_rt_now();
+  uint64_t ms = e <= now ? 0 : (e - now + 999) / 1000;
+  if (ms > 1000) ms = 1000;
+  uv_timer_start(&H.node_timer, on_node_timer, ms, 0);
+}
+
+/* Synthetic input: MPEG-TS packets (sync byte, PID 0x100, continuity
+ * counter) whose payload repeats a marker with the chunk number, so tests
+ * can tell the stream's bytes anywhere they would appear in clear. */
+static void source_tick(uv_timer_t *t) {
+  (void)t;
+  if (!H.node || H.stopping) return;
+  static uint8_t *buf;
+  static uint32_t cap;
+  uint32_t size = (uint32_t)((uint64_t)H.cfg.stream_kbps * H.cfg.chunk_us / 8000u);
+  size = size / TS_PACKET * TS_PACKET;
+  if (size < TS_PACKET) size = TS_PACKET;
+  if (size > cap) {
+    free(buf);
+    buf = malloc(size);
+    cap = buf ? size : 0;
+    if (!buf) return;
+  }
+  ptv_node_stats st;
+  ptv_node_get_stats(H.node, &st);
+  uint32_t chunk = st.held ? st.newest + 1 : 0;
+  for (uint32_t off = 0; off < size; off += TS_PACKET) {
+    uint8_t *p = buf + off;
+    p[0] = 0x47;
+    p[1] = (uint8_t)((off == 0 ? 0x40 : 0) | 0x01);
+    p[2] = 0x00;
+    p[3] = (uint8_t)(0x10 | (H.ts_cc++ & 0x0f));
+    int n = snprintf((char *)p + 4, TS_PACKET - 4, MARKER " chunk %u packet %u ", chunk, off / TS_PACKET);
+    for (int i = 4 + n; i < TS_PACKET; i++) p[i] = (uint8_t)(i * 7 + chunk);
+  }
+  int64_t id = ptv_node_source_publish(H.node, buf, size, chunk % 4 == 0, ptv_rt_now());
+  if (id < 0) ptv_rt_log(0, "publish: %s", ptv_strerror((int)id));
+  rearm();
+}
+
+static void on_rate_timer(uv_timer_t *t) {
+  (void)t;
+  if (!H.node) return;
+  ptv_node_stats st;
+  ptv_node_get_stats(H.node, &st);
+  /* kbit/s over the last second, smoothed */
+  double up = (double)(st.bytes_up - H.last_up) * 8 / 1000, down = (double)(st.bytes_down - H.last_down) * 8 / 1000;
+  H.up_kbps = H.up_kbps ? 0.5 * H.up_kbps + 0.5 * up : up;
+  H.down_kbps = H.down_kbps ? 0.5 * H.down_kbps + 0.5 * down : down;
+  H.last_up = st.bytes_up;
+  H.last_down = st.bytes_down;
+}
+
+/* ---- /stats ---------------------------------------------------------------------- */
+
+static json_t *stats_json(void) {
+  json_t *o = json_object();
+  ptv_node_stats st;
+  memset(&st, 0, sizeof(st));
+  if (H.node) ptv_node_get_stats(H.node, &st);
+  const char *state = !H.node ? "connecting"
+                      : H.cfg.role == PTV_ROLE_SOURCE ? "source"
+                      : st.playing ? "playing" : "joining";
+  json_object_set_new(o, "state", json_string(state));
+  json_object_set_new(o, "role", json_string(H.cfg.role == PTV_ROLE_SOURCE ? "source" : "peer"));
+  json_object_set_new(o, "channel", json_string(H.cfg.channel));
+  json_object_set_new(o, "id", H.node ? json_integer(H.self) : json_null());
+  json_object_set_new(o, "uptime_s", json_real((double)(ptv_rt_now() - H.started) / 1e6));
+  json_object_set_new(o, "startup_s", H.play_at ? json_real((double)(H.play_at - H.started) / 1e6) : json_null());
+  json_object_set_new(o, "lag_s", st.playing ? json_real((double)st.lag_us / 1e6) : json_null());
+  double cont = st.chunks_due ? 1.0 - (double)st.chunks_missed / (double)st.chunks_due : 1.0;
+  json_object_set_new(o, "continuity", json_real(cont));
+  json_object_set_new(o, "chunks_due", json_integer((json_int_t)st.chunks_due));
+  json_object_set_new(o, "chunks_missed", json_integer((json_int_t)st.chunks_missed));
+  json_object_set_new(o, "chunks_bad", json_integer((json_int_t)st.chunks_bad));
+  json_object_set_new(o, "partners", json_integer(H.node ? ptv_node_npartners(H.node) : 0));
+  json_object_set_new(o, "down_kbps", json_real(H.down_kbps));
+  json_object_set_new(o, "up_kbps", json_real(H.up_kbps));
+  json_object_set_new(o, "bytes_up", json_integer((json_int_t)st.bytes_up));
+  json_object_set_new(o, "bytes_down", json_integer((json_int_t)st.bytes_down));
+  json_object_set_new(o, "delay_ms_mean",
+                      json_real(st.recv_new ? (double)st.recv_delay_us / (double)st.recv_new / 1e3 : 0));
+  json_object_set_new(o, "chunks_received", json_integer((json_int_t)st.recv_new));
+  json_object_set_new(o, "tracker_connected", json_boolean(H.tc && ptv_tclient_up(H.tc)));
+  ptv_links_stats ls;
+  ptv_links_get_stats(H.links, &ls);
+  json_t *l = json_object();
+  json_object_set_new(l, "up", json_integer(ls.paths_up));
+  json_object_set_new(l, "setting_up", json_integer(ls.paths_setting_up));
+  json_object_set_new(l, "opened", json_integer((json_int_t)ls.paths_opened));
+  json_object_set_new(l, "failed", json_integer((json_int_t)ls.paths_failed));
+  json_object_set_new(l, "srtp_rejected", json_integer((json_int_t)ls.srtp_rejected));
+  json_object_set_new(l, "retransmits", json_integer((json_int_t)ls.retransmits));
+  json_object_set_new(l, "datagrams_out", json_integer((json_int_t)ls.dgrams_out));
+  json_object_set_new(l, "datagrams_in", json_integer((json_int_t)ls.dgrams_in));
+  json_object_set_new(o, "paths", l);
+  return o;
+}
+
+static void http_stats(ptv_http_reply *r, void *user) {
+  (void)user;
+  json_t *o = stats_json();
+  char *s = json_dumps(o, JSON_INDENT(1));
+  r->content_type = "application/json";
+  if (s) ptv_http_reply_printf(r, "%s\n", s);
+  free(s);
+  json_decref(o);
+}
+
+/* ---- life cycle ----------------------------------------------------------------------- */
+
+static void handle_closed(uv_handle_t *h) {
+  (void)h;
+  H.handles--;
+}
+
+static void links_freed(void *arg) {
+  (void)arg;
+  H.links = NULL;
+}
+
+static void http_stopped(void *arg) {
+  (void)arg;
+  H.http = NULL;
+}
+
+static void finish(uv_timer_t *t) {
+  (void)t;
+  ptv_tclient_stop(H.tc);
+  H.tc = NULL;
+  if (H.http) ptv_http_stop(H.http, http_stopped, NULL);
+  ptv_links_free(H.links, links_freed, NULL);
+  uv_handle_t *hs[] = {(uv_handle_t *)&H.node_timer, (uv_handle_t *)&H.source_timer,
+                       (uv_handle_t *)&H.stop_timer, (uv_handle_t *)&H.rate_timer,
+                       (uv_handle_t *)&H.sigint, (uv_handle_t *)&H.sigterm};
+  for (size_t i = 0; i < sizeof(hs) / sizeof(hs[0]); i++)
+    if (!uv_is_closing(hs[i])) uv_close(hs[i], handle_closed);
+}
+
+static void write_stats_file(void) {
+  if (!H.cfg.stats_file) return;
+  json_t *o = stats_json();
+  if (json_dump_file(o, H.cfg.stats_file, JSON_INDENT(1)) != 0)
+    ptv_rt_log(0, "cannot write %s", H.cfg.stats_file);
+  json_decref(o);
+}
+
+/* Says goodbye (LEAVE to partners and tracker), lets it go out, then closes. */
+static void begin_stop(int code) {
+  if (H.stopping) return;
+  H.stopping = 1;
+  H.exit_code = code;
+  write_stats_file();
+  uv_timer_stop(&H.node_timer);
+  uv_timer_stop(&H.source_timer);
+  if (H.node) ptv_node_leave(H.node, ptv_rt_now());
+  uv_timer_start(&H.stop_timer, finish, 200, 0);
+}
+
+static void on_signal(uv_signal_t *s, int sig) {
+  (void)s;
+  ptv_rt_log(1, "signal %d: leaving", sig);
+  begin_stop(0);
+}
+
+static void on_duration(uv_timer_t *t) {
+  (void)t;
+  begin_stop(0);
+}
+
+int ptv_host_run(const ptv_host_config *c) {
+  memset(&H, 0, sizeof(H));
+  H.cfg = *c;
+  if (H.cfg.role == PTV_ROLE_SOURCE && !H.cfg.upload_kbps) H.cfg.upload_kbps = 4 * H.cfg.stream_kbps;
+  if (!H.cfg.upload_kbps) H.cfg.upload_kbps = 10000;
+  if (sodium_init() < 0) {
+    fprintf(stderr, "libsodium failed to start\n");
+    return 1;
+  }
+  H.rng = ((uint64_t)randombytes_random() << 32 | randombytes_random()) | 1;
+  char err[512];
+  if (c->key_path) {
+    if (ptv_identity_load_or_create(&H.id, c->key_path, err, sizeof(err)) != 0) {
+      fprintf(stderr, "cannot use key file %s: %s\n", c->key_path, err);
+      return 1;
+    }
+  } else if (ptv_identity_generate(&H.id) != 0) {
+    fprintf(stderr, "cannot generate a key\n");
+    return 1;
+  }
+  if (c->record && !(H.rec = fopen(c->record, "wb"))) {
+    perror(c->record);
+    return 1;
+  }
+  H.loop = uv_default_loop();
+  H.started = ptv_rt_now();
+  ptv_links_config lc = {.id = &H.id, .channel = c->channel, .upload_kbps = H.cfg.upload_kbps,
+                         .stun = c->stun, .turn = c->turn, .turn_user = c->turn_user,
+                         .turn_pass = c->turn_pass, .local_addr = c->local_addr};
+  ptv_links_callbacks lcb = {.deliver = links_deliver, .signal = links_signal};
+  int rv = ptv_links_new(&H.links, H.loop, &lc, &lcb, NULL);
+  if (rv != 0) {
+    fprintf(stderr, "cannot set up the network side: %s\n", ptv_strerror(rv));
+    return 1;
+  }
+  ptv_tclient_config tcc = {.tracker = c->tracker, .channel = c->channel, .role = c->role,
+                            .id = &H.id, .nat = PTV_NAT_OPEN, .upload_kbps = H.cfg.upload_kbps,
+                            .chunk_us = c->chunk_us, .stream_kbps = c->stream_kbps,
+                            .description = c->description};
+  rv = ptv_tclient_start(&H.tc, H.loop, &tcc, &TC_CBS, NULL);
+  if (rv != 0) {
+    fprintf(stderr, "cannot use tracker %s / channel %s: %s\n", c->tracker, c->channel,
+            rv == PTV_ERR_PARSE ? "the tracker must be HOST:PORT"
+                                : "channel names are 1-64 of A-Z a-z 0-9 . _ -");
+    return 1;
+  }
+  if (c->http) {
+    char host[256];
+    uint16_t port;
+    ptv_http_config hc = {.errbuf = err, .errbuf_len = sizeof(err)};
+    if (ptv_rt_split_hostport(c->http, host, sizeof(host), &port) != 0 ||
+        ptv_http_start(&H.http, H.loop, host, port, &hc) != 0) {
+      fprintf(stderr, "cannot serve HTTP on %s: %s\n", c->http, err);
+      return 1;
+    }
+    ptv_http_route(H.http, "/stats", http_stats, NULL);
+    printf("http %s:%u\n", host, (unsigned)ptv_http_port(H.http));
+    fflush(stdout);
+  }
+  uv_timer_init(H.loop, &H.node_timer);
+  uv_timer_init(H.loop, &H.source_timer);
+  uv_timer_init(H.loop, &H.stop_timer);
+  uv_timer_init(H.loop, &H.rate_timer);
+  uv_signal_init(H.loop, &H.sigint);
+  uv_signal_init(H.loop, &H.sigterm);
+  H.handles = 6;
+  uv_signal_start(&H.sigint, on_signal, SIGINT);
+  uv_signal_start(&H.sigterm, on_signal, SIGTERM);
+  signal(SIGPIPE, SIG_IGN);
+  uv_timer_start(&H.rate_timer, on_rate_timer, 1000, 1000);
+  if (c->duration_s > 0) uv_timer_start(&H.stop_timer, on_duration, (uint64_t)(c->duration_s * 1000), 0);
+  uv_run(H.loop, UV_RUN_DEFAULT);
+  if (H.node) ptv_node_free(H.node);
+  if (H.rec) fclose(H.rec);
+  ptv_identity_wipe(&H.id);
+  uv_loop_close(H.loop);
+  return H.exit_code;
+}

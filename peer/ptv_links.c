@@ -1,0 +1,559 @@
+/* ptv_links.c -- see ptv_links.h. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "ptv_links.h"
+
+#include <glib.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ptv_err.h"
+#include "ptv_ice.h"
+#include "ptv_kx.h"
+#include "ptv_link.h"
+#include "ptv_pacer.h"
+#include "ptv_rt.h"
+#include "ptv_srtp.h"
+#include "ptv_uvglib.h"
+
+#define MTU 1160                 /* link datagram; + SRTP 28 + UDP/IP fits 1280 */
+#define PENDING_MAX 64           /* messages held per path before it is up */
+#define RETRY_US (5 * PTV_S)     /* a failed path is not retried sooner */
+#define MAX_PATHS 256
+#define SETUP_DEFAULT_US (10 * PTV_S)
+
+enum { PS_SETUP = 0, PS_UP = 1, PS_FAILED = 2 };
+
+typedef struct pending {
+  struct pending *next;
+  size_t len;
+  int bulk;
+  ptv_tstamp deadline;
+  uint8_t data[];
+} pending;
+
+typedef struct path {
+  ptv_links *l;
+  ptv_id peer;
+  int state;
+  ptv_ice_link *ice;
+  int ice_up;
+  int have_pk, kx_sent, keys_ready, creds_sent;
+  uint8_t peer_pk[PTV_IDENTITY_PK_LEN];
+  ptv_kx kx;
+  uint8_t peer_hello[PTV_KX_HELLO_LEN];
+  int have_peer_hello;
+  ptv_srtp srtp;
+  ptv_link *link;
+  pending *pq, **pq_tail;
+  unsigned npending;
+  ptv_tstamp created, failed_at;
+} path;
+
+struct ptv_links {
+  uv_loop_t *loop;
+  ptv_links_config cfg;
+  char channel[80];
+  ptv_links_callbacks cb;
+  void *user;
+  ptv_id self;
+  GMainContext *ctx;
+  ptv_uvglib glib;
+  ptv_ice *ice;
+  ptv_pacer pacer;
+  uv_timer_t timer;
+  path *paths[MAX_PATHS];
+  unsigned npaths;
+  unsigned rr; /* round-robin start for the write pump */
+  ptv_links_stats st;
+  void (*done)(void *);
+  void *done_arg;
+  int closing;
+  char stun_host[256], turn_host[256];
+  const char *local[1];
+};
+
+static void pump(ptv_links *l);
+
+static path *find(const ptv_links *l, ptv_id peer) {
+  for (unsigned i = 0; i < l->npaths; i++)
+    if (l->paths[i]->peer == peer) return l->paths[i];
+  return NULL;
+}
+
+static void path_free(ptv_links *l, path *p) {
+  for (unsigned i = 0; i < l->npaths; i++)
+    if (l->paths[i] == p) {
+      l->paths[i] = l->paths[--l->npaths];
+      break;
+    }
+  if (p->ice) ptv_ice_link_free(p->ice);
+  ptv_link_free(p->link);
+  ptv_srtp_free(&p->srtp);
+  ptv_kx_wipe(&p->kx);
+  while (p->pq) {
+    pending *q = p->pq;
+    p->pq = q->next;
+    free(q);
+  }
+  free(p);
+}
+
+/* A path that failed: its resources go, a tombstone stays for RETRY_US so
+ * the engine's retries do not turn into a storm of ICE setups. */
+static void path_fail(ptv_links *l, path *p, const char *why) {
+  if (p->state == PS_FAILED) return;
+  ptv_rt_log(2, "path to %u failed: %s", p->peer, why);
+  if (p->state == PS_UP) l->st.paths_up--;
+  else l->st.paths_setting_up--;
+  l->st.paths_failed++;
+  p->state = PS_FAILED;
+  p->failed_at = ptv_rt_now();
+  if (p->ice) {
+    ptv_ice_link_free(p->ice);
+    p->ice = NULL;
+  }
+  ptv_link_free(p->link);
+  p->link = NULL;
+  ptv_srtp_free(&p->srtp);
+  while (p->pq) {
+    pending *q = p->pq;
+    p->pq = q->next;
+    free(q);
+    l->st.queued_dropped++;
+  }
+  p->npending = 0;
+}
+
+/* ---- link layer callbacks ------------------------------------------------- */
+
+static void on_link_message(void *user, const uint8_t *buf, size_t len, int bulk) {
+  (void)bulk;
+  path *p = user;
+  p->l->cb.deliver(p->l->user, p->peer, buf, len);
+}
+
+static void on_link_closed(void *user) {
+  path *p = user;
+  /* handled in the timer (not from inside the link's own call) */
+  p->failed_at = 1;
+}
+
+static void try_up(ptv_links *l, path *p) {
+  if (p->state != PS_SETUP || !p->ice_up || !p->keys_ready) return;
+  ptv_link_config lc;
+  ptv_link_config_default(&lc);
+  lc.mtu = MTU;
+  if (l->cfg.upload_kbps) lc.max_rate_bps = (uint64_t)l->cfg.upload_kbps * 1000u;
+  lc.init_rate_bps = 2000000;
+  ptv_link_callbacks cb = {.on_message = on_link_message, .on_closed = on_link_closed};
+  p->link = ptv_link_new(&lc, &cb, p, ptv_rt_now());
+  if (!p->link) {
+    path_fail(l, p, "out of memory");
+    return;
+  }
+  p->state = PS_UP;
+  l->st.paths_setting_up--;
+  l->st.paths_up++;
+  ptv_tstamp now = ptv_rt_now();
+  while (p->pq) {
+    pending *q = p->pq;
+    p->pq = q->next;
+    if (!q->bulk || !q->deadline || q->deadline > now)
+      ptv_link_send(p->link, q->data, q->len, q->bulk, q->deadline, now);
+    else
+      l->st.queued_dropped++;
+    free(q);
+  }
+  p->npending = 0;
+  char desc[160] = "";
+  ptv_ice_link_selected_pair(p->ice, desc, sizeof(desc));
+  ptv_rt_log(2, "path to %u up (%s) in %.0f ms", p->peer, desc,
+             (double)(now - p->created) / 1e3);
+  pump(l);
+}
+
+/* ---- key exchange --------------------------------------------------------- */
+
+static void kx_start(ptv_links *l, path *p) {
+  if (p->kx_sent || !p->have_pk || l->self == PTV_ID_NONE) return;
+  if (ptv_kx_init(&p->kx, l->cfg.id, l->self, p->peer, p->peer_pk, (const uint8_t *)l->channel,
+                  strlen(l->channel)) != 0) {
+    path_fail(l, p, "key exchange init");
+    return;
+  }
+  uint8_t hello[PTV_KX_HELLO_LEN];
+  if (ptv_kx_hello(&p->kx, hello, sizeof(hello)) < 0) {
+    path_fail(l, p, "key exchange hello");
+    return;
+  }
+  l->cb.signal(l->user, p->peer, PTV_SIG_KX, hello, sizeof(hello));
+  p->kx_sent = 1;
+}
+
+static void kx_finish(ptv_links *l, path *p) {
+  if (!p->kx_sent || !p->have_peer_hello || p->keys_ready) return;
+  ptv_kx_keys keys;
+  int rv = ptv_kx_finish(&p->kx, p->peer_hello, sizeof(p->peer_hello), &keys);
+  if (rv != 0) {
+    path_fail(l, p, ptv_strerror(rv));
+    return;
+  }
+  rv = ptv_srtp_init(&p->srtp, &keys);
+  ptv_kx_keys_wipe(&keys);
+  if (rv != 0) {
+    path_fail(l, p, "SRTP init");
+    return;
+  }
+  p->keys_ready = 1;
+  try_up(l, p);
+}
+
+/* ---- ICE callbacks ---------------------------------------------------------- */
+
+static void ice_candidate(void *user, ptv_ice_link *il, uint32_t tag, const char *line) {
+  ptv_links *l = user;
+  (void)il;
+  l->cb.signal(l->user, (ptv_id)tag, PTV_SIG_CANDIDATE, (const uint8_t *)line, strlen(line));
+}
+
+static void ice_gathering_done(void *user, ptv_ice_link *il, uint32_t tag) {
+  ptv_links *l = user;
+  (void)il;
+  l->cb.signal(l->user, (ptv_id)tag, PTV_SIG_DONE, NULL, 0);
+}
+
+static void ice_state(void *user, ptv_ice_link *il, uint32_t tag, ptv_ice_state state) {
+  ptv_links *l = user;
+  (void)il;
+  path *p = find(l, (ptv_id)tag);
+  if (!p || p->state == PS_FAILED) return;
+  if (state == PTV_ICE_CONNECTED) {
+    p->ice_up = 1;
+    try_up(l, p);
+  } else if (state == PTV_ICE_FAILED) {
+    path_fail(l, p, "ICE failed");
+  }
+}
+
+static void ice_recv(void *user, ptv_ice_link *il, uint32_t tag, const uint8_t *buf, size_t len) {
+  ptv_links *l = user;
+  (void)il;
+  path *p = find(l, (ptv_id)tag);
+  if (!p || p->state != PS_UP) return;
+  uint8_t plain[PTV_SRTP_MAX_PAYLOAD];
+  int n = ptv_srtp_unprotect(&p->srtp, buf, len, plain, sizeof(plain));
+  if (n < 0) {
+    l->st.srtp_rejected++;
+    return;
+  }
+  l->st.dgrams_in++;
+  l->st.bytes_in += len;
+  ptv_link_recv(p->link, plain, (size_t)n, ptv_rt_now());
+  pump(l);
+}
+
+/* ---- paths ------------------------------------------------------------------- */
+
+static path *path_new(ptv_links *l, ptv_id peer) {
+  if (l->npaths == MAX_PATHS || l->self == PTV_ID_NONE || peer == l->self) return NULL;
+  path *p = calloc(1, sizeof(*p));
+  if (!p) return NULL;
+  p->l = l;
+  p->peer = peer;
+  p->pq_tail = &p->pq;
+  p->created = ptv_rt_now();
+  /* the smaller id is controlling, whoever starts: no role conflict */
+  p->ice = ptv_ice_link_new(l->ice, peer, l->self < peer);
+  if (!p->ice) {
+    free(p);
+    return NULL;
+  }
+  l->paths[l->npaths++] = p;
+  l->st.paths_opened++;
+  l->st.paths_setting_up++;
+  char ufrag[64], pwd[128];
+  if (ptv_ice_link_local_credentials(p->ice, ufrag, sizeof(ufrag), pwd, sizeof(pwd)) == 0) {
+    char creds[200];
+    int n = snprintf(creds, sizeof(creds), "%s %s", ufrag, pwd);
+    l->cb.signal(l->user, peer, PTV_SIG_CREDS, (const uint8_t *)creds, (size_t)n);
+    p->creds_sent = 1;
+  }
+  return p;
+}
+
+void ptv_links_on_signal(ptv_links *l, const ptv_ctl_signal *s) {
+  if (l->closing || l->self == PTV_ID_NONE) return;
+  path *p = find(l, s->peer);
+  if (p && p->state == PS_FAILED) {
+    /* the other side tries again: start afresh */
+    path_free(l, p);
+    p = NULL;
+  }
+  if (!p && !(p = path_new(l, s->peer))) return;
+  if (!p->have_pk) {
+    memcpy(p->peer_pk, s->pk, PTV_IDENTITY_PK_LEN);
+    p->have_pk = 1;
+    kx_start(l, p);
+  } else if (memcmp(p->peer_pk, s->pk, PTV_IDENTITY_PK_LEN) != 0) {
+    path_fail(l, p, "the peer's key changed");
+    return;
+  }
+  char text[PTV_CTL_SIGNAL_MAX + 1];
+  memcpy(text, s->data ? (const char *)s->data : "", s->data_len);
+  text[s->data_len] = 0;
+  switch (s->kind) {
+  case PTV_SIG_CREDS: {
+    char ufrag[PTV_CTL_SIGNAL_MAX], pwd[PTV_CTL_SIGNAL_MAX];
+    if (sscanf(text, "%255s %255s", ufrag, pwd) != 2 ||
+        ptv_ice_link_set_remote_credentials(p->ice, ufrag, pwd) != 0)
+      path_fail(l, p, "bad ICE credentials");
+    break;
+  }
+  case PTV_SIG_CANDIDATE:
+    /* a line libnice cannot use costs only that candidate */
+    ptv_ice_link_add_remote_candidate(p->ice, text);
+    break;
+  case PTV_SIG_DONE:
+    ptv_ice_link_remote_done(p->ice);
+    break;
+  case PTV_SIG_KX:
+    if (s->data_len != PTV_KX_HELLO_LEN) {
+      path_fail(l, p, "bad key-exchange hello");
+      return;
+    }
+    memcpy(p->peer_hello, s->data, PTV_KX_HELLO_LEN);
+    p->have_peer_hello = 1;
+    kx_finish(l, p);
+    break;
+  default:
+    break;
+  }
+}
+
+int ptv_links_send(ptv_links *l, ptv_id peer, const uint8_t *buf, size_t len, int bulk,
+                   ptv_tstamp deadline) {
+  if (!buf || !len || l->closing) return PTV_ERR_INVALID_ARG;
+  path *p = find(l, peer);
+  ptv_tstamp now = ptv_rt_now();
+  if (p && p->state == PS_FAILED) {
+    if (now - p->failed_at < RETRY_US) return PTV_ERR_CLOSED;
+    path_free(l, p);
+    p = NULL;
+  }
+  if (!p && !(p = path_new(l, peer))) return PTV_ERR_NOMEM;
+  if (p->state == PS_UP) {
+    int rv = ptv_link_send(p->link, buf, len, bulk, deadline, now);
+    pump(l);
+    return rv;
+  }
+  if (p->npending >= PENDING_MAX) return PTV_ERR_AGAIN;
+  pending *q = malloc(sizeof(*q) + len);
+  if (!q) return PTV_ERR_NOMEM;
+  q->next = NULL;
+  q->len = len;
+  q->bulk = bulk;
+  q->deadline = deadline;
+  memcpy(q->data, buf, len);
+  *p->pq_tail = q;
+  p->pq_tail = &q->next;
+  if (p->pq == q) p->pq_tail = &q->next;
+  p->npending++;
+  return 0;
+}
+
+/* ---- the write pump ------------------------------------------------------------ */
+
+static void on_timer(uv_timer_t *t);
+
+/* Writes datagrams from every up path, round robin, while the node's upload
+ * budget allows; then arms the timer for the earliest thing due. */
+static void pump(ptv_links *l) {
+  if (l->closing) return;
+  ptv_tstamp now = ptv_rt_now();
+  uint8_t dg[MTU], pkt[MTU + PTV_SRTP_OVERHEAD];
+  int progress = 1;
+  while (progress) {
+    progress = 0;
+    for (unsigned k = 0; k < l->npaths; k++) {
+      path *p = l->paths[(l->rr + k) % l->npaths];
+      if (p->state != PS_UP) continue;
+      if (l->cfg.upload_kbps && ptv_pacer_next(&l->pacer, MTU, now) > now) {
+        progress = 0;
+        break;
+      }
+      ptrdiff_t n = ptv_link_write(p->link, dg, sizeof(dg), now);
+      if (n <= 0) continue;
+      int m = ptv_srtp_protect(&p->srtp, dg, (size_t)n, pkt, sizeof(pkt));
+      if (m < 0) continue;
+      if (l->cfg.upload_kbps) ptv_pacer_take(&l->pacer, (size_t)m, now);
+      if (ptv_ice_link_send(p->ice, pkt, (size_t)m) == 0) {
+        l->st.dgrams_out++;
+        l->st.bytes_out += (uint64_t)m;
+      }
+      progress = 1;
+    }
+    l->rr++;
+  }
+  ptv_tstamp next = now + 1 * PTV_S;
+  for (unsigned i = 0; i < l->npaths; i++) {
+    path *p = l->paths[i];
+    ptv_tstamp e = p->state == PS_UP ? ptv_link_get_expiry(p->link) : p->created + SETUP_DEFAULT_US;
+    if (e < next) next = e;
+  }
+  if (l->cfg.upload_kbps) {
+    ptv_tstamp pn = ptv_pacer_next(&l->pacer, MTU, now);
+    if (pn > now && pn < next) next = pn;
+  }
+  uint64_t ms = next <= now ? 0 : (next - now + 999) / 1000;
+  uv_timer_start(&l->timer, on_timer, ms, 0);
+}
+
+static void on_timer(uv_timer_t *t) {
+  ptv_links *l = t->data;
+  ptv_tstamp now = ptv_rt_now();
+  ptv_tstamp setup = l->cfg.setup_timeout ? l->cfg.setup_timeout : SETUP_DEFAULT_US;
+  for (unsigned i = 0; i < l->npaths; i++) {
+    path *p = l->paths[i];
+    if (p->state == PS_UP) {
+      if (ptv_link_get_expiry(p->link) <= now) ptv_link_handle_expiry(p->link, now);
+      if (ptv_link_is_closed(p->link)) path_fail(l, p, "link idle");
+    } else if (p->state == PS_SETUP && now - p->created > setup) {
+      path_fail(l, p, "setup timed out");
+    } else if (p->state == PS_FAILED && now - p->failed_at > 6 * RETRY_US) {
+      path_free(l, p);
+      i--;
+    }
+  }
+  pump(l);
+}
+
+/* ---- life cycle ----------------------------------------------------------------- */
+
+static void glib_closed(ptv_uvglib *g);
+
+/* STUN/TURN "HOST:PORT" (TURN may start with "turn:") and the local address
+ * into libnice's terms. Returns 0 or PTV_ERR_INVALID_ARG. */
+static int ice_config(ptv_links *l, ptv_ice_config *ic) {
+  const ptv_links_config *c = &l->cfg;
+  if (c->stun) {
+    if (ptv_rt_split_hostport(c->stun, l->stun_host, sizeof(l->stun_host), &ic->stun_port) != 0)
+      return PTV_ERR_INVALID_ARG;
+    ic->stun_host = l->stun_host;
+  }
+  if (c->turn) {
+    const char *t = strncmp(c->turn, "turn:", 5) == 0 ? c->turn + 5 : c->turn;
+    if (ptv_rt_split_hostport(t, l->turn_host, sizeof(l->turn_host), &ic->turn_port) != 0 ||
+        !c->turn_user || !c->turn_pass)
+      return PTV_ERR_INVALID_ARG;
+    ic->turn_host = l->turn_host;
+    ic->turn_user = c->turn_user;
+    ic->turn_pass = c->turn_pass;
+  }
+  if (c->local_addr) {
+    l->local[0] = c->local_addr;
+    ic->local_addrs = l->local;
+    ic->n_local_addrs = 1;
+  }
+  ic->fail_timeout_ms = (uint32_t)((c->setup_timeout ? c->setup_timeout : SETUP_DEFAULT_US) / 1000);
+  return 0;
+}
+
+static const ptv_ice_callbacks ICE_CBS = {
+    .on_local_candidate = ice_candidate,
+    .on_gathering_done = ice_gathering_done,
+    .on_state = ice_state,
+    .on_recv = ice_recv,
+};
+
+int ptv_links_new(ptv_links **out, uv_loop_t *loop, const ptv_links_config *c,
+                  const ptv_links_callbacks *cb, void *user) {
+  if (ptv_srtp_global_init() != 0) return PTV_ERR_CRYPTO;
+  ptv_links *l = calloc(1, sizeof(*l));
+  if (!l) return PTV_ERR_NOMEM;
+  l->loop = loop;
+  l->cfg = *c;
+  snprintf(l->channel, sizeof(l->channel), "%s", c->channel ? c->channel : "");
+  l->cb = *cb;
+  l->user = user;
+  l->self = PTV_ID_NONE;
+  /* Our own context (the integration takes a reference), so nothing else in
+   * the process iterates it. */
+  l->ctx = g_main_context_new();
+  if (ptv_uvglib_init(&l->glib, loop, l->ctx) != 0) {
+    g_main_context_unref(l->ctx);
+    free(l);
+    return PTV_ERR_NOMEM;
+  }
+  g_main_context_unref(l->ctx);
+  ptv_uvglib_keepalive(&l->glib, 0);
+  ptv_ice_config ic;
+  memset(&ic, 0, sizeof(ic));
+  int rv = ice_config(l, &ic);
+  if (rv == 0) {
+    l->ice = ptv_ice_new(l->ctx, &ic, &ICE_CBS, l);
+    if (!l->ice) rv = PTV_ERR_INVALID_ARG;
+  }
+  if (rv != 0) {
+    ptv_uvglib_close(&l->glib, glib_closed);
+    return rv;
+  }
+  if (c->upload_kbps)
+    ptv_pacer_init(&l->pacer, (uint64_t)c->upload_kbps * 1000u, 16 * MTU, ptv_rt_now());
+  uv_timer_init(loop, &l->timer);
+  l->timer.data = l;
+  uv_unref((uv_handle_t *)&l->timer);
+  *out = l;
+  return 0;
+}
+
+void ptv_links_set_self(ptv_links *l, ptv_id self) { l->self = self; }
+
+void ptv_links_close(ptv_links *l, ptv_id peer) {
+  path *p = find(l, peer);
+  if (p) path_free(l, p);
+}
+
+void ptv_links_get_stats(const ptv_links *l, ptv_links_stats *st) {
+  *st = l->st;
+  for (unsigned i = 0; i < l->npaths; i++)
+    if (l->paths[i]->state == PS_UP) {
+      ptv_link_stats ls;
+      ptv_link_get_stats(l->paths[i]->link, &ls);
+      st->retransmits += ls.retransmits;
+      st->losses += ls.losses;
+    }
+}
+
+int ptv_links_describe(const ptv_links *l, ptv_id peer, char *out, size_t cap) {
+  path *p = find(l, peer);
+  if (!p || p->state != PS_UP) return PTV_ERR_NOT_FOUND;
+  return ptv_ice_link_selected_pair(p->ice, out, cap);
+}
+
+static void glib_closed(ptv_uvglib *g) {
+  ptv_links *l = (ptv_links *)((char *)g - offsetof(ptv_links, glib));
+  void (*done)(void *) = l->done;
+  void *arg = l->done_arg;
+  free(l);
+  if (done) done(arg);
+}
+
+static void timer_closed(uv_handle_t *h) {
+  ptv_links *l = h->data;
+  ptv_uvglib_close(&l->glib, glib_closed);
+}
+
+void ptv_links_free(ptv_links *l, void (*done)(void *arg), void *arg) {
+  if (!l) return;
+  l->closing = 1;
+  l->done = done;
+  l->done_arg = arg;
+  while (l->npaths) path_free(l, l->paths[0]);
+  ptv_ice_free(l->ice);
+  l->ice = NULL;
+  uv_close((uv_handle_t *)&l->timer, timer_closed);
+}
