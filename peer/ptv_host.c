@@ -224,7 +224,9 @@ static void on_node_timer(uv_timer_t *t) {
 static void rearm(void) {
   if (!H.node || H.stopping) return;
   ptv_tstamp e = ptv_node_get_expiry(H.node), now = ptv_rt_now();
-  uint64_t ms = e <= now ? 0 : (e - now + 999) / 1000;
+  /* >= 1 ms: a 0 ms timer re-armed from its own callback would run again
+   * in the same libuv pass (1.44) and starve I/O. */
+  uint64_t ms = e <= now ? 1 : (e - now + 999) / 1000;
   if (ms > 1000) ms = 1000;
   uv_timer_start(&H.node_timer, on_node_timer, ms, 0);
 }

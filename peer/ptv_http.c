@@ -150,6 +150,9 @@ static void rearm(ptv_http *h) {
     return;
   }
   if (ms > MAX_TIMER_MS) ms = MAX_TIMER_MS;
+  /* >= 1 ms: libuv 1.44 runs a timer re-armed at 0 from its own callback
+   * again in the same pass, and MHD may say 0 more than once in a row. */
+  if (ms == 0) ms = 1;
   uv_timer_start(&h->timer, on_timer, (uint64_t)ms, 0);
 }
 

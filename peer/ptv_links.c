@@ -399,16 +399,21 @@ static void pump(ptv_links *l) {
     l->rr++;
   }
   ptv_tstamp next = now + 1 * PTV_S;
+  ptv_tstamp setup = l->cfg.setup_timeout ? l->cfg.setup_timeout : SETUP_DEFAULT_US;
   for (unsigned i = 0; i < l->npaths; i++) {
     path *p = l->paths[i];
-    ptv_tstamp e = p->state == PS_UP ? ptv_link_get_expiry(p->link) : p->created + SETUP_DEFAULT_US;
+    ptv_tstamp e = p->state == PS_UP      ? ptv_link_get_expiry(p->link)
+                   : p->state == PS_SETUP ? p->created + setup
+                                          : p->failed_at + 6 * RETRY_US;
     if (e < next) next = e;
   }
   if (l->cfg.upload_kbps) {
     ptv_tstamp pn = ptv_pacer_next(&l->pacer, MTU, now);
     if (pn > now && pn < next) next = pn;
   }
-  uint64_t ms = next <= now ? 0 : (next - now + 999) / 1000;
+  /* At least 1 ms: libuv (1.44) runs a timer re-armed at 0 from its own
+   * callback again in the same pass, which would starve all I/O. */
+  uint64_t ms = next <= now ? 1 : (next - now + 999) / 1000;
   uv_timer_start(&l->timer, on_timer, ms, 0);
 }
 

@@ -39,6 +39,7 @@ struct ptv_tclient {
 };
 
 static void connect_now(ptv_tclient *t);
+static void on_retry(uv_timer_t *timer) { connect_now(timer->data); }
 
 static void maybe_free(ptv_tclient *t) {
   if (t->stopped && t->open_handles == 0) free(t);
@@ -65,7 +66,7 @@ static void drop_sock(ptv_tclient *t, const char *why) {
   if (was_up && t->cb.on_down) t->cb.on_down(t->user, why);
   if (t->final_error) return;
   ptv_rt_log(2, "tracker %s: %s; retrying in %u ms", t->tracker, why, t->retry_ms);
-  uv_timer_start(&t->retry, (uv_timer_cb)connect_now, t->retry_ms, 0);
+  uv_timer_start(&t->retry, on_retry, t->retry_ms, 0);
   t->retry_ms = t->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : t->retry_ms * 2;
 }
 

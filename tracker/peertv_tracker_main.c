@@ -180,7 +180,7 @@ static void on_timer(uv_timer_t *t) {
 static void rearm(void) {
   if (g_stopping) return;
   ptv_tstamp e = ptv_server_get_expiry(g_srv), now = ptv_rt_now();
-  uint64_t ms = e <= now ? 0 : (e - now + 999) / 1000;
+  uint64_t ms = e <= now ? 1 : (e - now + 999) / 1000; /* >= 1: see ptv_host.c */
   if (ms > 1000) ms = 1000;
   uv_timer_start(&g_timer, on_timer, ms, 0);
 }
