@@ -1514,6 +1514,29 @@ static void maintain(ptv_node *n, ptv_tstamp now) {
 
 /* ---- receiving ---------------------------------------------------------- */
 
+/* A peer that forged chunks (found by us, or banned by the tracker):
+ * disconnected, forgotten, and refused for BLOCK_US. */
+static void cut_off(ptv_node *n, ptv_id id, ptv_tstamp now) {
+  if (id == n->cfg.self || id == n->cfg.tracker) return;
+  int slot = 0;
+  for (int i = 0; i < BLOCK_MAX; i++) {
+    if (n->blocked[i] == id) {
+      slot = i;
+      break;
+    }
+    if (n->blocked_until[i] < n->blocked_until[slot]) slot = i;
+  }
+  n->blocked[slot] = id;
+  n->blocked_until[slot] = now + BLOCK_US;
+  partner *p = find_partner(n, id);
+  if (p) {
+    ptv_msg d = {.type = PTV_MSG_DISCONNECT};
+    send_msg(n, id, &d);
+    remove_partner(n, p);
+  }
+  ptv_sampler_remove(&n->view, id);
+}
+
 static void on_chunk(ptv_node *n, ptv_id from, partner *p, const ptv_msg_chunk *c,
                      ptv_tstamp now) {
   if (n->cfg.role == PTV_ROLE_SOURCE) return;
@@ -1536,17 +1559,7 @@ static void on_chunk(ptv_node *n, ptv_id from, partner *p, const ptv_msg_chunk *
     if ((c->flags & PTV_CHUNK_DETACHED) ||
         (n->cb.verify_chunk && n->cb.verify_chunk(n->user, c) != 0)) {
       n->st.chunks_bad++;
-      int slot = 0;
-      for (int i = 1; i < BLOCK_MAX; i++)
-        if (n->blocked_until[i] < n->blocked_until[slot]) slot = i;
-      n->blocked[slot] = from;
-      n->blocked_until[slot] = now + BLOCK_US;
-      if (p) {
-        ptv_msg d = {.type = PTV_MSG_DISCONNECT};
-        send_msg(n, from, &d);
-        remove_partner(n, p);
-      }
-      ptv_sampler_remove(&n->view, from);
+      cut_off(n, from, now);
       if (n->cfg.tracker != PTV_ID_NONE) {
         ptv_msg r;
         MSG_INIT(r, PTV_MSG_REPORT, report);
@@ -1776,6 +1789,9 @@ int ptv_node_recv(ptv_node *n, ptv_id from, const uint8_t *buf, size_t len,
         break;
       }
     break;
+  case PTV_MSG_REPORT: /* from the tracker: a banned peer */
+    if (from == n->cfg.tracker) cut_off(n, m.u.report.suspect, now);
+    break;
   default: /* JOIN, HEARTBEAT are for the tracker */
     break;
   }
@@ -1869,6 +1885,13 @@ int ptv_node_chunk_payload(const ptv_node *n, ptv_chunk_id id, const uint8_t **p
   *payload = sl->data;
   *len = sl->len;
   if (keyframe) *keyframe = sl->flags & PTV_CHUNK_KEYFRAME;
+  return 0;
+}
+
+int ptv_node_chunk_ts(const ptv_node *n, ptv_chunk_id id, ptv_tstamp *ts) {
+  const pl_slot *sl = pl_get(n, id);
+  if (!sl) return PTV_ERR_NOT_FOUND;
+  *ts = sl->ts;
   return 0;
 }
 

@@ -131,6 +131,10 @@ int64_t ptv_node_source_publish(ptv_node *n, const uint8_t *payload, uint32_t le
 int ptv_node_chunk_payload(const ptv_node *n, ptv_chunk_id id, const uint8_t **payload,
                            uint32_t *len, int *keyframe);
 
+/* Payload mode: the source's time stamp of a held chunk (when it was
+ * published, on the source's clock). Returns 0 or PTV_ERR_NOT_FOUND. */
+int ptv_node_chunk_ts(const ptv_node *n, ptv_chunk_id id, ptv_tstamp *ts);
+
 /* Seeds the gossip view (e.g. from a saved peer list) without the tracker. */
 void ptv_node_add_known(ptv_node *n, const ptv_peer_desc *d);
 

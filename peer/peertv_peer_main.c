@@ -31,6 +31,8 @@ static void usage(FILE *f) {
         "  --strategy S           overlay strategy: mesh (default) or chandelier\n"
         "  --duration SECONDS     leave after this long (default: until SIGINT/SIGTERM)\n"
         "  --stats-file FILE      write the final /stats JSON there when leaving\n"
+        "  --delay-log FILE       one line per chunk received: chunk id and its delay\n"
+        "                         from the source in microseconds (benchmarks)\n"
         "  -v, --verbose          more log lines; -q, --quiet: errors only\n"
         "  --help, --version\n\n"
         "Exit status: 0 left cleanly, 1 runtime failure (or refused by the tracker),\n"
@@ -50,7 +52,8 @@ int main(int argc, char **argv) {
       {"turn-user", required_argument, NULL, 'U'},   {"turn-pass", required_argument, NULL, 'P'},
       {"local-addr", required_argument, NULL, 'L'},  {"key", required_argument, NULL, 'k'},
       {"strategy", required_argument, NULL, 'S'},    {"duration", required_argument, NULL, 'd'},
-      {"stats-file", required_argument, NULL, 'F'},  {"verbose", no_argument, NULL, 'v'},
+      {"stats-file", required_argument, NULL, 'F'},  {"delay-log", required_argument, NULL, 'G'},
+      {"verbose", no_argument, NULL, 'v'},
       {"quiet", no_argument, NULL, 'q'},             {"help", no_argument, NULL, 'h'},
       {"version", no_argument, NULL, 'V'},           {NULL, 0, NULL, 0}};
   ptv_rt_set_prog("peertv-peer");
@@ -98,6 +101,7 @@ int main(int argc, char **argv) {
       }
       break;
     case 'F': c.stats_file = optarg; break;
+    case 'G': c.delay_log = optarg; break;
     case 'v': ptv_rt_verbosity++; break;
     case 'q': ptv_rt_verbosity = 0; break;
     case 'h': usage(stdout); return 0;

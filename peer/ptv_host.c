@@ -26,6 +26,7 @@
 #define CHUNK_DEADLINE_US (4 * PTV_S) /* a chunk message not through by then is dropped */
 #define TS_PACKET 188
 #define MARKER "PEERTV-CLEAR-MARKER"
+#define DELAY_BUCKETS 10001
 
 typedef struct {
   ptv_host_config cfg;
@@ -40,13 +41,19 @@ typedef struct {
   uv_timer_t node_timer, source_timer, stop_timer, rate_timer;
   uv_signal_t sigint, sigterm;
   ptv_http *http;
-  FILE *rec;
+  FILE *rec, *dlog;
   uint64_t rng;
   ptv_tstamp started, play_at;
   uint64_t last_up, last_down;
   double up_kbps, down_kbps;
   int stopping, exit_code, handles;
   uint32_t ts_cc;
+  /* source-to-us delay of every new chunk, 1 ms buckets (last: overflow);
+   * the clock is shared on one machine (monotonic), so on loopback these
+   * are true one-way delays */
+  uint32_t delay_hist[DELAY_BUCKETS];
+  uint64_t delay_n;
+  ptv_tstamp first_chunk;
 } host_state;
 
 static host_state H;
@@ -55,12 +62,26 @@ static void rearm(void);
 
 /* ---- node callbacks ------------------------------------------------------- */
 
+/* Test aid (PTV_TEST_FORGE=1): this peer corrupts one byte of every chunk it
+ * forwards, keeping the source's signature, so tests can watch honest
+ * peers refuse the forgery, drop and report its sender. */
+static int g_forge;
+
 static int node_send(void *user, ptv_id to, const uint8_t *buf, size_t len, size_t vlen, int bulk) {
   (void)user;
   (void)vlen;
   if (to == PTV_ID_NONE) return -1;
   const ptv_node_config *nc = ptv_node_config_get(H.node);
   if (to == nc->tracker) return ptv_tclient_send(H.tc, buf, len) == 0 ? 0 : -1;
+  if (g_forge && bulk && len > 200) {
+    uint8_t *copy = malloc(len);
+    if (!copy) return -1;
+    memcpy(copy, buf, len);
+    copy[len - 100] ^= 0x5a; /* inside the payload, after header and signature */
+    int rv = ptv_links_send(H.links, to, copy, len, 1, ptv_rt_now() + CHUNK_DEADLINE_US);
+    free(copy);
+    return rv == 0 ? 0 : -1;
+  }
   int rv = ptv_links_send(H.links, to, buf, len, bulk, bulk ? ptv_rt_now() + CHUNK_DEADLINE_US : 0);
   return rv == 0 ? 0 : -1;
 }
@@ -105,6 +126,27 @@ static void node_playout(void *user, ptv_chunk_id id, int present, ptv_tstamp no
   if (ptv_node_chunk_payload(H.node, id, &p, &len, NULL) == 0) fwrite(p, 1, len, H.rec);
 }
 
+static void node_chunk(void *user, ptv_id from, ptv_chunk_id id, ptv_tstamp now) {
+  (void)user;
+  (void)from;
+  ptv_tstamp ts;
+  if (!H.first_chunk) H.first_chunk = now;
+  if (ptv_node_chunk_ts(H.node, id, &ts) != 0) return;
+  uint64_t ms = now > ts ? (now - ts) / 1000 : 0;
+  if (H.dlog) fprintf(H.dlog, "%u %llu\n", id, (unsigned long long)(now > ts ? now - ts : 0));
+  H.delay_hist[ms < DELAY_BUCKETS - 1 ? ms : DELAY_BUCKETS - 1]++;
+  H.delay_n++;
+}
+
+/* The q-quantile of the delays seen, in ms (-1: none yet). */
+static double delay_quantile(double q) {
+  if (!H.delay_n) return -1;
+  uint64_t want = (uint64_t)(q * (double)(H.delay_n - 1)) + 1, seen = 0;
+  for (unsigned i = 0; i < DELAY_BUCKETS; i++)
+    if ((seen += H.delay_hist[i]) >= want) return i + 0.5;
+  return DELAY_BUCKETS;
+}
+
 static void node_play_start(void *user, ptv_chunk_id first, ptv_tstamp now) {
   (void)user;
   H.play_at = now;
@@ -119,6 +161,7 @@ static const ptv_node_callbacks NODE_CBS = {
     .rand = node_rand,
     .on_playout = node_playout,
     .on_play_start = node_play_start,
+    .on_chunk = node_chunk,
     .sign_chunk = node_sign,
     .verify_chunk = node_verify,
 };
@@ -301,6 +344,13 @@ static json_t *stats_json(void) {
   json_object_set_new(o, "chunks_missed", json_integer((json_int_t)st.chunks_missed));
   json_object_set_new(o, "chunks_bad", json_integer((json_int_t)st.chunks_bad));
   json_object_set_new(o, "partners", json_integer(H.node ? ptv_node_npartners(H.node) : 0));
+  json_t *ids = json_array();
+  if (H.node) {
+    ptv_partner_info pi[64];
+    size_t k = ptv_node_partners(H.node, pi, 64);
+    for (size_t i = 0; i < k; i++) json_array_append_new(ids, json_integer(pi[i].id));
+  }
+  json_object_set_new(o, "partner_ids", ids);
   json_object_set_new(o, "down_kbps", json_real(H.down_kbps));
   json_object_set_new(o, "up_kbps", json_real(H.up_kbps));
   json_object_set_new(o, "bytes_up", json_integer((json_int_t)st.bytes_up));
@@ -308,6 +358,14 @@ static json_t *stats_json(void) {
   json_object_set_new(o, "delay_ms_mean",
                       json_real(st.recv_new ? (double)st.recv_delay_us / (double)st.recv_new / 1e3 : 0));
   json_object_set_new(o, "chunks_received", json_integer((json_int_t)st.recv_new));
+  json_object_set_new(o, "first_chunk_s", H.first_chunk ? json_real((double)(H.first_chunk - H.started) / 1e6)
+                                                        : json_null());
+  json_t *d = json_object();
+  json_object_set_new(d, "n", json_integer((json_int_t)H.delay_n));
+  json_object_set_new(d, "p50", json_real(delay_quantile(0.50)));
+  json_object_set_new(d, "p95", json_real(delay_quantile(0.95)));
+  json_object_set_new(d, "p99", json_real(delay_quantile(0.99)));
+  json_object_set_new(o, "delay_ms", d);
   json_object_set_new(o, "tracker_connected", json_boolean(H.tc && ptv_tclient_up(H.tc)));
   ptv_links_stats ls;
   ptv_links_get_stats(H.links, &ls);
@@ -405,6 +463,9 @@ int ptv_host_run(const ptv_host_config *c) {
     return 1;
   }
   H.rng = ((uint64_t)randombytes_random() << 32 | randombytes_random()) | 1;
+  const char *forge = getenv("PTV_TEST_FORGE");
+  g_forge = forge && strcmp(forge, "1") == 0 && c->role == PTV_ROLE_PEER;
+  if (g_forge) ptv_rt_log(0, "PTV_TEST_FORGE=1: this peer corrupts every chunk it sends (a test)");
   char err[512];
   if (c->key_path) {
     if (ptv_identity_load_or_create(&H.id, c->key_path, err, sizeof(err)) != 0) {
@@ -417,6 +478,10 @@ int ptv_host_run(const ptv_host_config *c) {
   }
   if (c->record && !(H.rec = fopen(c->record, "wb"))) {
     perror(c->record);
+    return 1;
+  }
+  if (c->delay_log && !(H.dlog = fopen(c->delay_log, "w"))) {
+    perror(c->delay_log);
     return 1;
   }
   H.loop = uv_default_loop();
@@ -469,6 +534,7 @@ int ptv_host_run(const ptv_host_config *c) {
   uv_run(H.loop, UV_RUN_DEFAULT);
   if (H.node) ptv_node_free(H.node);
   if (H.rec) fclose(H.rec);
+  if (H.dlog) fclose(H.dlog);
   ptv_identity_wipe(&H.id);
   uv_loop_close(H.loop);
   return H.exit_code;

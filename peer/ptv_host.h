@@ -33,6 +33,7 @@ typedef struct {
   const char *description;
   double duration_s;        /* stop after this long (0: until a signal) */
   const char *stats_file;   /* write the final /stats JSON here at exit */
+  const char *delay_log;    /* one line per new chunk: "id delay_us" (benchmarks) */
 } ptv_host_config;
 
 /* Runs until SIGINT/SIGTERM, duration_s, or a final tracker refusal.

@@ -396,6 +396,9 @@ static void run_forger(int mode, uint64_t seed) {
     assert_int_equal(ptv_node_connect(h->node[i], &d, h->now), PTV_ERR_INVALID_ARG);
   }
   assert_true(receivers >= 2); /* the test has teeth: the forger did send */
+  /* once banned, the tracker's word reaches the others (the source too) */
+  for (int i = SOURCE_ID; i < h->nn; i++)
+    if ((ptv_id)i != h->forger) assert_false(is_partner(h->node[i], h->forger));
   assert_int_equal(h->banned_calls, 1);
   assert_int_equal(h->banned_id, h->forger);
   assert_true(ptv_tracker_banned(h->trk, h->forger));

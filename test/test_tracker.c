@@ -807,8 +807,15 @@ static void test_reports_ban(void **state) {
   report(t, 13, 13, 2 * S); /* itself */
   assert_false(ptv_tracker_banned(t, 13));
   assert_int_equal(ptv_tracker_nmembers(t), 4);
+  size_t before_ban = h.nsent;
   report(t, 11, 13, 3 * S);
   assert_true(ptv_tracker_banned(t, 13));
+  /* every remaining member (10, 11, 12) is told */
+  assert_int_equal(h.nsent, before_ban + 3);
+  ptv_msg told;
+  assert_int_equal(ptv_wire_decode(&told, h.last.buf, h.last.len), (int)h.last.len);
+  assert_int_equal(told.type, PTV_MSG_REPORT);
+  assert_int_equal(told.u.report.suspect, 13);
   assert_int_equal(g_bans, 1);
   assert_int_equal(g_banned, 13);
   assert_int_equal(ptv_tracker_nmembers(t), 3);
@@ -821,8 +828,16 @@ static void test_reports_ban(void **state) {
   assert_int_equal(ptv_tracker_recv(t, 13, buf, enc(buf, &m), 5 * S), 0);
   assert_int_equal(h.nsent, before);
   for (int i = 0; i < 20; i++) {
-    ptv_msg_peers p = join(t, &h, 10, PTV_ROLE_PEER, 0, 1, 6 * S);
-    assert_false(peers_has(&p, 13));
+    ptv_msg jm = {.type = PTV_MSG_JOIN};
+    uint8_t jb[64];
+    size_t nb = h.nsent;
+    assert_int_equal(ptv_tracker_recv(t, 10, jb, enc(jb, &jm), 6 * S), 0);
+    /* PEERS without it, then the ban list (a REPORT naming it) */
+    assert_int_equal(h.nsent, nb + 2);
+    ptv_msg ban;
+    assert_int_equal(ptv_wire_decode(&ban, h.last.buf, h.last.len), (int)h.last.len);
+    assert_int_equal(ban.type, PTV_MSG_REPORT);
+    assert_int_equal(ban.u.report.suspect, 13);
   }
   /* a ban from the driver (a key its store lists) */
   assert_int_equal(ptv_tracker_ban(t, 12, 7 * S), 0);

@@ -145,6 +145,21 @@ static void send_peers(ptv_tracker *t, ptv_id to) {
   if (len > 0) t->cb.send(t->user, to, buf, (size_t)len);
 }
 
+/* The most recent bans, to a joiner: gossip may still carry a banned
+ * peer's address, and the joiner must not take it as a partner. */
+#define BANS_TOLD 32
+static void send_bans(ptv_tracker *t, ptv_id to) {
+  uint32_t first = t->nbanned > BANS_TOLD ? t->nbanned - BANS_TOLD : 0;
+  for (uint32_t i = first; i < t->nbanned; i++) {
+    ptv_msg r = {.type = PTV_MSG_REPORT};
+    r.u.report.suspect = t->banned[i];
+    r.u.report.reason = PTV_REPORT_BAD_CHUNK;
+    uint8_t buf[PTV_WIRE_HDRLEN + 8];
+    int len = ptv_wire_encode(buf, sizeof(buf), &r);
+    if (len > 0) t->cb.send(t->user, to, buf, (size_t)len);
+  }
+}
+
 int ptv_tracker_banned(const ptv_tracker *t, ptv_id id) {
   for (uint32_t i = 0; i < t->nbanned; i++)
     if (t->banned[i] == id) return 1;
@@ -162,6 +177,14 @@ int ptv_tracker_ban(ptv_tracker *t, ptv_id id, ptv_tstamp now) {
   }
   t->banned[t->nbanned++] = id;
   remove_member(t, id);
+  /* Tell every member, so those that never received a forgery drop the
+   * banned peer too (the source first of all: it may still push to it). */
+  ptv_msg r = {.type = PTV_MSG_REPORT};
+  r.u.report.suspect = id;
+  r.u.report.reason = PTV_REPORT_BAD_CHUNK;
+  uint8_t buf[PTV_WIRE_HDRLEN + 8];
+  int len = ptv_wire_encode(buf, sizeof(buf), &r);
+  for (uint32_t i = 0; len > 0 && i < t->n; i++) t->cb.send(t->user, t->m[i].d.id, buf, (size_t)len);
   for (uint32_t i = 0; i < t->nrep; i++)
     if (t->rep[i].suspect == id) {
       t->rep[i] = t->rep[--t->nrep];
@@ -207,6 +230,7 @@ int ptv_tracker_recv(ptv_tracker *t, ptv_id from, const uint8_t *buf, size_t len
     if (m.u.join.role == PTV_ROLE_SOURCE) t->source = from;
     else if (t->source == from) t->source = PTV_ID_NONE; /* re-joined as a peer */
     send_peers(t, from);
+    send_bans(t, from);
     break;
   }
   case PTV_MSG_HEARTBEAT: {

@@ -50,8 +50,9 @@ ptv_chunk_id ptv_tracker_live(const ptv_tracker *t);
 /* 1 if `id` is banned: it is no longer handed out and its JOINs go
  * unanswered. */
 int ptv_tracker_banned(const ptv_tracker *t, ptv_id id);
-/* Bans `id` at once (e.g. a key the driver's store lists as banned). Returns
- * 0 or PTV_ERR_NOMEM. */
+/* Bans `id` at once (e.g. a key the driver's store lists as banned): it is
+ * forgotten and every member is sent a REPORT naming it (their engines cut
+ * it off). Returns 0 or PTV_ERR_NOMEM. */
 int ptv_tracker_ban(ptv_tracker *t, ptv_id id, ptv_tstamp now);
 
 #endif
