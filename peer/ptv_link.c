@@ -194,6 +194,7 @@ void ptv_link_config_default(ptv_link_config *cfg) {
   cfg->max_rate_bps = 0;
   cfg->idle_timeout = 10 * PTV_S;
   cfg->max_ack_delay = 10 * PTV_MS;
+  cfg->ack_every = 2;
   cfg->target_delay = 25 * PTV_MS;
 }
 
@@ -222,6 +223,7 @@ static int fill_config(ptv_link_config *out, const ptv_link_config *in) {
     out->min_rate_bps = out->max_rate_bps; /* a low cap lowers the floor */
   }
   DEF(max_ack_delay)
+  DEF(ack_every)
   DEF(target_delay)
 #undef DEF
   if (out->mtu < PTV_LINK_MIN_MTU || out->mtu > PTV_LINK_MAX_MTU ||
@@ -1157,7 +1159,7 @@ int ptv_link_recv(ptv_link *l, const uint8_t *dgram, size_t len,
     if (l->ack_elicit++ == 0) {
       l->ack_deadline = now + l->cfg.max_ack_delay;
     }
-    if (l->ack_elicit >= 2 || ooo) {
+    if (l->ack_elicit >= l->cfg.ack_every || ooo) {
       l->ack_deadline = now;
     }
   }

@@ -115,6 +115,9 @@ typedef struct {
   uint64_t max_rate_bps;  /* rate cap; default none (0) */
   ptv_tstamp idle_timeout;  /* silence that closes the link; default 10 s */
   ptv_tstamp max_ack_delay; /* how long an ack may wait; default 10 ms */
+  unsigned ack_every;       /* ack at once after this many ack-eliciting
+                               packets (or any out of order); default 2.
+                               Higher: fewer acks, less CPU per byte */
   ptv_tstamp target_delay;  /* queueing delay target; default 25 ms */
 } ptv_link_config;
 

@@ -24,6 +24,10 @@
 #define RETRY_US (5 * PTV_S)     /* a failed path is not retried sooner */
 #define MAX_PATHS 256
 #define SETUP_DEFAULT_US (10 * PTV_S)
+/* Control messages to one partner made in one loop pass travel as one link
+ * message (ptv_wire frames back to back): buffer maps, offers and selects
+ * were most datagrams, each a system call, an SRTP seal and an ack. */
+#define BUNDLE_MAX (MTU - PTV_LINK_FRAG_OVERHEAD)
 
 enum { PS_SETUP = 0, PS_UP = 1, PS_FAILED = 2 };
 
@@ -51,6 +55,8 @@ typedef struct path {
   pending *pq, **pq_tail;
   unsigned npending;
   ptv_tstamp created, failed_at;
+  size_t blen;
+  uint8_t bundle[BUNDLE_MAX];
 } path;
 
 struct ptv_links {
@@ -65,6 +71,8 @@ struct ptv_links {
   ptv_ice *ice;
   ptv_pacer pacer;
   uv_timer_t timer;
+  uv_prepare_t flush_prep; /* bundles go out before the loop polls ... */
+  uv_check_t flush_check;  /* ... and after the callbacks of a poll */
   path *paths[MAX_PATHS];
   unsigned npaths;
   unsigned rr; /* round-robin start for the write pump */
@@ -130,11 +138,42 @@ static void path_fail(ptv_links *l, path *p, const char *why) {
 
 /* ---- link layer callbacks ------------------------------------------------- */
 
+/* A link message holds one or more ptv_wire frames (a bundle). */
 static void on_link_message(void *user, const uint8_t *buf, size_t len, int bulk) {
   (void)bulk;
   path *p = user;
-  p->l->cb.deliver(p->l->user, p->peer, buf, len);
+  while (len > 0) {
+    size_t flen = len;
+    if (len >= 6) {
+      uint64_t body = (uint64_t)buf[2] << 24 | (uint64_t)buf[3] << 16 | (uint64_t)buf[4] << 8 | buf[5];
+      if (6 + body <= len) flen = 6 + (size_t)body;
+    }
+    /* a frame that does not fit goes whole: the engine's decoder refuses it */
+    p->l->cb.deliver(p->l->user, p->peer, buf, flen);
+    if (p->state != PS_UP) return; /* delivering may have failed the path */
+    buf += flen;
+    len -= flen;
+  }
 }
+
+static void bundle_flush(ptv_links *l, path *p) {
+  if (!p->blen || p->state != PS_UP) return;
+  ptv_link_send(p->link, p->bundle, p->blen, 0, 0, ptv_rt_now());
+  p->blen = 0;
+}
+
+static void flush_all(ptv_links *l) {
+  int any = 0;
+  for (unsigned i = 0; i < l->npaths; i++)
+    if (l->paths[i]->blen) {
+      bundle_flush(l, l->paths[i]);
+      any = 1;
+    }
+  if (any) pump(l);
+}
+
+static void on_flush_prep(uv_prepare_t *h) { flush_all(h->data); }
+static void on_flush_check(uv_check_t *h) { flush_all(h->data); }
 
 static void on_link_closed(void *user) {
   path *p = user;
@@ -148,7 +187,12 @@ static void try_up(ptv_links *l, path *p) {
   ptv_link_config_default(&lc);
   lc.mtu = MTU;
   if (l->cfg.upload_kbps) lc.max_rate_bps = (uint64_t)l->cfg.upload_kbps * 1000u;
-  lc.init_rate_bps = 2000000;
+  /* Start fast (a whole chunk goes out at once on a path that can take
+   * it), and ack every 8 packets or 20 ms: acks were most datagrams sent,
+   * each a system call, an SRTP seal and a GLib dispatch. */
+  lc.init_rate_bps = 10000000;
+  lc.ack_every = 8;
+  lc.max_ack_delay = 20 * PTV_MS;
   ptv_link_callbacks cb = {.on_message = on_link_message, .on_closed = on_link_closed};
   p->link = ptv_link_new(&lc, &cb, p, ptv_rt_now());
   if (!p->link) {
@@ -346,6 +390,13 @@ int ptv_links_send(ptv_links *l, ptv_id peer, const uint8_t *buf, size_t len, in
   }
   if (!p && !(p = path_new(l, peer))) return PTV_ERR_NOMEM;
   if (p->state == PS_UP) {
+    if (!bulk && len <= BUNDLE_MAX) {
+      if (p->blen + len > BUNDLE_MAX) bundle_flush(l, p);
+      memcpy(p->bundle + p->blen, buf, len);
+      p->blen += len;
+      return 0; /* out at the end of this loop pass */
+    }
+    bundle_flush(l, p); /* keep control messages in order */
     int rv = ptv_link_send(p->link, buf, len, bulk, deadline, now);
     pump(l);
     return rv;
@@ -511,6 +562,13 @@ int ptv_links_new(ptv_links **out, uv_loop_t *loop, const ptv_links_config *c,
   uv_timer_init(loop, &l->timer);
   l->timer.data = l;
   uv_unref((uv_handle_t *)&l->timer);
+  uv_prepare_init(loop, &l->flush_prep);
+  uv_check_init(loop, &l->flush_check);
+  l->flush_prep.data = l->flush_check.data = l;
+  uv_prepare_start(&l->flush_prep, on_flush_prep);
+  uv_check_start(&l->flush_check, on_flush_check);
+  uv_unref((uv_handle_t *)&l->flush_prep);
+  uv_unref((uv_handle_t *)&l->flush_check);
   *out = l;
   return 0;
 }
@@ -547,9 +605,16 @@ static void glib_closed(ptv_uvglib *g) {
   if (done) done(arg);
 }
 
+/* The timer, the prepare and the check close in that order (one after the
+ * other's callback), then the GLib integration. */
 static void timer_closed(uv_handle_t *h) {
   ptv_links *l = h->data;
-  ptv_uvglib_close(&l->glib, glib_closed);
+  if (h == (uv_handle_t *)&l->timer)
+    uv_close((uv_handle_t *)&l->flush_prep, timer_closed);
+  else if (h == (uv_handle_t *)&l->flush_prep)
+    uv_close((uv_handle_t *)&l->flush_check, timer_closed);
+  else
+    ptv_uvglib_close(&l->glib, glib_closed);
 }
 
 void ptv_links_free(ptv_links *l, void (*done)(void *arg), void *arg) {
