@@ -1479,6 +1479,12 @@ static void rejoin(ptv_node *n, ptv_tstamp now, int force) {
   send_msg(n, n->cfg.tracker, &m);
 }
 
+void ptv_node_rejoin(ptv_node *n, ptv_tstamp now) {
+  if (!n->started || n->left) return;
+  n->last_now = now;
+  rejoin(n, now, 1);
+}
+
 /* Healing: drop silent partners; when starving (no new chunk for a while),
  * replace partners that have had nothing for us and ask the tracker for fresh
  * peers, which is how two halves of a partitioned overlay find each other

@@ -97,6 +97,11 @@ void ptv_node_free(ptv_node *n);
  * chunk clock. Returns 0 or PTV_ERR_CALLBACK. */
 int ptv_node_start(ptv_node *n, ptv_tstamp now);
 
+/* The tracker forgot us (it restarted, or our connection to it was
+ * replaced): JOIN again now, so it hands us out again and knows the live
+ * point. Partnerships are untouched. */
+void ptv_node_rejoin(ptv_node *n, ptv_tstamp now);
+
 /* Graceful leave: tells partners and the tracker. The node stays allocated but
  * inert. */
 void ptv_node_leave(ptv_node *n, ptv_tstamp now);

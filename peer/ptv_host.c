@@ -176,6 +176,9 @@ static void tc_welcome(void *user, const ptv_ctl_welcome *w) {
                  w->id, H.self);
     else
       ptv_rt_log(1, "tracker connection back (id %u)", w->id);
+    /* a restarted tracker knows no members: be handed out again */
+    ptv_node_rejoin(H.node, ptv_rt_now());
+    rearm();
     return;
   }
   H.self = w->id;
@@ -231,6 +234,8 @@ static void tc_error(void *user, uint16_t code, const char *text, int final) {
   (void)user;
   ptv_rt_log(0, "tracker: %s (error %u)%s", text, code, final ? "" : "; retrying");
   if (final && !H.node) begin_stop(1);
+  else if (H.node && code == PTV_CTL_E_NO_CHANNEL) begin_stop(0); /* the channel ended */
+  else if (H.node && code == PTV_CTL_E_BANNED) begin_stop(1);
 }
 
 static void tc_down(void *user, const char *why) {
@@ -439,6 +444,9 @@ static void begin_stop(int code) {
   uv_timer_stop(&H.node_timer);
   uv_timer_stop(&H.source_timer);
   if (H.node) ptv_node_leave(H.node, ptv_rt_now());
+  /* A source stopped on purpose ends its channel (a crashed one does not:
+   * it may come back and take the channel again). */
+  if (H.cfg.role == PTV_ROLE_SOURCE && H.tc && code == 0) ptv_tclient_end(H.tc);
   uv_timer_start(&H.stop_timer, finish, 200, 0);
 }
 

@@ -24,6 +24,8 @@
 #define RETRY_US (5 * PTV_S)     /* a failed path is not retried sooner */
 #define MAX_PATHS 256
 #define SETUP_DEFAULT_US (10 * PTV_S)
+#define PATH_IDLE_US (15 * PTV_S) /* no engine message either way: the
+                                     partnership is over, close the path */
 /* Control messages to one partner made in one loop pass travel as one link
  * message (ptv_wire frames back to back): buffer maps, offers and selects
  * were most datagrams, each a system call, an SRTP seal and an ack. */
@@ -55,6 +57,7 @@ typedef struct path {
   pending *pq, **pq_tail;
   unsigned npending;
   ptv_tstamp created, failed_at;
+  ptv_tstamp last_use; /* last engine message sent or delivered */
   size_t blen;
   uint8_t bundle[BUNDLE_MAX];
 } path;
@@ -93,6 +96,8 @@ static path *find(const ptv_links *l, ptv_id peer) {
 }
 
 static void path_free(ptv_links *l, path *p) {
+  if (p->state == PS_UP) l->st.paths_up--;
+  else if (p->state == PS_SETUP) l->st.paths_setting_up--;
   for (unsigned i = 0; i < l->npaths; i++)
     if (l->paths[i] == p) {
       l->paths[i] = l->paths[--l->npaths];
@@ -142,6 +147,7 @@ static void path_fail(ptv_links *l, path *p, const char *why) {
 static void on_link_message(void *user, const uint8_t *buf, size_t len, int bulk) {
   (void)bulk;
   path *p = user;
+  p->last_use = ptv_rt_now();
   while (len > 0) {
     size_t flen = len;
     if (len >= 6) {
@@ -309,7 +315,7 @@ static path *path_new(ptv_links *l, ptv_id peer) {
   p->l = l;
   p->peer = peer;
   p->pq_tail = &p->pq;
-  p->created = ptv_rt_now();
+  p->created = p->last_use = ptv_rt_now();
   /* the smaller id is controlling, whoever starts: no role conflict */
   p->ice = ptv_ice_link_new(l->ice, peer, l->self < peer);
   if (!p->ice) {
@@ -389,6 +395,7 @@ int ptv_links_send(ptv_links *l, ptv_id peer, const uint8_t *buf, size_t len, in
     p = NULL;
   }
   if (!p && !(p = path_new(l, peer))) return PTV_ERR_NOMEM;
+  p->last_use = now;
   if (p->state == PS_UP) {
     if (!bulk && len <= BUNDLE_MAX) {
       if (p->blen + len > BUNDLE_MAX) bundle_flush(l, p);
@@ -476,7 +483,13 @@ static void on_timer(uv_timer_t *t) {
     path *p = l->paths[i];
     if (p->state == PS_UP) {
       if (ptv_link_get_expiry(p->link) <= now) ptv_link_handle_expiry(p->link, now);
-      if (ptv_link_is_closed(p->link)) path_fail(l, p, "link idle");
+      if (ptv_link_is_closed(p->link)) {
+        path_fail(l, p, "link idle");
+      } else if (now - p->last_use > PATH_IDLE_US) {
+        ptv_rt_log(2, "path to %u unused for %.0f s: closed", p->peer, PATH_IDLE_US / 1e6);
+        path_free(l, p);
+        i--;
+      }
     } else if (p->state == PS_SETUP && now - p->created > setup) {
       path_fail(l, p, "setup timed out");
     } else if (p->state == PS_FAILED && now - p->failed_at > 6 * RETRY_US) {

@@ -139,7 +139,7 @@ static void on_frame(ptv_tclient *t, const uint8_t *f, size_t len) {
     uint16_t c = m.u.error.code;
     int final = c == PTV_CTL_E_NO_CHANNEL || c == PTV_CTL_E_BANNED ||
                 c == PTV_CTL_E_NAME_TAKEN || c == PTV_CTL_E_BAD_SIG;
-    if (final && !t->welcomed) t->final_error = 1;
+    if (final) t->final_error = 1; /* no retry, welcomed or not */
     if (t->cb.on_error) t->cb.on_error(t->user, c, text, final);
     break;
   }

@@ -9,9 +9,10 @@
 #            then 6 peers (30%) are killed with SIGKILL
 #   t=36     the tracker is killed with SIGKILL, restarted at t=40 on the
 #            same port and database
+#   t=44     a new peer joins (the restarted tracker must know the members)
 #   t=64     every surviving peer kept continuity >= 0.99 over t=32..64,
-#            streaming went on, it is back with the tracker, and the
-#            restarted tracker still lists the channel
+#            streaming went on, it is back with the tracker, the newcomer
+#            plays, and the restarted tracker still lists the channel
 #
 # Environment: top_builddir (default ../build), PTV_NET_SCALE (multiplies
 # the durations, e.g. 2 for a slow machine), PTV_KEEP=1 keeps the logs.
@@ -137,7 +138,17 @@ start_tracker "127.0.0.1:$tport"
 for _ in $(seq 100); do (($(grep -c "listening on" "$tmp/tracker.out") >= 2)) && break; sleep 0.1; done
 hport=$(sed -n 's/.* http [0-9.]*:\([0-9]*\).*/\1/p' "$tmp/tracker.out" | tail -1)
 
+# A newcomer after the restart: the tracker must know the members again.
+at 44
+late=$((NPEERS + 1))
+"$bin/peertv-peer" --tracker "127.0.0.1:$tport" --channel swarm --local-addr 127.0.0.1 \
+  --http 127.0.0.1:0 --upload-limit 8M >"$tmp/peer$late.out" 2>"$tmp/peer$late.err" &
+pids+=("$!")
+wait_line "$tmp/peer$late.out" "^http "
+peer_port[late]=$(sed -n 's/^http [0-9.]*:\([0-9]*\)$/\1/p' "$tmp/peer$late.out")
+
 at 64
+snapshot snap3 "$late" "$late"
 bad=0
 notrk=0
 snapshot snap2 $((KILL + 1)) "$NPEERS"
@@ -153,6 +164,13 @@ for i in $(seq $((KILL + 1)) "$NPEERS"); do
 done
 check "the $((NPEERS - KILL)) surviving peers keep continuity >= 0.99 through the kills and the tracker restart" test "$bad" -eq 0
 check "every surviving peer is back with the restarted tracker" test "$notrk" -eq 0
+late_ok=0
+if [[ -s $tmp/snap3.$late ]]; then
+  read -r st c due partners < <(jq -r '[.state, .continuity, .chunks_due, .partners] | @tsv' "$tmp/snap3.$late")
+  echo "# t=64 newcomer: $st continuity $c due $due partners $partners"
+  [[ $st == playing ]] && (($(echo "$c >= 0.99" | bc))) && ((due >= 60)) && late_ok=1
+fi
+check "a peer joining after the tracker restart finds partners and plays (>= 0.99)" test "$late_ok" -eq 1
 ch=$(curl -sf --max-time 2 "http://127.0.0.1:$hport/channels" || echo '[]')
 check "the restarted tracker still lists the channel, live" \
   test "$(jq -r '.[] | select(.name == "swarm") | .live' <<<"$ch")" = true

@@ -417,6 +417,49 @@ static void test_end_and_bytewise(void **state) {
   h_free(h);
 }
 
+/* A source that reconnects while its old connection is still open (and
+ * alone in the channel) takes over; a different chunk duration on a live
+ * channel is refused; a peer's key back on a new connection keeps its id. */
+static void test_takeovers(void **state) {
+  harness *h = h_new();
+  key src, p;
+  crypto_sign_keypair(src.pk, src.sk);
+  crypto_sign_keypair(p.pk, p.sk);
+  ptv_id sid = connect_as(h, 1, &src, PTV_ROLE_SOURCE, "tv", PTV_ID_NONE);
+  /* the old connection is alone: its leaving unloads the channel (ASan
+   * catches a use after that) */
+  assert_int_equal(connect_as(h, 2, &src, PTV_ROLE_SOURCE, "tv", sid), sid);
+  expect_error(h, 1, PTV_CTL_E_BAD_REQUEST, 1);
+  ptv_id pid = connect_as(h, 3, &p, PTV_ROLE_PEER, "tv", PTV_ID_NONE);
+  assert_int_equal(connect_as(h, 4, &p, PTV_ROLE_PEER, "tv", pid), pid);
+  expect_error(h, 3, PTV_CTL_E_BAD_REQUEST, 1);
+  assert_int_equal(ptv_server_channel_members(h->srv, "tv"), 0); /* nobody JOINed */
+  /* another key asking for that id gets another */
+  key q;
+  crypto_sign_keypair(q.pk, q.sk);
+  assert_int_not_equal(connect_as(h, 5, &q, PTV_ROLE_PEER, "tv", pid), pid);
+  assert_false(h->c[4].closed);
+  /* a live channel's chunk duration cannot change under its peers */
+  ptv_ctl m = {.type = PTV_CTL_HELLO};
+  uint8_t sig[64], tbs[4096], b[512];
+  m.u.hello.role = PTV_ROLE_SOURCE;
+  m.u.hello.want_id = PTV_ID_NONE;
+  m.u.hello.ts_us = UNIX_NOW;
+  m.u.hello.pk = src.pk;
+  m.u.hello.chunk_us = 500000;
+  m.u.hello.name = "tv";
+  m.u.hello.name_len = 2;
+  int n = ptv_ctl_hello_signed_bytes(&m.u.hello, tbs, sizeof(tbs));
+  crypto_sign_detached(sig, NULL, tbs, (unsigned long long)n, src.sk);
+  m.u.hello.sig = sig;
+  n = ptv_ctl_encode(b, sizeof(b), &m);
+  assert_int_equal(ptv_server_conn_open(h->srv, 6, 6, 0), 0);
+  assert_true(feed(h, 6, b, (size_t)n) < 0);
+  expect_error(h, 6, PTV_CTL_E_BAD_REQUEST, 1);
+  assert_false(h->c[2].closed); /* the live source is untouched */
+  h_free(h);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_channel_and_join),
@@ -426,6 +469,7 @@ int main(void) {
       cmocka_unit_test(test_reports_ban_durably),
       cmocka_unit_test(test_restart_keeps_channel_and_ids),
       cmocka_unit_test(test_end_and_bytewise),
+      cmocka_unit_test(test_takeovers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

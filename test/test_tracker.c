@@ -801,6 +801,12 @@ static void test_reports_ban(void **state) {
   assert_non_null(t);
   g_bans = 0;
   for (ptv_id id = 10; id < 14; id++) join(t, &h, id, PTV_ROLE_PEER, 0, 1, 0);
+  join(t, &h, 20, PTV_ROLE_SOURCE, 0, 1, 0);
+  report(t, 10, 20, 1 * S); /* the source: reports never ban it */
+  report(t, 11, 20, 1 * S);
+  report(t, 12, 20, 1 * S);
+  assert_false(ptv_tracker_banned(t, 20));
+  leave(t, &h, 20, 1 * S);
   report(t, 10, 13, 1 * S);
   report(t, 10, 13, 2 * S); /* the same reporter again */
   report(t, 99, 13, 2 * S); /* not a member */

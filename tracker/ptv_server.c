@@ -295,6 +295,7 @@ static int on_hello(ptv_server *s, conn *c, const ptv_ctl_hello *h, ptv_tstamp n
     return PTV_ERR_INVALID_ARG;
   }
   int rv = ptv_store_ban_check(s->cfg.store, h->pk, unix_us);
+  if (rv < 0) goto store_failed; /* fail closed: a ban we cannot read still holds */
   if (rv == 1) {
     s->st.hellos_refused++;
     conn_kill(s, c, PTV_CTL_E_BANNED, "this key is banned", now);
@@ -312,6 +313,16 @@ static int on_hello(ptv_server *s, conn *c, const ptv_ctl_hello *h, ptv_tstamp n
     if (h->chunk_us == 0 || h->chunk_us > MAX_CHUNK_US) {
       s->st.hellos_refused++;
       conn_kill(s, c, PTV_CTL_E_BAD_REQUEST, "chunk duration must be 1 us .. 10 s", now);
+      return PTV_ERR_INVALID_ARG;
+    }
+    if (rv == 0 && rec.ended_us == 0 && rec.chunk_us != h->chunk_us) {
+      /* peers in the channel time their playback by its chunk duration */
+      char text[160];
+      snprintf(text, sizeof(text),
+               "channel %s is live with %u ms chunks: use the same duration, or end it first",
+               name, rec.chunk_us / 1000);
+      s->st.hellos_refused++;
+      conn_kill(s, c, PTV_CTL_E_BAD_REQUEST, text, now);
       return PTV_ERR_INVALID_ARG;
     }
     if (rv == PTV_ERR_NOT_FOUND || rec.ended_us != 0) {
@@ -337,14 +348,31 @@ static int on_hello(ptv_server *s, conn *c, const ptv_ctl_hello *h, ptv_tstamp n
     conn_kill(s, c, PTV_CTL_E_NO_CHANNEL, "no live channel of that name", now);
     return PTV_ERR_NOT_FOUND;
   }
+  /* A reconnect beats a stale link: the old connection of the same source
+   * goes first (its leaving may unload the channel, so look it up after). */
+  for (chan *old = s->chans; old && h->role == PTV_ROLE_SOURCE; old = old->next)
+    if (strcmp(old->name, rec.name) == 0) {
+      if (old->source)
+        conn_kill(s, old->source, PTV_CTL_E_BAD_REQUEST, "replaced by a newer source connection", now);
+      break;
+    }
   chan *ch = chan_get(s, &rec);
   if (!ch) {
     conn_kill(s, c, PTV_CTL_E_INTERNAL, "out of memory", now);
     return PTV_ERR_NOMEM;
   }
-  if (h->role == PTV_ROLE_SOURCE && ch->source) /* a reconnect beats a stale link */
-    conn_kill(s, ch->source, PTV_CTL_E_BAD_REQUEST, "replaced by a newer source connection", now);
   ptv_id oid = h->want_id;
+  conn *holder = oid != PTV_ID_NONE ? umap_get(&s->members, member_key(ch, oid)) : NULL;
+  if (holder && holder != c && memcmp(holder->pk, h->pk, PTV_CTL_PKLEN) == 0) {
+    /* the same key back on a new connection (the old one half-open): it
+     * keeps its id, which its partners know it by */
+    conn_kill(s, holder, PTV_CTL_E_BAD_REQUEST, "replaced by a newer connection of this key", now);
+    ch = chan_get(s, &rec); /* the old one's leaving may have unloaded it */
+    if (!ch) {
+      conn_kill(s, c, PTV_CTL_E_INTERNAL, "out of memory", now);
+      return PTV_ERR_NOMEM;
+    }
+  }
   if (oid == TRACKER_OID || oid == PTV_ID_NONE || umap_get(&s->members, member_key(ch, oid))) {
     do oid = (ptv_id)(s->cb.rand(s->user) % 0x7ffffffeu) + 1;
     while (umap_get(&s->members, member_key(ch, oid)));

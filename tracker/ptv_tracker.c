@@ -197,7 +197,11 @@ int ptv_tracker_ban(ptv_tracker *t, ptv_id id, ptv_tstamp now) {
 /* A member says `suspect` sent it a forged chunk. Counted once per
  * reporter; enough distinct reporters ban the suspect. */
 static void on_report(ptv_tracker *t, ptv_id from, ptv_id suspect, ptv_tstamp now) {
-  if (suspect == from || hfind(t, from) == EMPTY || ptv_tracker_banned(t, suspect)) return;
+  /* The source is never banned by reports: it signs what it sends, and a
+   * pair of colluding peers must not be able to take a channel down. */
+  if (suspect == from || suspect == t->source || hfind(t, from) == EMPTY ||
+      ptv_tracker_banned(t, suspect))
+    return;
   report *r = NULL;
   for (uint32_t i = 0; i < t->nrep && !r; i++)
     if (t->rep[i].suspect == suspect) r = &t->rep[i];
