@@ -30,8 +30,11 @@
  * it), and only one ptv_uvglib may drive a given context.
  *
  * File descriptors GLib closes and reuses. GLib sources may close an fd and
- * a later socket may get the same number. Each prepare therefore fstat()s
- * the fds it keeps polling and compares (st_dev, st_ino) with what it saw
+ * a later socket may get the same number. Prepare therefore fstat()s each
+ * fd it keeps polling (when its events change, and otherwise at most every
+ * 100 ms, with the loop woken at least that often while fds are polled:
+ * one fstat per fd per iteration was most of a peer's system calls) and
+ * compares (st_dev, st_ino) with what it saw
  * when polling started: a different file means the number was reused, so
  * the uv_poll is restarted (re-registered with epoll); EBADF means GLib
  * still lists a closed fd, so it gets G_IO_NVAL as poll(2) would report and

@@ -24,7 +24,7 @@
 #include "ptv_server.h"
 #include "ptv_store.h"
 
-#define WRITE_QUEUE_MAX (4u << 20) /* a reader this far behind is cut off */
+#define WRITE_QUEUE_MAX (4u << 20) /* a reader this far behind gets no more (see NETWORK.md) */
 
 typedef struct tconn {
   uv_tcp_t h;
@@ -292,7 +292,7 @@ static void usage(FILE *f) {
         "  --max-conns N        connections in all (default 4096)\n"
         "  --max-per-addr N     connections from one address (default 64)\n"
         "  --rate N             messages per second per connection (default 200)\n"
-        "  -v, --verbose        more log lines (repeat for debug)\n"
+        "  -v, --verbose        debug log lines (connections refused, ...)\n"
         "  -q, --quiet          errors only\n"
         "  --help               show this help\n"
         "  --version            show the version\n\n"
