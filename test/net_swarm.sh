@@ -28,7 +28,11 @@ done
 command -v jq >/dev/null || { echo "net_swarm.sh: jq is needed (apt-get install jq)" >&2; exit 99; }
 command -v curl >/dev/null || { echo "net_swarm.sh: curl is needed (apt-get install curl)" >&2; exit 99; }
 
-NPEERS=${PTV_NET_PEERS:-20}
+# Under AddressSanitizer every process runs 2-3x slower: 22 of them on two
+# cores miss chunks for want of CPU, not for a protocol fault. The sanitizer
+# build runs the same scenario with 10 peers (memory errors are what it is
+# there to find); the acceptance figures come from the normal build.
+if [[ ${PTV_SANITIZERS:-no} = yes ]]; then NPEERS=${PTV_NET_PEERS:-10}; else NPEERS=${PTV_NET_PEERS:-20}; fi
 KILL=$((NPEERS * 3 / 10))
 scale=${PTV_NET_SCALE:-1}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/ptv_net_swarm.XXXXXX")
