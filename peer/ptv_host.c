@@ -59,6 +59,7 @@ typedef struct {
 static host_state H;
 
 static void rearm(void);
+static void begin_stop(int code);
 
 /* ---- node callbacks ------------------------------------------------------- */
 
@@ -202,8 +203,9 @@ static void tc_welcome(void *user, const ptv_ctl_welcome *w) {
   H.node = ptv_node_new(&c, &NODE_CBS, NULL);
   if (!H.node || ptv_node_start(H.node, ptv_rt_now()) != 0) {
     ptv_rt_log(0, "cannot start the node engine");
-    H.exit_code = 1;
-    uv_stop(H.loop);
+    ptv_node_free(H.node);
+    H.node = NULL;
+    begin_stop(1);
     return;
   }
   char fp[PTV_IDENTITY_FP_SIZE];
@@ -228,14 +230,12 @@ static void tc_signal(void *user, const ptv_ctl_signal *s) {
   ptv_links_on_signal(H.links, s);
 }
 
-static void begin_stop(int code);
-
 static void tc_error(void *user, uint16_t code, const char *text, int final) {
   (void)user;
   ptv_rt_log(0, "tracker: %s (error %u)%s", text, code, final ? "" : "; retrying");
   if (final && !H.node) begin_stop(1);
   else if (H.node && code == PTV_CTL_E_NO_CHANNEL) begin_stop(0); /* the channel ended */
-  else if (H.node && code == PTV_CTL_E_BANNED) begin_stop(1);
+  else if (H.node && (code == PTV_CTL_E_BANNED || code == PTV_CTL_E_REPLACED)) begin_stop(1);
 }
 
 static void tc_down(void *user, const char *why) {

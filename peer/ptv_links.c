@@ -58,6 +58,8 @@ typedef struct path {
   unsigned npending;
   ptv_tstamp created, failed_at;
   ptv_tstamp last_use; /* last engine message sent or delivered */
+  const char *fail_why; /* failure noticed inside ptv_link_recv: acted on after */
+  char remote_ufrag[64]; /* the partner's current ICE attempt */
   size_t blen;
   uint8_t bundle[BUNDLE_MAX];
 } path;
@@ -78,6 +80,7 @@ struct ptv_links {
   uv_check_t flush_check;  /* ... and after the callbacks of a poll */
   path *paths[MAX_PATHS];
   unsigned npaths;
+  int in_recv; /* inside ptv_link_recv: its callbacks may only queue (ptv_link.h) */
   unsigned rr; /* round-robin start for the write pump */
   ptv_links_stats st;
   void (*done)(void *);
@@ -119,6 +122,10 @@ static void path_free(ptv_links *l, path *p) {
  * the engine's retries do not turn into a storm of ICE setups. */
 static void path_fail(ptv_links *l, path *p, const char *why) {
   if (p->state == PS_FAILED) return;
+  if (l->in_recv) { /* the link is still in use up the stack */
+    p->fail_why = why;
+    return;
+  }
   ptv_rt_log(2, "path to %u failed: %s", p->peer, why);
   if (p->state == PS_UP) l->st.paths_up--;
   else l->st.paths_setting_up--;
@@ -164,7 +171,8 @@ static void on_link_message(void *user, const uint8_t *buf, size_t len, int bulk
 
 static void bundle_flush(ptv_links *l, path *p) {
   if (!p->blen || p->state != PS_UP) return;
-  ptv_link_send(p->link, p->bundle, p->blen, 0, 0, ptv_rt_now());
+  if (ptv_link_send(p->link, p->bundle, p->blen, 0, 0, ptv_rt_now()) != 0)
+    l->st.queued_dropped++; /* the link's queue is full: the engine's timers retry */
   p->blen = 0;
 }
 
@@ -212,9 +220,8 @@ static void try_up(ptv_links *l, path *p) {
   while (p->pq) {
     pending *q = p->pq;
     p->pq = q->next;
-    if (!q->bulk || !q->deadline || q->deadline > now)
-      ptv_link_send(p->link, q->data, q->len, q->bulk, q->deadline, now);
-    else
+    if ((q->bulk && q->deadline && q->deadline <= now) ||
+        ptv_link_send(p->link, q->data, q->len, q->bulk, q->deadline, now) != 0)
       l->st.queued_dropped++;
     free(q);
   }
@@ -302,7 +309,16 @@ static void ice_recv(void *user, ptv_ice_link *il, uint32_t tag, const uint8_t *
   }
   l->st.dgrams_in++;
   l->st.bytes_in += len;
+  l->in_recv++;
   ptv_link_recv(p->link, plain, (size_t)n, ptv_rt_now());
+  l->in_recv--;
+  /* failures noticed meanwhile (ICE callbacks run inside libnice calls) */
+  for (unsigned i = 0; i < l->npaths; i++)
+    if (l->paths[i]->fail_why) {
+      const char *why = l->paths[i]->fail_why;
+      l->paths[i]->fail_why = NULL;
+      path_fail(l, l->paths[i], why);
+    }
   pump(l);
 }
 
@@ -358,8 +374,21 @@ void ptv_links_on_signal(ptv_links *l, const ptv_ctl_signal *s) {
   switch (s->kind) {
   case PTV_SIG_CREDS: {
     char ufrag[PTV_CTL_SIGNAL_MAX], pwd[PTV_CTL_SIGNAL_MAX];
-    if (sscanf(text, "%255s %255s", ufrag, pwd) != 2 ||
-        ptv_ice_link_set_remote_credentials(p->ice, ufrag, pwd) != 0)
+    if (sscanf(text, "%255s %255s", ufrag, pwd) != 2 || strlen(ufrag) >= sizeof(p->remote_ufrag)) {
+      path_fail(l, p, "bad ICE credentials");
+      break;
+    }
+    if (p->remote_ufrag[0] && strcmp(p->remote_ufrag, ufrag) != 0) {
+      /* the partner started over (its side of the path failed or timed
+       * out): so do we, or its new attempt would meet our old one */
+      path_free(l, p);
+      if (!(p = path_new(l, s->peer))) return;
+      memcpy(p->peer_pk, s->pk, PTV_IDENTITY_PK_LEN);
+      p->have_pk = 1;
+      kx_start(l, p);
+    }
+    snprintf(p->remote_ufrag, sizeof(p->remote_ufrag), "%s", ufrag);
+    if (ptv_ice_link_set_remote_credentials(p->ice, ufrag, pwd) != 0)
       path_fail(l, p, "bad ICE credentials");
     break;
   }
@@ -405,7 +434,7 @@ int ptv_links_send(ptv_links *l, ptv_id peer, const uint8_t *buf, size_t len, in
     }
     bundle_flush(l, p); /* keep control messages in order */
     int rv = ptv_link_send(p->link, buf, len, bulk, deadline, now);
-    pump(l);
+    if (!l->in_recv) pump(l); /* inside ptv_link_recv only ptv_link_send is allowed */
     return rv;
   }
   if (p->npending >= PENDING_MAX) return PTV_ERR_AGAIN;

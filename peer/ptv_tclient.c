@@ -137,8 +137,10 @@ static void on_frame(ptv_tclient *t, const uint8_t *f, size_t len) {
     memcpy(text, m.u.error.text ? m.u.error.text : "", m.u.error.text_len);
     text[m.u.error.text_len] = 0;
     uint16_t c = m.u.error.code;
+    /* REPLACED: another process runs with our key; fighting over the
+     * connection would only make both rejoin for ever */
     int final = c == PTV_CTL_E_NO_CHANNEL || c == PTV_CTL_E_BANNED ||
-                c == PTV_CTL_E_NAME_TAKEN || c == PTV_CTL_E_BAD_SIG;
+                c == PTV_CTL_E_NAME_TAKEN || c == PTV_CTL_E_BAD_SIG || c == PTV_CTL_E_REPLACED;
     if (final) t->final_error = 1; /* no retry, welcomed or not */
     if (t->cb.on_error) t->cb.on_error(t->user, c, text, final);
     break;

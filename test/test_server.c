@@ -37,6 +37,7 @@ typedef struct {
   uint8_t buf[1 << 16];
   size_t len;
   int closed;
+  int refuse; /* the driver reports sends to it as failed (a reader too slow) */
 } cbuf;
 
 typedef struct {
@@ -54,6 +55,7 @@ typedef struct {
 static int cb_send(void *user, uint64_t conn, const uint8_t *buf, size_t len) {
   harness *h = user;
   assert_true(conn < MAXC);
+  if (h->c[conn].refuse) return -1;
   assert_true(h->c[conn].len + len <= sizeof(h->c[conn].buf));
   memcpy(h->c[conn].buf + h->c[conn].len, buf, len);
   h->c[conn].len += len;
@@ -429,10 +431,10 @@ static void test_takeovers(void **state) {
   /* the old connection is alone: its leaving unloads the channel (ASan
    * catches a use after that) */
   assert_int_equal(connect_as(h, 2, &src, PTV_ROLE_SOURCE, "tv", sid), sid);
-  expect_error(h, 1, PTV_CTL_E_BAD_REQUEST, 1);
+  expect_error(h, 1, PTV_CTL_E_REPLACED, 1);
   ptv_id pid = connect_as(h, 3, &p, PTV_ROLE_PEER, "tv", PTV_ID_NONE);
   assert_int_equal(connect_as(h, 4, &p, PTV_ROLE_PEER, "tv", pid), pid);
-  expect_error(h, 3, PTV_CTL_E_BAD_REQUEST, 1);
+  expect_error(h, 3, PTV_CTL_E_REPLACED, 1);
   assert_int_equal(ptv_server_channel_members(h->srv, "tv"), 0); /* nobody JOINed */
   /* another key asking for that id gets another */
   key q;
@@ -460,6 +462,35 @@ static void test_takeovers(void **state) {
   h_free(h);
 }
 
+/* A peer may not JOIN as the source; a connection the driver can no
+ * longer write to is closed (after the call that found it, not during). */
+static void test_join_role_and_broken_sends(void **state) {
+  harness *h = h_new();
+  key src, p, q;
+  crypto_sign_keypair(src.pk, src.sk);
+  crypto_sign_keypair(p.pk, p.sk);
+  crypto_sign_keypair(q.pk, q.sk);
+  connect_as(h, 1, &src, PTV_ROLE_SOURCE, "tv", PTV_ID_NONE);
+  connect_as(h, 2, &p, PTV_ROLE_PEER, "tv", PTV_ID_NONE);
+  ptv_msg j = {.type = PTV_MSG_JOIN};
+  uint8_t b[64];
+  j.u.join.role = PTV_ROLE_SOURCE;
+  int n = ptv_wire_encode(b, sizeof(b), &j);
+  assert_true(feed(h, 2, b, (size_t)n) < 0);
+  expect_error(h, 2, PTV_CTL_E_BAD_REQUEST, 1);
+  /* a reader too far behind: its PEERS answer cannot be written */
+  connect_as(h, 3, &q, PTV_ROLE_PEER, "tv", PTV_ID_NONE);
+  h->c[3].refuse = 1;
+  j.u.join.role = PTV_ROLE_PEER;
+  n = ptv_wire_encode(b, sizeof(b), &j);
+  assert_int_equal(feed(h, 3, b, (size_t)n), PTV_ERR_CLOSED);
+  assert_true(h->c[3].closed);
+  ptv_server_stats st;
+  ptv_server_get_stats(h->srv, &st);
+  assert_int_equal(st.conns, 1); /* the source only */
+  h_free(h);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_channel_and_join),
@@ -470,6 +501,7 @@ int main(void) {
       cmocka_unit_test(test_restart_keeps_channel_and_ids),
       cmocka_unit_test(test_end_and_bytewise),
       cmocka_unit_test(test_takeovers),
+      cmocka_unit_test(test_join_role_and_broken_sends),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

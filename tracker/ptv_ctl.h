@@ -78,7 +78,8 @@ typedef struct {
 #define PTV_CTL_E_LIMIT 6        /* too many connections or requests */
 #define PTV_CTL_E_INTERNAL 7     /* the store failed */
 #define PTV_CTL_E_UNREACHABLE 8  /* SIGNAL: no such peer in the channel */
-#define PTV_CTL_E_MAX 8
+#define PTV_CTL_E_REPLACED 9     /* a newer connection of the same key took over */
+#define PTV_CTL_E_MAX 9
 /* ERROR: code:u16 text_len:u8 text */
 typedef struct {
   uint16_t code;

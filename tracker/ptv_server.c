@@ -103,6 +103,7 @@ typedef struct chan chan;
 typedef struct conn {
   uint64_t id, addr;
   uint8_t welcomed, role;
+  uint8_t broken; /* a send failed: closed at the next sweep (not under callers) */
   ptv_id oid;
   chan *ch;
   uint8_t pk[PTV_CTL_PKLEN];
@@ -135,6 +136,7 @@ struct ptv_server {
   chan *chans;
   uint32_t chan_seq;
   ptv_tstamp next_tick;
+  int any_broken;
   ptv_server_stats st;
 };
 
@@ -151,8 +153,12 @@ static void logf_(ptv_server *s, const char *fmt, ...) {
 static uint64_t member_key(const chan *c, ptv_id oid) { return (uint64_t)c->seq << 32 | oid; }
 
 static void send_bytes(ptv_server *s, conn *c, const uint8_t *buf, size_t len) {
+  if (c->broken) return;
   s->st.msgs_out++;
-  s->cb.send(s->user, c->id, buf, len);
+  if (s->cb.send(s->user, c->id, buf, len) != 0) {
+    c->broken = 1; /* its callers may still hold it: closed by sweep_broken */
+    s->any_broken = 1;
+  }
 }
 
 static void send_error(ptv_server *s, conn *c, uint16_t code, const char *text) {
@@ -215,6 +221,20 @@ static void conn_kill(ptv_server *s, conn *c, uint16_t code, const char *why, pt
   uint64_t id = c->id;
   conn_forget(s, c, now);
   s->cb.close(s->user, id);
+}
+
+/* Connections whose sends failed (a reader too far behind) are closed here,
+ * where nothing up the stack holds them. */
+static void sweep_broken(ptv_server *s, ptv_tstamp now) {
+  if (!s->any_broken) return;
+  s->any_broken = 0;
+  for (uint32_t i = 0; i < s->conns.cap; i++) {
+    conn *c = s->conns.vals[i];
+    if (c && c->broken) {
+      conn_kill(s, c, 0, "", now);
+      i = (uint32_t)-1; /* the map changed: rescan */
+    }
+  }
 }
 
 /* ---- engine callbacks ---------------------------------------------------- */
@@ -353,7 +373,7 @@ static int on_hello(ptv_server *s, conn *c, const ptv_ctl_hello *h, ptv_tstamp n
   for (chan *old = s->chans; old && h->role == PTV_ROLE_SOURCE; old = old->next)
     if (strcmp(old->name, rec.name) == 0) {
       if (old->source)
-        conn_kill(s, old->source, PTV_CTL_E_BAD_REQUEST, "replaced by a newer source connection", now);
+        conn_kill(s, old->source, PTV_CTL_E_REPLACED, "replaced by a newer source connection", now);
       break;
     }
   chan *ch = chan_get(s, &rec);
@@ -366,7 +386,7 @@ static int on_hello(ptv_server *s, conn *c, const ptv_ctl_hello *h, ptv_tstamp n
   if (holder && holder != c && memcmp(holder->pk, h->pk, PTV_CTL_PKLEN) == 0) {
     /* the same key back on a new connection (the old one half-open): it
      * keeps its id, which its partners know it by */
-    conn_kill(s, holder, PTV_CTL_E_BAD_REQUEST, "replaced by a newer connection of this key", now);
+    conn_kill(s, holder, PTV_CTL_E_REPLACED, "replaced by a newer connection of this key", now);
     ch = chan_get(s, &rec); /* the old one's leaving may have unloaded it */
     if (!ch) {
       conn_kill(s, c, PTV_CTL_E_INTERNAL, "out of memory", now);
@@ -483,6 +503,13 @@ static int on_frame(ptv_server *s, conn *c, const uint8_t *f, size_t len, ptv_ts
     conn_kill(s, c, PTV_CTL_E_BAD_REQUEST, "HELLO must come first", now);
     return PTV_ERR_INVALID_ARG;
   }
+  /* A peer may not JOIN as the source (the engine would hand it out as
+   * one and never ban it): the role is the one its HELLO was welcomed as. */
+  if (f[1] == PTV_MSG_JOIN && len > PTV_WIRE_HDRLEN && f[PTV_WIRE_HDRLEN] != c->role) {
+    s->st.bad_msgs++;
+    conn_kill(s, c, PTV_CTL_E_BAD_REQUEST, "JOIN role differs from the HELLO's", now);
+    return PTV_ERR_INVALID_ARG;
+  }
   int rv = ptv_tracker_recv(c->ch->eng, c->oid, f, len, now);
   if (rv < 0) {
     s->st.bad_msgs++;
@@ -536,7 +563,15 @@ int ptv_server_conn_data(ptv_server *s, uint64_t id, const uint8_t *buf, size_t 
     size_t flen = c->rlen;
     c->rlen = 0;
     int rv = on_frame(s, c, c->rbuf, flen, now, unix_us);
-    if (rv < 0) return rv;
+    if (rv < 0) {
+      sweep_broken(s, now);
+      return rv;
+    }
+    if (s->any_broken) {
+      int self = c->broken;
+      sweep_broken(s, now);
+      if (self) return PTV_ERR_CLOSED;
+    }
   }
   return 0;
 }
@@ -588,6 +623,7 @@ ptv_tstamp ptv_server_get_expiry(const ptv_server *s) {
 void ptv_server_handle_expiry(ptv_server *s, ptv_tstamp now) {
   for (chan *ch = s->chans; ch; ch = ch->next)
     if (ptv_tracker_get_expiry(ch->eng) <= now) ptv_tracker_handle_expiry(ch->eng, now);
+  sweep_broken(s, now);
   if (now < s->next_tick) return;
   s->next_tick = now + TICK_US;
   for (uint32_t i = 0; i < s->conns.cap; i++) {
