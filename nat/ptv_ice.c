@@ -23,6 +23,7 @@ struct ptv_ice {
   char **local_addrs; /* NULL-terminated, or NULL */
   guint port_min, port_max;
   guint fail_ms;
+  int force_relay;
   /* [0] controlled, [1] controlling; created on first use */
   NiceAgent *agent[2];
   GHashTable *links[2]; /* stream_id -> ptv_ice_link */
@@ -170,7 +171,7 @@ static NiceAgent *get_agent(ptv_ice *ice, int role) {
   if (!a)
     return NULL;
   g_object_set(a, "controlling-mode", role ? TRUE : FALSE, "ice-tcp", FALSE, "ice-udp", TRUE,
-               "upnp", FALSE, NULL);
+               "upnp", FALSE, "force-relay", ice->force_relay ? TRUE : FALSE, NULL);
   if (ice->stun_host)
     g_object_set(a, "stun-server", ice->stun_host, "stun-server-port", ice->stun_port, NULL);
   for (char **s = ice->local_addrs; s && *s; s++) {
@@ -250,6 +251,7 @@ ptv_ice *ptv_ice_new(GMainContext *ctx, const ptv_ice_config *cfg,
   ice->port_min = cfg->port_min;
   ice->port_max = cfg->port_max;
   ice->fail_ms = cfg->fail_timeout_ms ? cfg->fail_timeout_ms : DEFAULT_FAIL_MS;
+  ice->force_relay = cfg->force_relay;
   ice->doomed = g_ptr_array_new();
   return ice;
 }

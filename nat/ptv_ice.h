@@ -93,6 +93,9 @@ typedef struct {
   uint16_t port_min, port_max;
   /* A link not connected this long after creation fails; 0: 10000 ms. */
   uint32_t fail_timeout_ms;
+  /* Non-zero: only relayed (TURN) pairs are used (libnice's force-relay):
+   * to hide addresses, or to test the relay path. Needs a TURN server. */
+  int force_relay;
 } ptv_ice_config;
 
 /* Every callback gets the `user` given to ptv_ice_new(), the link and the

@@ -26,6 +26,8 @@ static void usage(FILE *f) {
         "  --turn HOST:PORT       TURN server (UDP relay); with --turn-user/--turn-pass\n"
         "  --turn-user USER, --turn-pass PASS\n"
         "  --local-addr ADDR      use only this local address for ICE (e.g. 127.0.0.1)\n"
+        "  --relay-only           use only TURN-relayed paths (hides our addresses;\n"
+        "                         needs --turn)\n"
         "  --key FILE             identity key (created 0600 if missing; default: a\n"
         "                         new key each run)\n"
         "  --strategy S           overlay strategy: mesh (default) or chandelier\n"
@@ -50,7 +52,8 @@ int main(int argc, char **argv) {
       {"upload-limit", required_argument, NULL, 'u'}, {"buffer", required_argument, NULL, 'b'},
       {"stun", required_argument, NULL, 's'},        {"turn", required_argument, NULL, 'T'},
       {"turn-user", required_argument, NULL, 'U'},   {"turn-pass", required_argument, NULL, 'P'},
-      {"local-addr", required_argument, NULL, 'L'},  {"key", required_argument, NULL, 'k'},
+      {"local-addr", required_argument, NULL, 'L'},
+      {"relay-only", no_argument, NULL, 'X'},  {"key", required_argument, NULL, 'k'},
       {"strategy", required_argument, NULL, 'S'},    {"duration", required_argument, NULL, 'd'},
       {"stats-file", required_argument, NULL, 'F'},  {"delay-log", required_argument, NULL, 'G'},
       {"verbose", no_argument, NULL, 'v'},
@@ -85,6 +88,7 @@ int main(int argc, char **argv) {
     case 'U': c.turn_user = optarg; break;
     case 'P': c.turn_pass = optarg; break;
     case 'L': c.local_addr = optarg; break;
+    case 'X': c.relay_only = 1; break;
     case 'k': c.key_path = optarg; break;
     case 'S':
       if (strcmp(optarg, "mesh") && strcmp(optarg, "chandelier")) {

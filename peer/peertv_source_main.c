@@ -30,7 +30,8 @@ static void usage(FILE *f) {
         "  --description TEXT     shown in the tracker's channel list\n"
         "  --upload-limit RATE    upload cap (default 4 x the stream rate)\n"
         "  --http ADDR:PORT       serve GET /stats (JSON) there\n"
-        "  --stun, --turn, --turn-user, --turn-pass, --local-addr: as peertv-peer\n"
+        "  --stun, --turn, --turn-user, --turn-pass, --local-addr, --relay-only:\n"
+        "                         as peertv-peer\n"
         "  --duration SECONDS     stop after this long (default: until SIGINT/SIGTERM)\n"
         "  --stats-file FILE      write the final /stats JSON there when stopping\n"
         "  -v, --verbose          more log lines; -q, --quiet: errors only\n"
@@ -55,6 +56,7 @@ int main(int argc, char **argv) {
       {"http", required_argument, NULL, 'H'},        {"stun", required_argument, NULL, 's'},
       {"turn", required_argument, NULL, 'T'},        {"turn-user", required_argument, NULL, 'U'},
       {"turn-pass", required_argument, NULL, 'P'},   {"local-addr", required_argument, NULL, 'L'},
+      {"relay-only", no_argument, NULL, 'X'},
       {"duration", required_argument, NULL, 'd'},    {"stats-file", required_argument, NULL, 'F'},
       {"verbose", no_argument, NULL, 'v'},           {"quiet", no_argument, NULL, 'q'},
       {"help", no_argument, NULL, 'h'},              {"version", no_argument, NULL, 'V'},
@@ -102,6 +104,7 @@ int main(int argc, char **argv) {
     case 'U': c.turn_user = optarg; break;
     case 'P': c.turn_pass = optarg; break;
     case 'L': c.local_addr = optarg; break;
+    case 'X': c.relay_only = 1; break;
     case 'd':
       c.duration_s = strtod(optarg, &e);
       if (*e || c.duration_s <= 0) {

@@ -383,6 +383,16 @@ static json_t *stats_json(void) {
   json_object_set_new(l, "retransmits", json_integer((json_int_t)ls.retransmits));
   json_object_set_new(l, "datagrams_out", json_integer((json_int_t)ls.dgrams_out));
   json_object_set_new(l, "datagrams_in", json_integer((json_int_t)ls.dgrams_in));
+  json_t *sel = json_array();
+  if (H.node) {
+    ptv_partner_info pi[64];
+    size_t k = ptv_node_partners(H.node, pi, 64);
+    char desc[160];
+    for (size_t i = 0; i < k; i++)
+      if (ptv_links_describe(H.links, pi[i].id, desc, sizeof(desc)) == 0)
+        json_array_append_new(sel, json_string(desc));
+  }
+  json_object_set_new(l, "selected", sel);
   json_object_set_new(o, "paths", l);
   return o;
 }
@@ -496,11 +506,15 @@ int ptv_host_run(const ptv_host_config *c) {
   H.started = ptv_rt_now();
   ptv_links_config lc = {.id = &H.id, .channel = c->channel, .upload_kbps = H.cfg.upload_kbps,
                          .stun = c->stun, .turn = c->turn, .turn_user = c->turn_user,
-                         .turn_pass = c->turn_pass, .local_addr = c->local_addr};
+                         .turn_pass = c->turn_pass, .local_addr = c->local_addr,
+                         .relay_only = c->relay_only};
   ptv_links_callbacks lcb = {.deliver = links_deliver, .signal = links_signal};
   int rv = ptv_links_new(&H.links, H.loop, &lc, &lcb, NULL);
   if (rv != 0) {
-    fprintf(stderr, "cannot set up the network side: %s\n", ptv_strerror(rv));
+    fprintf(stderr, "cannot set up the network side: %s%s\n", ptv_strerror(rv),
+            rv == PTV_ERR_INVALID_ARG ? " (STUN/TURN must be numeric HOST:PORT; --turn needs"
+                                        " --turn-user and --turn-pass; --relay-only needs --turn)"
+                                      : "");
     return 1;
   }
   ptv_tclient_config tcc = {.tracker = c->tracker, .channel = c->channel, .role = c->role,

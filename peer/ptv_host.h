@@ -26,6 +26,7 @@ typedef struct {
   const char *record;       /* file the played chunks are appended to, or NULL */
   const char *stun, *turn, *turn_user, *turn_pass;
   const char *local_addr;   /* restrict ICE to this address (loopback tests) */
+  int relay_only;           /* only TURN-relayed paths (needs turn) */
   ptv_tstamp buffer_us;     /* peer: playback buffer (default 2 s) */
   int chandelier;           /* overlay strategy: 0 mesh, 1 chandelier */
   /* source */

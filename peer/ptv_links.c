@@ -557,6 +557,8 @@ static int ice_config(ptv_links *l, ptv_ice_config *ic) {
     ic->n_local_addrs = 1;
   }
   ic->fail_timeout_ms = (uint32_t)((c->setup_timeout ? c->setup_timeout : SETUP_DEFAULT_US) / 1000);
+  if (c->relay_only && !c->turn) return PTV_ERR_INVALID_ARG;
+  ic->force_relay = c->relay_only;
   return 0;
 }
 

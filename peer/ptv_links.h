@@ -50,6 +50,7 @@ typedef struct {
   const char *turn;         /* turn:HOST:PORT or NULL */
   const char *turn_user, *turn_pass;
   const char *local_addr;   /* only this local address (tests: 127.0.0.1), or NULL */
+  int relay_only;           /* only TURN-relayed paths */
   ptv_tstamp setup_timeout; /* default 10 s */
 } ptv_links_config;
 
