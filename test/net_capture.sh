@@ -7,23 +7,12 @@
 # the test itself, must be found: it proves the capture and the scan work.
 # Skipped (exit 77) when tcpdump cannot capture here (not root).
 set -euo pipefail
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-top_builddir=${top_builddir:-$here/../build}
-bin=$top_builddir
+NET_TEST=net_capture
+# shellcheck source=test/net_lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/net_lib.sh"
 scan=$top_builddir/test/pcap_scan
-for p in peertv-tracker peertv-source peertv-peer test/pcap_scan; do
-  [[ -x $bin/$p ]] || { echo "net_capture.sh: $bin/$p not built" >&2; exit 99; }
-done
+[[ -x $scan ]] || { echo "net_capture.sh: $scan not built" >&2; exit 99; }
 command -v tcpdump >/dev/null || { echo "net_capture.sh: tcpdump not installed; skipped"; exit 77; }
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/ptv_net_capture.XXXXXX")
-pids=()
-cleanup() {
-  local p
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  if [[ ${PTV_KEEP:-0} = 1 ]]; then echo "# logs kept in $tmp"; else rm -rf "$tmp"; fi
-}
-trap cleanup EXIT
 MARKER=PEERTV-CLEAR-MARKER
 
 tcpdump -i lo -U -s 0 -w "$tmp/cap.pcap" udp >"$tmp/tcpdump.out" 2>&1 &
@@ -35,10 +24,7 @@ if ! kill -0 "$tcpdump_pid" 2>/dev/null || ! grep -q "listening on" "$tmp/tcpdum
 fi
 pids+=("$tcpdump_pid")
 
-"$bin/peertv-tracker" --listen 127.0.0.1:0 --db "$tmp/t.db" >"$tmp/t.out" 2>"$tmp/t.err" &
-pids+=("$!")
-for _ in $(seq 50); do grep -q listening "$tmp/t.out" 2>/dev/null && break; sleep 0.1; done
-tport=$(sed -n 's/.*listening on [0-9.]*:\([0-9]*\).*/\1/p' "$tmp/t.out")
+start_tracker 127.0.0.1:0
 "$bin/peertv-source" --tracker "127.0.0.1:$tport" --channel clear --rate 2M --key "$tmp/s.key" \
   --local-addr 127.0.0.1 -q >"$tmp/s.out" 2>"$tmp/s.err" &
 pids+=("$!")
@@ -58,14 +44,6 @@ sleep 0.5
 kill -INT "$tcpdump_pid"
 wait "$tcpdump_pid" 2>/dev/null || true
 
-n=0
-failed=0
-check() {
-  local what=$1
-  shift
-  n=$((n + 1))
-  if "$@"; then echo "ok $n - $what"; else echo "not ok $n - $what"; failed=$((failed + 1)); fi
-}
 read -r _ packets _ udp_bytes _ marker _ runs < <("$scan" "$tmp/cap.pcap" "$MARKER")
 played=$(jq .chunks_received "$tmp/p1.json")
 echo "# captured $packets packets, $udp_bytes UDP payload bytes; marker in $marker, TS runs in $runs; peer 1 got $played chunks"
@@ -75,4 +53,4 @@ check "the capture holds the stream's volume (>= 2.5 MB of UDP)" test "$udp_byte
 check "the control datagram is found (capture and scan work)" test "$marker" -ge 1
 check "nothing else holds the marker: chunks never travel in clear" test "$marker" -eq 1
 check "no MPEG-TS sync run outside the control" test "$runs" -eq 1
-if ((failed)); then PTV_KEEP=1; exit 1; fi
+net_finish

@@ -9,44 +9,11 @@
 #   - every honest peer still plays with continuity >= 0.97 (a chunk only
 #     the forger held can be lost while everyone turns to the source).
 set -euo pipefail
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-top_builddir=${top_builddir:-$here/../build}
-bin=$top_builddir
-for p in peertv-tracker peertv-source peertv-peer; do
-  [[ -x $bin/$p ]] || { echo "net_forge.sh: $bin/$p not built" >&2; exit 99; }
-done
-command -v jq >/dev/null && command -v curl >/dev/null || { echo "net_forge.sh: needs jq and curl" >&2; exit 99; }
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/ptv_net_forge.XXXXXX")
-pids=()
-cleanup() {
-  local p
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  sleep 0.3
-  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  if [[ ${PTV_KEEP:-0} = 1 ]]; then echo "# logs kept in $tmp"; else rm -rf "$tmp"; fi
-}
-trap cleanup EXIT
-n=0
-failed=0
-check() {
-  local what=$1
-  shift
-  n=$((n + 1))
-  if "$@"; then echo "ok $n - $what"; else echo "not ok $n - $what"; failed=$((failed + 1)); fi
-}
-wait_line() {
-  local i
-  for i in $(seq 100); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
-  echo "# timed out waiting for '$2' in $1" >&2
-  return 1
-}
+NET_TEST=net_forge
+# shellcheck source=test/net_lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/net_lib.sh"
 
-"$bin/peertv-tracker" --listen 127.0.0.1:0 --db "$tmp/t.db" --http 127.0.0.1:0 >"$tmp/t.out" 2>"$tmp/t.err" &
-pids+=("$!")
-wait_line "$tmp/t.out" listening
-tport=$(sed -n 's/.*listening on [0-9.]*:\([0-9]*\).*/\1/p' "$tmp/t.out")
-hport=$(sed -n 's/.* http [0-9.]*:\([0-9]*\).*/\1/p' "$tmp/t.out")
+start_tracker 127.0.0.1:0
 "$bin/peertv-source" --tracker "127.0.0.1:$tport" --channel forge --rate 1M --key "$tmp/s.key" \
   --local-addr 127.0.0.1 >"$tmp/s.out" 2>"$tmp/s.err" &
 pids+=("$!")
@@ -62,10 +29,7 @@ for i in $(seq "$NP"); do
   pids+=("$!")
   sleep 0.2
 done
-for i in $(seq "$NP"); do
-  wait_line "$tmp/p$i.out" "^http "
-  port[i]=$(sed -n 's/^http [0-9.]*:\([0-9]*\)$/\1/p' "$tmp/p$i.out")
-done
+for i in $(seq "$NP"); do port[i]=$(http_port "$tmp/p$i.out"); done
 sleep 25
 for i in $(seq "$NP"); do curl -sf --max-time 3 "http://127.0.0.1:${port[i]}/stats" >"$tmp/s$i.json" || true; done
 # its id from its log: once banned it is told so and leaves (no /stats)
@@ -91,4 +55,4 @@ check "no honest peer keeps the forger as a partner" test "$keep" -eq 0
 check "the tracker banned the forger" test "${bans:-0}" -ge 1
 check "every honest peer plays with continuity >= 0.97" test "$lowc" -eq 0
 check "the forger was told it is banned" grep -q "banned" "$tmp/p$FORGER.err"
-if ((failed)); then PTV_KEEP=1; exit 1; fi
+net_finish

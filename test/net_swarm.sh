@@ -19,14 +19,9 @@
 # Prints `ok N - ...` / `not ok N - ...`; exits non-zero on any failure.
 set -euo pipefail
 
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-top_builddir=${top_builddir:-$here/../build}
-bin=$top_builddir
-for p in peertv-tracker peertv-source peertv-peer; do
-  [[ -x $bin/$p ]] || { echo "net_swarm.sh: $bin/$p not built" >&2; exit 99; }
-done
-command -v jq >/dev/null || { echo "net_swarm.sh: jq is needed (apt-get install jq)" >&2; exit 99; }
-command -v curl >/dev/null || { echo "net_swarm.sh: curl is needed (apt-get install curl)" >&2; exit 99; }
+NET_TEST=net_swarm
+# shellcheck source=test/net_lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/net_lib.sh"
 
 # Under AddressSanitizer every process runs 2-3x slower: 22 of them on two
 # cores miss chunks for want of CPU, not for a protocol fault. The sanitizer
@@ -35,51 +30,14 @@ command -v curl >/dev/null || { echo "net_swarm.sh: curl is needed (apt-get inst
 if [[ ${PTV_SANITIZERS:-no} = yes ]]; then NPEERS=${PTV_NET_PEERS:-10}; else NPEERS=${PTV_NET_PEERS:-20}; fi
 KILL=$((NPEERS * 3 / 10))
 scale=${PTV_NET_SCALE:-1}
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/ptv_net_swarm.XXXXXX")
-pids=()
-cleanup() {
-  local p
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  sleep 0.5
-  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  if [[ ${PTV_KEEP:-0} = 1 ]]; then echo "# logs kept in $tmp"; else rm -rf "$tmp"; fi
-}
-trap cleanup EXIT
-
-n=0
-failed=0
-check() { # check DESCRIPTION COMMAND...
-  local what=$1
-  shift
-  n=$((n + 1))
-  if "$@"; then echo "ok $n - $what"; else echo "not ok $n - $what"; failed=$((failed + 1)); fi
-}
 at() { # at SECONDS: sleep until that many (scaled) seconds after t0
   local target now
   target=$(echo "$t0 + $1 * $scale" | bc)
   now=$(date +%s.%N)
   if (($(echo "$target > $now" | bc))); then sleep "$(echo "$target - $now" | bc)"; fi
 }
-wait_line() { # wait_line FILE PATTERN: up to 10 s for a line to appear
-  local i
-  for i in $(seq 100); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
-  echo "# timed out waiting for '$2' in $1" >&2
-  return 1
-}
-
-start_tracker() { # start_tracker LISTEN
-  "$bin/peertv-tracker" --listen "$1" --db "$tmp/tracker.db" --http 127.0.0.1:0 \
-    >>"$tmp/tracker.out" 2>>"$tmp/tracker.err" &
-  tracker_pid=$!
-  pids+=("$tracker_pid")
-}
-
 t0=$(date +%s.%N)
 start_tracker 127.0.0.1:0
-wait_line "$tmp/tracker.out" "listening on"
-tport=$(sed -n 's/.*listening on [0-9.]*:\([0-9]*\).*/\1/p' "$tmp/tracker.out" | tail -1)
-hport=$(sed -n 's/.* http [0-9.]*:\([0-9]*\).*/\1/p' "$tmp/tracker.out" | tail -1)
 echo "# tracker on 127.0.0.1:$tport, http $hport; $NPEERS peers, $KILL killed"
 
 "$bin/peertv-source" --tracker "127.0.0.1:$tport" --channel swarm --rate 2M --chunk-ms 250 \
@@ -98,10 +56,7 @@ for i in $(seq "$NPEERS"); do
   pids+=("$!")
   sleep 0.1
 done
-for i in $(seq "$NPEERS"); do
-  wait_line "$tmp/peer$i.out" "^http "
-  peer_port[i]=$(sed -n 's/^http [0-9.]*:\([0-9]*\)$/\1/p' "$tmp/peer$i.out")
-done
+for i in $(seq "$NPEERS"); do peer_port[i]=$(http_port "$tmp/peer$i.out"); done
 
 stats() { curl -sf --max-time 3 "http://127.0.0.1:${peer_port[$1]}/stats"; }
 snapshot() { # snapshot NAME FIRST LAST: every peer's /stats at once, into files
@@ -139,8 +94,6 @@ kill -KILL "$tracker_pid"
 wait "$tracker_pid" 2>/dev/null || true
 at 40
 start_tracker "127.0.0.1:$tport"
-for _ in $(seq 100); do (($(grep -c "listening on" "$tmp/tracker.out") >= 2)) && break; sleep 0.1; done
-hport=$(sed -n 's/.* http [0-9.]*:\([0-9]*\).*/\1/p' "$tmp/tracker.out" | tail -1)
 
 # A newcomer after the restart: the tracker must know the members again.
 at 44
@@ -148,8 +101,7 @@ late=$((NPEERS + 1))
 "$bin/peertv-peer" --tracker "127.0.0.1:$tport" --channel swarm --local-addr 127.0.0.1 \
   --http 127.0.0.1:0 --upload-limit 8M >"$tmp/peer$late.out" 2>"$tmp/peer$late.err" &
 pids+=("$!")
-wait_line "$tmp/peer$late.out" "^http "
-peer_port[late]=$(sed -n 's/^http [0-9.]*:\([0-9]*\)$/\1/p' "$tmp/peer$late.out")
+peer_port[late]=$(http_port "$tmp/peer$late.out")
 
 at 64
 snapshot snap3 "$late" "$late"
@@ -179,8 +131,4 @@ ch=$(curl -sf --max-time 2 "http://127.0.0.1:$hport/channels" || echo '[]')
 check "the restarted tracker still lists the channel, live" \
   test "$(jq -r '.[] | select(.name == "swarm") | .live' <<<"$ch")" = true
 
-if ((failed)); then
-  echo "# $failed of $n checks failed; logs in $tmp"
-  PTV_KEEP=1
-  exit 1
-fi
+net_finish

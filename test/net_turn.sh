@@ -6,37 +6,11 @@
 # addresses are in the port range given to this coturn. Skipped (77)
 # without turnserver.
 set -euo pipefail
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-top_builddir=${top_builddir:-$here/../build}
-bin=$top_builddir
-for p in peertv-tracker peertv-source peertv-peer; do
-  [[ -x $bin/$p ]] || { echo "net_turn.sh: $bin/$p not built" >&2; exit 99; }
-done
+NET_TEST=net_turn
+# shellcheck source=test/net_lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/net_lib.sh"
 command -v turnserver >/dev/null || { echo "net_turn.sh: turnserver (coturn) not installed; skipped"; exit 77; }
-command -v jq >/dev/null && command -v curl >/dev/null || { echo "net_turn.sh: needs jq and curl" >&2; exit 99; }
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/ptv_net_turn.XXXXXX")
-pids=()
-cleanup() {
-  local p
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  if [[ ${PTV_KEEP:-0} = 1 ]]; then echo "# logs kept in $tmp"; else rm -rf "$tmp"; fi
-}
-trap cleanup EXIT
-n=0
-failed=0
-check() {
-  local what=$1
-  shift
-  n=$((n + 1))
-  if "$@"; then echo "ok $n - $what"; else echo "not ok $n - $what"; failed=$((failed + 1)); fi
-}
-wait_line() {
-  local i
-  for i in $(seq 100); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
-  echo "# timed out waiting for '$2' in $1" >&2
-  return 1
-}
+
 free_port() { # a UDP/TCP port nobody listens on, from a range tests rarely use
   local p
   for _ in $(seq 50); do
@@ -56,10 +30,7 @@ pids+=("$!")
 sleep 1
 kill -0 "${pids[0]}" 2>/dev/null || { echo "net_turn.sh: turnserver did not start:"; tail -5 "$tmp/turn.log"; exit 1; }
 
-"$bin/peertv-tracker" --listen 127.0.0.1:0 --db "$tmp/t.db" >"$tmp/t.out" 2>"$tmp/t.err" &
-pids+=("$!")
-wait_line "$tmp/t.out" listening
-tport=$(sed -n 's/.*listening on [0-9.]*:\([0-9]*\).*/\1/p' "$tmp/t.out")
+start_tracker 127.0.0.1:0
 relay=(--turn "127.0.0.1:$tport_turn" --turn-user ptv --turn-pass secret --relay-only --local-addr 127.0.0.1)
 "$bin/peertv-source" --tracker "127.0.0.1:$tport" --channel relayed --rate 1M --key "$tmp/s.key" \
   "${relay[@]}" >"$tmp/s.out" 2>"$tmp/s.err" &
@@ -71,10 +42,7 @@ for i in 1 2; do
     >"$tmp/p$i.out" 2>"$tmp/p$i.err" &
   pids+=("$!")
 done
-for i in 1 2; do
-  wait_line "$tmp/p$i.out" "^http "
-  port[i]=$(sed -n 's/^http [0-9.]*:\([0-9]*\)$/\1/p' "$tmp/p$i.out")
-done
+for i in 1 2; do port[i]=$(http_port "$tmp/p$i.out"); done
 sleep 10
 ok_play=0
 all_relay=1
@@ -94,4 +62,4 @@ inrange=1
 for p in $ports; do ((p >= relay_min && p <= relay_min + 200)) || inrange=0; done
 check "the relayed addresses come from our TURN server's port range" \
   test -n "$ports" -a "$inrange" -eq 1
-if ((failed)); then PTV_KEEP=1; exit 1; fi
+net_finish

@@ -1,0 +1,81 @@
+# shellcheck shell=bash
+# net_lib.sh -- what the loopback network tests (test/net_*.sh) share.
+# Source it after `set -euo pipefail` with NET_TEST set to the script's name:
+#   NET_TEST=net_swarm; . "$(dirname "$0")/net_lib.sh"
+# It checks the programs are built and jq/curl exist (else exit 99, a hard
+# error for automake), makes $tmp (removed at exit unless PTV_KEEP=1 or a
+# check failed), kills every pid in ${pids[@]} at exit, and provides
+# check, wait_line, start_tracker and the summary `net_finish`.
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+top_builddir=${top_builddir:-$here/../build}
+bin=$top_builddir
+for _p in peertv-tracker peertv-source peertv-peer; do
+  [[ -x $bin/$_p ]] || { echo "$NET_TEST: $bin/$_p not built" >&2; exit 99; }
+done
+for _c in jq curl bc; do
+  command -v "$_c" >/dev/null || { echo "$NET_TEST: $_c is needed (apt-get install $_c)" >&2; exit 99; }
+done
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/ptv_$NET_TEST.XXXXXX")
+pids=()
+net_cleanup() {
+  local p
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  sleep 0.5
+  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if [[ ${PTV_KEEP:-0} = 1 ]]; then echo "# logs kept in $tmp"; else rm -rf "$tmp"; fi
+}
+trap net_cleanup EXIT
+
+n=0
+failed=0
+check() { # check DESCRIPTION COMMAND...: one TAP-like line
+  local what=$1
+  shift
+  n=$((n + 1))
+  if "$@"; then echo "ok $n - $what"; else echo "not ok $n - $what"; failed=$((failed + 1)); fi
+}
+
+wait_line() { # wait_line FILE PATTERN: up to 10 s for a line to appear
+  local i
+  for i in $(seq 100); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
+  echo "# timed out waiting for '$2' in $1" >&2
+  return 1
+}
+
+# start_tracker LISTEN: a tracker on $tmp/tracker.db with HTTP on any port;
+# sets tracker_pid, tport (its port) and hport (its HTTP port).
+listening_lines() { # how many times the tracker said it listens
+  local c
+  c=$(grep -c "listening on" "$tmp/tracker.out" 2>/dev/null) || true
+  echo "${c:-0}"
+}
+start_tracker() {
+  local before
+  before=$(listening_lines)
+  "$bin/peertv-tracker" --listen "$1" --db "$tmp/tracker.db" --http 127.0.0.1:0 \
+    >>"$tmp/tracker.out" 2>>"$tmp/tracker.err" &
+  tracker_pid=$!
+  pids+=("$tracker_pid")
+  for _ in $(seq 100); do
+    (($(listening_lines) > before)) && break
+    sleep 0.1
+  done
+  tport=$(sed -n 's/.*listening on [0-9.]*:\([0-9]*\).*/\1/p' "$tmp/tracker.out" | tail -1)
+  hport=$(sed -n 's/.* http [0-9.]*:\([0-9]*\).*/\1/p' "$tmp/tracker.out" | tail -1)
+}
+
+# http_port FILE: the port a program printed ("http ADDR:PORT") in FILE.
+http_port() {
+  wait_line "$1" "^http " && sed -n 's/^http [0-9.]*:\([0-9]*\)$/\1/p' "$1"
+}
+
+net_finish() { # exit status: 1 (logs kept) if any check failed
+  if ((failed)); then
+    echo "# $failed of $n checks failed; logs in $tmp"
+    PTV_KEEP=1
+    exit 1
+  fi
+}
