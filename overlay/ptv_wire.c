@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "ptv_err.h"
+#include "ptv_be.h"
 
 /* Fixed body sizes. */
 #define PTV_DESCLEN 10
@@ -31,45 +32,6 @@
 #define PTV_NAT_MAX PTV_NAT_UNKNOWN
 #define PTV_ACK_MAX PTV_ACK_REFUSED
 #define PTV_BUSY_MAX PTV_BUSY_TOO_LATE
-
-/* ---- big-endian primitives ------------------------------------------- */
-
-static uint8_t *put_uint8(uint8_t *p, uint8_t v) {
-  *p++ = v;
-  return p;
-}
-
-static uint8_t *put_uint16be(uint8_t *p, uint16_t v) {
-  *p++ = (uint8_t)(v >> 8);
-  *p++ = (uint8_t)v;
-  return p;
-}
-
-static uint8_t *put_uint32be(uint8_t *p, uint32_t v) {
-  *p++ = (uint8_t)(v >> 24);
-  *p++ = (uint8_t)(v >> 16);
-  *p++ = (uint8_t)(v >> 8);
-  *p++ = (uint8_t)v;
-  return p;
-}
-
-static uint8_t *put_uint64be(uint8_t *p, uint64_t v) {
-  p = put_uint32be(p, (uint32_t)(v >> 32));
-  return put_uint32be(p, (uint32_t)v);
-}
-
-static uint16_t get_uint16be(const uint8_t *p) {
-  return (uint16_t)(((uint16_t)p[0] << 8) | p[1]);
-}
-
-static uint32_t get_uint32be(const uint8_t *p) {
-  return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
-         ((uint32_t)p[2] << 8) | (uint32_t)p[3];
-}
-
-static uint64_t get_uint64be(const uint8_t *p) {
-  return ((uint64_t)get_uint32be(p) << 32) | get_uint32be(p + 4);
-}
 
 static size_t bitmap_len(size_t nbits) { return (nbits + 7) / 8; }
 
@@ -202,10 +164,10 @@ static uint8_t *put_descs(uint8_t *p, const ptv_peer_desc *d, size_t n) {
   size_t i;
 
   for (i = 0; i < n; ++i) {
-    p = put_uint32be(p, d[i].id);
-    p = put_uint8(p, d[i].nat);
-    p = put_uint8(p, d[i].age);
-    p = put_uint32be(p, d[i].upload_kbps);
+    p = ptv_be_put32(p, d[i].id);
+    p = ptv_be_put8(p, d[i].nat);
+    p = ptv_be_put8(p, d[i].age);
+    p = ptv_be_put32(p, d[i].upload_kbps);
   }
   return p;
 }
@@ -214,43 +176,43 @@ static uint8_t *put_descs(uint8_t *p, const ptv_peer_desc *d, size_t n) {
 static uint8_t *put_body(uint8_t *p, const ptv_msg *m) {
   switch (m->type) {
   case PTV_MSG_JOIN:
-    p = put_uint8(p, m->u.join.role);
-    p = put_uint8(p, m->u.join.nat);
-    return put_uint32be(p, m->u.join.upload_kbps);
+    p = ptv_be_put8(p, m->u.join.role);
+    p = ptv_be_put8(p, m->u.join.nat);
+    return ptv_be_put32(p, m->u.join.upload_kbps);
   case PTV_MSG_PEERS:
-    p = put_uint32be(p, m->u.peers.live);
-    p = put_uint32be(p, m->u.peers.chunk_us);
-    p = put_uint8(p, m->u.peers.n);
+    p = ptv_be_put32(p, m->u.peers.live);
+    p = ptv_be_put32(p, m->u.peers.chunk_us);
+    p = ptv_be_put8(p, m->u.peers.n);
     return put_descs(p, m->u.peers.descs, m->u.peers.n);
   case PTV_MSG_LEAVE:
     return p;
   case PTV_MSG_HEARTBEAT:
-    return put_uint32be(p, m->u.heartbeat.newest);
+    return ptv_be_put32(p, m->u.heartbeat.newest);
   case PTV_MSG_SHUFFLE:
-    p = put_uint8(p, m->u.shuffle.reply);
-    p = put_uint8(p, m->u.shuffle.n);
+    p = ptv_be_put8(p, m->u.shuffle.reply);
+    p = ptv_be_put8(p, m->u.shuffle.n);
     return put_descs(p, m->u.shuffle.descs, m->u.shuffle.n);
   case PTV_MSG_CONNECT:
-    p = put_uint8(p, m->u.connect.nat);
-    p = put_uint8(p, m->u.connect.flags);
-    return put_uint32be(p, m->u.connect.upload_kbps);
+    p = ptv_be_put8(p, m->u.connect.nat);
+    p = ptv_be_put8(p, m->u.connect.flags);
+    return ptv_be_put32(p, m->u.connect.upload_kbps);
   case PTV_MSG_CONNECT_ACK:
-    return put_uint8(p, m->u.connect_ack.status);
+    return ptv_be_put8(p, m->u.connect_ack.status);
   case PTV_MSG_DISCONNECT:
-    return put_uint8(p, m->u.disconnect.reason);
+    return ptv_be_put8(p, m->u.disconnect.reason);
   case PTV_MSG_BUFFERMAP: {
     const ptv_msg_buffermap *bm = &m->u.buffermap;
     size_t n = bitmap_len(bm->nbits);
 
-    p = put_uint32be(p, bm->base);
-    p = put_uint16be(p, bm->nbits);
-    p = put_uint16be(p, bm->queue_ms);
-    p = put_uint32be(p, bm->play);
-    p = put_uint8(p, bm->free_slots);
-    p = put_uint16be(p, bm->price_kbps);
-    p = put_uint32be(p, bm->suspect);
-    p = put_uint16be(p, bm->suspect_deliv);
-    p = put_uint8(p, bm->ndepth);
+    p = ptv_be_put32(p, bm->base);
+    p = ptv_be_put16(p, bm->nbits);
+    p = ptv_be_put16(p, bm->queue_ms);
+    p = ptv_be_put32(p, bm->play);
+    p = ptv_be_put8(p, bm->free_slots);
+    p = ptv_be_put16(p, bm->price_kbps);
+    p = ptv_be_put32(p, bm->suspect);
+    p = ptv_be_put16(p, bm->suspect_deliv);
+    p = ptv_be_put8(p, bm->ndepth);
     if (bm->ndepth) {
       memcpy(p, bm->depth, bm->ndepth);
       p += bm->ndepth;
@@ -265,15 +227,15 @@ static uint8_t *put_body(uint8_t *p, const ptv_msg *m) {
     return p;
   }
   case PTV_MSG_REQUEST:
-    p = put_uint32be(p, m->u.request.chunk);
-    return put_uint16be(p, m->u.request.deadline_ms);
+    p = ptv_be_put32(p, m->u.request.chunk);
+    return ptv_be_put16(p, m->u.request.deadline_ms);
   case PTV_MSG_CHUNK: {
     const ptv_msg_chunk *c = &m->u.chunk;
 
-    p = put_uint32be(p, c->chunk);
-    p = put_uint64be(p, c->ts_us);
-    p = put_uint8(p, c->flags);
-    p = put_uint32be(p, c->payload_len);
+    p = ptv_be_put32(p, c->chunk);
+    p = ptv_be_put64(p, c->ts_us);
+    p = ptv_be_put8(p, c->flags);
+    p = ptv_be_put32(p, c->payload_len);
     if (c->flags & PTV_CHUNK_SIGNED) {
       memcpy(p, c->sig, PTV_WIRE_SIGLEN);
       p += PTV_WIRE_SIGLEN;
@@ -285,27 +247,27 @@ static uint8_t *put_body(uint8_t *p, const ptv_msg *m) {
     return p;
   }
   case PTV_MSG_BUSY:
-    p = put_uint32be(p, m->u.busy.chunk);
-    return put_uint8(p, m->u.busy.reason);
+    p = ptv_be_put32(p, m->u.busy.chunk);
+    return ptv_be_put8(p, m->u.busy.reason);
   case PTV_MSG_OFFER:
   case PTV_MSG_SELECT: {
     const ptv_msg_ids *ids =
         m->type == PTV_MSG_OFFER ? &m->u.offer : &m->u.select;
     size_t i;
 
-    p = put_uint8(p, ids->n);
+    p = ptv_be_put8(p, ids->n);
     for (i = 0; i < ids->n; ++i) {
-      p = put_uint32be(p, ids->ids[i]);
+      p = ptv_be_put32(p, ids->ids[i]);
     }
     return p;
   }
   case PTV_MSG_STRIPES:
-    p = put_uint8(p, m->u.stripes.kind);
-    p = put_uint16be(p, m->u.stripes.mask);
-    return put_uint32be(p, m->u.stripes.kbps);
+    p = ptv_be_put8(p, m->u.stripes.kind);
+    p = ptv_be_put16(p, m->u.stripes.mask);
+    return ptv_be_put32(p, m->u.stripes.kbps);
   case PTV_MSG_REPORT:
-    p = put_uint32be(p, m->u.report.suspect);
-    return put_uint8(p, m->u.report.reason);
+    p = ptv_be_put32(p, m->u.report.suspect);
+    return ptv_be_put8(p, m->u.report.reason);
   default:
     /* body_len() has already rejected unknown types. */
     return p;
@@ -317,12 +279,12 @@ void ptv_wire_chunk_sigbase(const ptv_msg_chunk *c, uint8_t out[PTV_WIRE_SIGBASE
 
   memcpy(p, "PTVCHNK1", 8);
   p += 8;
-  p = put_uint32be(p, c->chunk);
-  p = put_uint64be(p, c->ts_us);
+  p = ptv_be_put32(p, c->chunk);
+  p = ptv_be_put64(p, c->ts_us);
   /* Only the keyframe flag means something to a player; SIGNED/DETACHED
    * describe the carriage and may differ between hops. */
-  p = put_uint8(p, (uint8_t)(c->flags & PTV_CHUNK_KEYFRAME));
-  put_uint32be(p, c->payload_len);
+  p = ptv_be_put8(p, (uint8_t)(c->flags & PTV_CHUNK_KEYFRAME));
+  ptv_be_put32(p, c->payload_len);
 }
 
 int ptv_wire_encoded_len(const ptv_msg *m) {
@@ -355,9 +317,9 @@ int ptv_wire_encode(uint8_t *buf, size_t cap, const ptv_msg *m) {
   }
 
   p = buf;
-  p = put_uint8(p, PTV_WIRE_VERSION);
-  p = put_uint8(p, m->type);
-  p = put_uint32be(p, (uint32_t)blen);
+  p = ptv_be_put8(p, PTV_WIRE_VERSION);
+  p = ptv_be_put8(p, m->type);
+  p = ptv_be_put32(p, (uint32_t)blen);
   p = put_body(p, m);
 
   return (int)(p - buf);
@@ -370,10 +332,10 @@ static int get_descs(ptv_peer_desc *d, const uint8_t *p, size_t n) {
   size_t i;
 
   for (i = 0; i < n; ++i, p += PTV_DESCLEN) {
-    d[i].id = get_uint32be(p);
+    d[i].id = ptv_be_get32(p);
     d[i].nat = p[4];
     d[i].age = p[5];
-    d[i].upload_kbps = get_uint32be(p + 6);
+    d[i].upload_kbps = ptv_be_get32(p + 6);
     if (d[i].nat > PTV_NAT_MAX) {
       return PTV_ERR_MALFORMED;
     }
@@ -387,10 +349,10 @@ static int decode_chunk(ptv_msg_chunk *c, const uint8_t *p, size_t blen) {
   if (blen < PTV_CHUNK_FIXLEN) {
     return PTV_ERR_MALFORMED;
   }
-  c->chunk = get_uint32be(p);
-  c->ts_us = get_uint64be(p + 4);
+  c->chunk = ptv_be_get32(p);
+  c->ts_us = ptv_be_get64(p + 4);
   c->flags = p[12];
-  c->payload_len = get_uint32be(p + 13);
+  c->payload_len = ptv_be_get32(p + 13);
   if (c->flags & ~PTV_CHUNK_FLAGS_ALL) {
     return PTV_ERR_MALFORMED;
   }
@@ -433,7 +395,7 @@ static int decode_ids(ptv_msg_ids *ids, const uint8_t *p, size_t blen) {
     return PTV_ERR_MALFORMED;
   }
   for (i = 0; i < ids->n; ++i) {
-    ids->ids[i] = get_uint32be(p + PTV_IDS_FIXLEN + PTV_IDLEN * i);
+    ids->ids[i] = ptv_be_get32(p + PTV_IDS_FIXLEN + PTV_IDLEN * i);
   }
   return 0;
 }
@@ -447,7 +409,7 @@ static int decode_body(ptv_msg *m, const uint8_t *p, size_t blen) {
     }
     m->u.join.role = p[0];
     m->u.join.nat = p[1];
-    m->u.join.upload_kbps = get_uint32be(p + 2);
+    m->u.join.upload_kbps = ptv_be_get32(p + 2);
     if (m->u.join.role > PTV_ROLE_SOURCE || m->u.join.nat > PTV_NAT_MAX) {
       return PTV_ERR_MALFORMED;
     }
@@ -458,8 +420,8 @@ static int decode_body(ptv_msg *m, const uint8_t *p, size_t blen) {
     if (blen < PTV_PEERS_FIXLEN) {
       return PTV_ERR_MALFORMED;
     }
-    pr->live = get_uint32be(p);
-    pr->chunk_us = get_uint32be(p + 4);
+    pr->live = ptv_be_get32(p);
+    pr->chunk_us = ptv_be_get32(p + 4);
     pr->n = p[8];
     if (pr->n > PTV_WIRE_MAX_DESCS ||
         blen != PTV_PEERS_FIXLEN + (size_t)PTV_DESCLEN * pr->n) {
@@ -473,7 +435,7 @@ static int decode_body(ptv_msg *m, const uint8_t *p, size_t blen) {
     if (blen != PTV_HEARTBEAT_BODYLEN) {
       return PTV_ERR_MALFORMED;
     }
-    m->u.heartbeat.newest = get_uint32be(p);
+    m->u.heartbeat.newest = ptv_be_get32(p);
     return 0;
   case PTV_MSG_SHUFFLE: {
     ptv_msg_shuffle *sh = &m->u.shuffle;
@@ -495,7 +457,7 @@ static int decode_body(ptv_msg *m, const uint8_t *p, size_t blen) {
     }
     m->u.connect.nat = p[0];
     m->u.connect.flags = p[1];
-    m->u.connect.upload_kbps = get_uint32be(p + 2);
+    m->u.connect.upload_kbps = ptv_be_get32(p + 2);
     return m->u.connect.nat > PTV_NAT_MAX ? PTV_ERR_MALFORMED : 0;
   case PTV_MSG_CONNECT_ACK:
     if (blen != PTV_CONNECT_ACK_BODYLEN) {
@@ -516,14 +478,14 @@ static int decode_body(ptv_msg *m, const uint8_t *p, size_t blen) {
     if (blen < PTV_BUFFERMAP_FIXLEN) {
       return PTV_ERR_MALFORMED;
     }
-    bm->base = get_uint32be(p);
-    bm->nbits = get_uint16be(p + 4);
-    bm->queue_ms = get_uint16be(p + 6);
-    bm->play = get_uint32be(p + 8);
+    bm->base = ptv_be_get32(p);
+    bm->nbits = ptv_be_get16(p + 4);
+    bm->queue_ms = ptv_be_get16(p + 6);
+    bm->play = ptv_be_get32(p + 8);
     bm->free_slots = p[12];
-    bm->price_kbps = get_uint16be(p + 13);
-    bm->suspect = get_uint32be(p + 15);
-    bm->suspect_deliv = get_uint16be(p + 19);
+    bm->price_kbps = ptv_be_get16(p + 13);
+    bm->suspect = ptv_be_get32(p + 15);
+    bm->suspect_deliv = ptv_be_get16(p + 19);
     bm->ndepth = p[21];
     if (bm->nbits > PTV_WIRE_MAX_BITMAP_BITS || bm->ndepth > PTV_STRIPES_MAX) {
       return PTV_ERR_MALFORMED;
@@ -544,8 +506,8 @@ static int decode_body(ptv_msg *m, const uint8_t *p, size_t blen) {
     if (blen != PTV_REQUEST_BODYLEN) {
       return PTV_ERR_MALFORMED;
     }
-    m->u.request.chunk = get_uint32be(p);
-    m->u.request.deadline_ms = get_uint16be(p + 4);
+    m->u.request.chunk = ptv_be_get32(p);
+    m->u.request.deadline_ms = ptv_be_get16(p + 4);
     return 0;
   case PTV_MSG_CHUNK:
     return decode_chunk(&m->u.chunk, p, blen);
@@ -553,7 +515,7 @@ static int decode_body(ptv_msg *m, const uint8_t *p, size_t blen) {
     if (blen != PTV_BUSY_BODYLEN) {
       return PTV_ERR_MALFORMED;
     }
-    m->u.busy.chunk = get_uint32be(p);
+    m->u.busy.chunk = ptv_be_get32(p);
     m->u.busy.reason = p[4];
     return m->u.busy.reason > PTV_BUSY_MAX ? PTV_ERR_MALFORMED : 0;
   case PTV_MSG_OFFER:
@@ -565,14 +527,14 @@ static int decode_body(ptv_msg *m, const uint8_t *p, size_t blen) {
       return PTV_ERR_MALFORMED;
     }
     m->u.stripes.kind = p[0];
-    m->u.stripes.mask = get_uint16be(p + 1);
-    m->u.stripes.kbps = get_uint32be(p + 3);
+    m->u.stripes.mask = ptv_be_get16(p + 1);
+    m->u.stripes.kbps = ptv_be_get32(p + 3);
     return m->u.stripes.kind > PTV_STRIPES_EVICT ? PTV_ERR_MALFORMED : 0;
   case PTV_MSG_REPORT:
     if (blen != PTV_REPORT_BODYLEN) {
       return PTV_ERR_MALFORMED;
     }
-    m->u.report.suspect = get_uint32be(p);
+    m->u.report.suspect = ptv_be_get32(p);
     m->u.report.reason = p[4];
     return m->u.report.reason > PTV_REPORT_MAX ? PTV_ERR_MALFORMED : 0;
   default:
@@ -598,7 +560,7 @@ int ptv_wire_decode(ptv_msg *m, const uint8_t *buf, size_t len) {
   if (type == 0 || type > PTV_MSG_TYPE_MAX) {
     return PTV_ERR_UNKNOWN_TYPE;
   }
-  blen = get_uint32be(buf + 2);
+  blen = ptv_be_get32(buf + 2);
   /* Checked before SHORT so a hostile length never makes a caller wait for
    * (or buffer) 4 GiB. */
   if (blen > PTV_WIRE_MAX_BODY) {

@@ -6,6 +6,7 @@
 
 #include <sodium.h>
 
+#include "ptv_be.h"
 #include "ptv_err.h"
 
 #define DOMAIN "peertv-kx-v1"
@@ -22,17 +23,7 @@
 
 enum { ST_NONE = 0, ST_INIT = 1, ST_DONE = 2 };
 
-static void put_be32(uint8_t *p, uint32_t v) {
-  p[0] = (uint8_t)(v >> 24);
-  p[1] = (uint8_t)(v >> 16);
-  p[2] = (uint8_t)(v >> 8);
-  p[3] = (uint8_t)v;
-}
 
-static uint32_t get_be32(const uint8_t *p) {
-  return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
-         ((uint32_t)p[2] << 8) | (uint32_t)p[3];
-}
 
 static void build_tbs(uint8_t tbs[TBS_LEN], uint32_t sender, uint32_t receiver,
                       const uint8_t idpk[32], const uint8_t eph[32],
@@ -42,9 +33,9 @@ static void build_tbs(uint8_t tbs[TBS_LEN], uint32_t sender, uint32_t receiver,
   memcpy(p, DOMAIN, DOMAIN_LEN);
   p += DOMAIN_LEN;
   *p++ = PTV_KX_VERSION;
-  put_be32(p, sender);
+  ptv_be_put32(p, sender);
   p += 4;
-  put_be32(p, receiver);
+  ptv_be_put32(p, receiver);
   p += 4;
   memcpy(p, idpk, 32);
   p += 32;
@@ -119,7 +110,7 @@ static void derive_dir(const uint8_t k[32], const char *label,
   crypto_generichash_final(&st, okm, sizeof(okm));
   memcpy(key, okm, 16);
   memcpy(salt, okm + 16, 12);
-  *ssrc = get_be32(okm + 28);
+  *ssrc = ptv_be_get32(okm + 28);
   sodium_memzero(okm, sizeof(okm));
   sodium_memzero(&st, sizeof(st));
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ptv_be.h"
 #include "ptv_err.h"
 #include "ptv_pacer.h"
 
@@ -147,33 +148,6 @@ struct ptv_link {
   ptv_link_stats st;
 };
 
-/* ---- byte order --------------------------------------------------------- */
-
-static void put16(uint8_t *p, uint32_t v) {
-  p[0] = (uint8_t)(v >> 8);
-  p[1] = (uint8_t)v;
-}
-static void put24(uint8_t *p, uint32_t v) {
-  p[0] = (uint8_t)(v >> 16);
-  p[1] = (uint8_t)(v >> 8);
-  p[2] = (uint8_t)v;
-}
-static void put32(uint8_t *p, uint32_t v) {
-  p[0] = (uint8_t)(v >> 24);
-  p[1] = (uint8_t)(v >> 16);
-  p[2] = (uint8_t)(v >> 8);
-  p[3] = (uint8_t)v;
-}
-static uint32_t get16(const uint8_t *p) {
-  return (uint32_t)p[0] << 8 | p[1];
-}
-static uint32_t get24(const uint8_t *p) {
-  return (uint32_t)p[0] << 16 | (uint32_t)p[1] << 8 | p[2];
-}
-static uint32_t get32(const uint8_t *p) {
-  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
-         p[3];
-}
 
 static ptv_tstamp tmin(ptv_tstamp a, ptv_tstamp b) { return a < b ? a : b; }
 static ptv_tstamp tmax(ptv_tstamp a, ptv_tstamp b) { return a > b ? a : b; }
@@ -871,7 +845,7 @@ static int parse(const uint8_t *d, size_t len, pkt *k) {
       ((k->flags & F_BULK) && !(k->flags & F_DATA))) {
     return PTV_ERR_MALFORMED;
   }
-  k->pn = get32(d + 2);
+  k->pn = ptv_be_get32(d + 2);
   k->nranges = 0;
   if (k->flags & F_ACK) {
     uint64_t largest, first;
@@ -879,10 +853,10 @@ static int parse(const uint8_t *d, size_t len, pkt *k) {
     if (len - p < ACK_MIN_LEN) {
       return PTV_ERR_SHORT;
     }
-    largest = get32(d + p);
-    k->ack_delay = (ptv_tstamp)get16(d + p + 4) * ACK_DELAY_UNIT;
+    largest = ptv_be_get32(d + p);
+    k->ack_delay = (ptv_tstamp)ptv_be_get16(d + p + 4) * ACK_DELAY_UNIT;
     n = d[p + 6];
-    first = get16(d + p + 7);
+    first = ptv_be_get16(d + p + 7);
     p += ACK_MIN_LEN;
     if (first > largest) {
       return PTV_ERR_MALFORMED;
@@ -894,7 +868,7 @@ static int parse(const uint8_t *d, size_t len, pkt *k) {
       return PTV_ERR_SHORT;
     }
     for (i = 0; i < n; ++i) {
-      uint64_t gap = get16(d + p), rl = get16(d + p + 2), prev_lo, hi;
+      uint64_t gap = ptv_be_get16(d + p), rl = ptv_be_get16(d + p + 2), prev_lo, hi;
 
       p += ACK_RANGE_LEN;
       prev_lo = k->ranges[k->nranges - 1].lo;
@@ -914,16 +888,16 @@ static int parse(const uint8_t *d, size_t len, pkt *k) {
     if (len - p < FORGET_LEN) {
       return PTV_ERR_SHORT;
     }
-    k->forget = get32(d + p);
+    k->forget = ptv_be_get32(d + p);
     p += FORGET_LEN;
   }
   if (k->flags & F_DATA) {
     if (len - p < DATA_HDR_LEN) {
       return PTV_ERR_SHORT;
     }
-    k->id = get32(d + p);
-    k->off = get24(d + p + 4);
-    k->total = get24(d + p + 7);
+    k->id = ptv_be_get32(d + p);
+    k->off = ptv_be_get24(d + p + 4);
+    k->total = ptv_be_get24(d + p + 7);
     p += DATA_HDR_LEN;
     k->payload = d + p;
     k->plen = len - p;
@@ -1213,9 +1187,9 @@ static size_t encode_ack(const ptv_link *l, uint8_t *out, size_t room,
     first = 0xffff; /* acking fewer packets than received is safe */
     stop = 1;
   }
-  put32(out, (uint32_t)l->rr[0].hi);
-  put16(out + 4, (uint32_t)(delay > 0xffff ? 0xffff : delay));
-  put16(out + 7, (uint32_t)first);
+  ptv_be_put32(out, (uint32_t)l->rr[0].hi);
+  ptv_be_put16(out + 4, (uint32_t)(delay > 0xffff ? 0xffff : delay));
+  ptv_be_put16(out + 7, (uint32_t)first);
   for (; !stop && i < l->nrr && p + ACK_RANGE_LEN <= room && n < 255; ++i) {
     uint64_t gap = l->rr[i - 1].lo - l->rr[i].hi - 2;
     uint64_t rl = l->rr[i].hi - l->rr[i].lo;
@@ -1227,8 +1201,8 @@ static size_t encode_ack(const ptv_link *l, uint8_t *out, size_t room,
       rl = 0xffff;
       stop = 1;
     }
-    put16(out + p, (uint32_t)gap);
-    put16(out + p + 2, (uint32_t)rl);
+    ptv_be_put16(out + p, (uint32_t)gap);
+    ptv_be_put16(out + p + 2, (uint32_t)rl);
     p += ACK_RANGE_LEN;
     n++;
   }
@@ -1351,7 +1325,7 @@ ptrdiff_t ptv_link_write(ptv_link *l, uint8_t *out, size_t cap,
   }
   if (kind != K_NONE && l->forget_below > l->forget_acked) {
     flags |= F_FORGET;
-    put32(out + p, l->forget_below);
+    ptv_be_put32(out + p, l->forget_below);
     p += FORGET_LEN;
     if (l->forget_below > l->forget_sent) {
       l->forget_sent = l->forget_below;
@@ -1361,9 +1335,9 @@ ptrdiff_t ptv_link_write(ptv_link *l, uint8_t *out, size_t cap,
     size_t off = (size_t)fi * l->frag_size;
 
     flags |= F_DATA | (m->bulk ? F_BULK : 0);
-    put32(out + p, m->id);
-    put24(out + p + 4, (uint32_t)off);
-    put24(out + p + 7, (uint32_t)m->len);
+    ptv_be_put32(out + p, m->id);
+    ptv_be_put24(out + p + 4, (uint32_t)off);
+    ptv_be_put24(out + p + 7, (uint32_t)m->len);
     memcpy(out + p + DATA_HDR_LEN, m->data + off, plen);
     p += DATA_HDR_LEN + plen;
   } else if (kind == K_PING) {
@@ -1371,7 +1345,7 @@ ptrdiff_t ptv_link_write(ptv_link *l, uint8_t *out, size_t cap,
   }
   out[0] = PTV_LINK_VERSION;
   out[1] = flags;
-  put32(out + 2, (uint32_t)l->next_pn);
+  ptv_be_put32(out + 2, (uint32_t)l->next_pn);
 
   r = rec_of(l, l->next_pn);
   memset(r, 0, sizeof(*r));

@@ -7,6 +7,7 @@
 #include <sodium.h>
 #include <srtp2/srtp.h>
 
+#include "ptv_be.h"
 #include "ptv_err.h"
 
 _Static_assert(PTV_SRTP_LIB_SLACK >= SRTP_MAX_TRAILER_LEN,
@@ -94,22 +95,7 @@ int ptv_srtp_init(ptv_srtp *s, const ptv_kx_keys *keys) {
   return 0;
 }
 
-static void put_be16(uint8_t *p, uint16_t v) {
-  p[0] = (uint8_t)(v >> 8);
-  p[1] = (uint8_t)v;
-}
 
-static void put_be32(uint8_t *p, uint32_t v) {
-  p[0] = (uint8_t)(v >> 24);
-  p[1] = (uint8_t)(v >> 16);
-  p[2] = (uint8_t)(v >> 8);
-  p[3] = (uint8_t)v;
-}
-
-static uint32_t get_be32(const uint8_t *p) {
-  return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
-         ((uint32_t)p[2] << 8) | (uint32_t)p[3];
-}
 
 static int aligned4(const void *p) { return ((uintptr_t)p & 3u) == 0; }
 
@@ -144,9 +130,9 @@ int ptv_srtp_protect(ptv_srtp *s, const uint8_t *in, size_t len, uint8_t *out,
   /* libsrtp assumes a new stream starts below 2^15 (it guesses ROC 0
    * then); starting at 0 and counting up keeps sender and receiver ROC in
    * step. */
-  put_be16(buf + 2, (uint16_t)s->sent);
-  put_be32(buf + 4, (uint32_t)s->sent);
-  put_be32(buf + 8, s->tx_ssrc);
+  ptv_be_put16(buf + 2, (uint16_t)s->sent);
+  ptv_be_put32(buf + 4, (uint32_t)s->sent);
+  ptv_be_put32(buf + 8, s->tx_ssrc);
   n = (int)(PTV_SRTP_HDR_LEN + len);
   if (srtp_protect((srtp_t)s->tx, buf, &n) != srtp_err_status_ok ||
       (size_t)n != len + PTV_SRTP_OVERHEAD) {
@@ -184,7 +170,7 @@ int ptv_srtp_unprotect(ptv_srtp *s, const uint8_t *in, size_t len,
   /* We only ever send this exact header shape; anything else was altered
    * (or sent by someone else), so reject it without touching libsrtp. */
   if (in[0] != RTP_B0 || in[1] != PTV_SRTP_PT ||
-      get_be32(in + 8) != s->rx_ssrc) {
+      ptv_be_get32(in + 8) != s->rx_ssrc) {
     return PTV_ERR_CRYPTO;
   }
   plen = len - PTV_SRTP_OVERHEAD;

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "ptv_err.h"
+#include "ptv_be.h"
 #include "ptv_wire.h"
 
 #define HELLO_FIXLEN (1 + 1 + 4 + 4 + 8 + PTV_CTL_PKLEN + 4 + 4 + 1 + 1 + PTV_CTL_SIGLEN)
@@ -12,31 +13,10 @@
 #define SIGNAL_FIXLEN (4 + 1 + PTV_CTL_PKLEN + 2)
 #define HELLO_DOMAIN "PTVHELLO1"
 
-static uint8_t *put8(uint8_t *p, uint8_t v) {
-  *p++ = v;
-  return p;
-}
-static uint8_t *put16(uint8_t *p, uint16_t v) {
-  *p++ = (uint8_t)(v >> 8);
-  *p++ = (uint8_t)v;
-  return p;
-}
-static uint8_t *put32(uint8_t *p, uint32_t v) {
-  p = put16(p, (uint16_t)(v >> 16));
-  return put16(p, (uint16_t)v);
-}
-static uint8_t *put64(uint8_t *p, uint64_t v) {
-  p = put32(p, (uint32_t)(v >> 32));
-  return put32(p, (uint32_t)v);
-}
 static uint8_t *putn(uint8_t *p, const void *src, size_t n) {
   if (n) memcpy(p, src, n);
   return p + n;
 }
-static uint16_t get16(const uint8_t *p) { return (uint16_t)((p[0] << 8) | p[1]); }
-static uint32_t get32(const uint8_t *p) { return ((uint32_t)get16(p) << 16) | get16(p + 2); }
-static uint64_t get64(const uint8_t *p) { return ((uint64_t)get32(p) << 32) | get32(p + 4); }
-
 /* Body length of m, or PTV_ERR_INVALID_ARG. */
 static int body_len(const ptv_ctl *m) {
   switch (m->type) {
@@ -69,17 +49,17 @@ static int body_len(const ptv_ctl *m) {
 
 /* The HELLO body up to its signature. */
 static uint8_t *put_hello_head(uint8_t *p, const ptv_ctl_hello *h) {
-  p = put8(p, h->role);
-  p = put8(p, h->nat);
-  p = put32(p, h->upload_kbps);
-  p = put32(p, h->want_id);
-  p = put64(p, h->ts_us);
+  p = ptv_be_put8(p, h->role);
+  p = ptv_be_put8(p, h->nat);
+  p = ptv_be_put32(p, h->upload_kbps);
+  p = ptv_be_put32(p, h->want_id);
+  p = ptv_be_put64(p, h->ts_us);
   p = putn(p, h->pk, PTV_CTL_PKLEN);
-  p = put32(p, h->chunk_us);
-  p = put32(p, h->stream_kbps);
-  p = put8(p, h->name_len);
+  p = ptv_be_put32(p, h->chunk_us);
+  p = ptv_be_put32(p, h->stream_kbps);
+  p = ptv_be_put8(p, h->name_len);
   p = putn(p, h->name, h->name_len);
-  p = put8(p, h->desc_len);
+  p = ptv_be_put8(p, h->desc_len);
   return putn(p, h->desc, h->desc_len);
 }
 
@@ -89,32 +69,32 @@ int ptv_ctl_encode(uint8_t *buf, size_t cap, const ptv_ctl *m) {
   if (blen < 0) return blen;
   if (!buf || cap < (size_t)PTV_WIRE_HDRLEN + (size_t)blen) return PTV_ERR_NOBUF;
   uint8_t *p = buf;
-  p = put8(p, PTV_WIRE_VERSION);
-  p = put8(p, m->type);
-  p = put32(p, (uint32_t)blen);
+  p = ptv_be_put8(p, PTV_WIRE_VERSION);
+  p = ptv_be_put8(p, m->type);
+  p = ptv_be_put32(p, (uint32_t)blen);
   switch (m->type) {
   case PTV_CTL_HELLO:
     p = put_hello_head(p, &m->u.hello);
     p = putn(p, m->u.hello.sig, PTV_CTL_SIGLEN);
     break;
   case PTV_CTL_WELCOME:
-    p = put32(p, m->u.welcome.id);
-    p = put32(p, m->u.welcome.tracker);
-    p = put32(p, m->u.welcome.chunk_us);
-    p = put32(p, m->u.welcome.stream_kbps);
+    p = ptv_be_put32(p, m->u.welcome.id);
+    p = ptv_be_put32(p, m->u.welcome.tracker);
+    p = ptv_be_put32(p, m->u.welcome.chunk_us);
+    p = ptv_be_put32(p, m->u.welcome.stream_kbps);
     p = putn(p, m->u.welcome.publisher_pk, PTV_CTL_PKLEN);
     break;
   case PTV_CTL_ERROR:
-    p = put16(p, m->u.error.code);
-    p = put8(p, m->u.error.text_len);
+    p = ptv_be_put16(p, m->u.error.code);
+    p = ptv_be_put8(p, m->u.error.text_len);
     p = putn(p, m->u.error.text, m->u.error.text_len);
     break;
   case PTV_CTL_SIGNAL: {
     static const uint8_t zero[PTV_CTL_PKLEN];
-    p = put32(p, m->u.signal.peer);
-    p = put8(p, m->u.signal.kind);
+    p = ptv_be_put32(p, m->u.signal.peer);
+    p = ptv_be_put8(p, m->u.signal.kind);
     p = putn(p, m->u.signal.pk ? m->u.signal.pk : zero, PTV_CTL_PKLEN);
-    p = put16(p, m->u.signal.data_len);
+    p = ptv_be_put16(p, m->u.signal.data_len);
     p = putn(p, m->u.signal.data, m->u.signal.data_len);
     break;
   }
@@ -142,12 +122,12 @@ static int decode_hello(ptv_ctl_hello *h, const uint8_t *p, size_t blen) {
   if (blen < HELLO_FIXLEN) return PTV_ERR_MALFORMED;
   h->role = p[0];
   h->nat = p[1];
-  h->upload_kbps = get32(p + 2);
-  h->want_id = get32(p + 6);
-  h->ts_us = get64(p + 10);
+  h->upload_kbps = ptv_be_get32(p + 2);
+  h->want_id = ptv_be_get32(p + 6);
+  h->ts_us = ptv_be_get64(p + 10);
   h->pk = p + 18;
-  h->chunk_us = get32(p + 50);
-  h->stream_kbps = get32(p + 54);
+  h->chunk_us = ptv_be_get32(p + 50);
+  h->stream_kbps = ptv_be_get32(p + 54);
   h->name_len = p[58];
   size_t off = 59;
   if (h->role > PTV_ROLE_SOURCE || h->nat > PTV_NAT_UNKNOWN || h->name_len == 0 ||
@@ -168,7 +148,7 @@ static int decode_hello(ptv_ctl_hello *h, const uint8_t *p, size_t blen) {
 long ptv_ctl_frame_len(const uint8_t *buf, size_t len, uint32_t max_body) {
   if (len < PTV_WIRE_HDRLEN) return 0;
   if (buf[0] != PTV_WIRE_VERSION) return PTV_ERR_VERSION;
-  uint32_t blen = get32(buf + 2);
+  uint32_t blen = ptv_be_get32(buf + 2);
   if (blen > max_body) return PTV_ERR_MALFORMED;
   return (long)PTV_WIRE_HDRLEN + (long)blen;
 }
@@ -179,7 +159,7 @@ int ptv_ctl_decode(ptv_ctl *m, const uint8_t *buf, size_t len) {
   if (buf[0] != PTV_WIRE_VERSION) return PTV_ERR_VERSION;
   uint8_t type = buf[1];
   if (type < PTV_CTL_TYPE_MIN || type > PTV_CTL_TYPE_MAX) return PTV_ERR_UNKNOWN_TYPE;
-  uint32_t blen = get32(buf + 2);
+  uint32_t blen = ptv_be_get32(buf + 2);
   if (blen > PTV_CTL_MAX_BODY) return PTV_ERR_MALFORMED;
   if (len - PTV_WIRE_HDRLEN < blen) return PTV_ERR_SHORT;
   const uint8_t *p = buf + PTV_WIRE_HDRLEN;
@@ -192,15 +172,15 @@ int ptv_ctl_decode(ptv_ctl *m, const uint8_t *buf, size_t len) {
     break;
   case PTV_CTL_WELCOME:
     if (blen != WELCOME_LEN) return PTV_ERR_MALFORMED;
-    m->u.welcome.id = get32(p);
-    m->u.welcome.tracker = get32(p + 4);
-    m->u.welcome.chunk_us = get32(p + 8);
-    m->u.welcome.stream_kbps = get32(p + 12);
+    m->u.welcome.id = ptv_be_get32(p);
+    m->u.welcome.tracker = ptv_be_get32(p + 4);
+    m->u.welcome.chunk_us = ptv_be_get32(p + 8);
+    m->u.welcome.stream_kbps = ptv_be_get32(p + 12);
     m->u.welcome.publisher_pk = p + 16;
     break;
   case PTV_CTL_ERROR:
     if (blen < ERROR_FIXLEN) return PTV_ERR_MALFORMED;
-    m->u.error.code = get16(p);
+    m->u.error.code = ptv_be_get16(p);
     m->u.error.text_len = p[2];
     if (m->u.error.code == 0 || m->u.error.code > PTV_CTL_E_MAX ||
         blen != ERROR_FIXLEN + (size_t)m->u.error.text_len)
@@ -209,10 +189,10 @@ int ptv_ctl_decode(ptv_ctl *m, const uint8_t *buf, size_t len) {
     break;
   case PTV_CTL_SIGNAL:
     if (blen < SIGNAL_FIXLEN) return PTV_ERR_MALFORMED;
-    m->u.signal.peer = get32(p);
+    m->u.signal.peer = ptv_be_get32(p);
     m->u.signal.kind = p[4];
     m->u.signal.pk = p + 5;
-    m->u.signal.data_len = get16(p + 5 + PTV_CTL_PKLEN);
+    m->u.signal.data_len = ptv_be_get16(p + 5 + PTV_CTL_PKLEN);
     if (m->u.signal.kind > PTV_SIG_MAX || m->u.signal.data_len > PTV_CTL_SIGNAL_MAX ||
         blen != SIGNAL_FIXLEN + (size_t)m->u.signal.data_len)
       return PTV_ERR_MALFORMED;
