@@ -12,6 +12,7 @@
 #include <string.h>
 #include <uv.h>
 
+#include "ptv_chunksig.h"
 #include "ptv_ctl.h"
 #include "ptv_err.h"
 #include "ptv_http.h"
@@ -95,27 +96,14 @@ static uint64_t node_rand(void *user) {
   return H.rng;
 }
 
-/* Ed25519ph over the canonical header and the payload (ptv_wire.h). */
-static int chunk_sig(const ptv_msg_chunk *c, uint8_t *sig, const uint8_t *verify_pk) {
-  uint8_t base[PTV_WIRE_SIGBASE_LEN];
-  crypto_sign_state st;
-  ptv_wire_chunk_sigbase(c, base);
-  crypto_sign_init(&st);
-  crypto_sign_update(&st, base, sizeof(base));
-  crypto_sign_update(&st, c->payload, c->payload_len);
-  if (!verify_pk) return crypto_sign_final_create(&st, sig, NULL, H.id.sk);
-  return crypto_sign_final_verify(&st, sig, verify_pk);
-}
-
 static int node_sign(void *user, const ptv_msg_chunk *c, uint8_t *sig) {
   (void)user;
-  return chunk_sig(c, sig, NULL);
+  return ptv_chunksig_sign(c, H.id.sk, sig);
 }
 
 static int node_verify(void *user, const ptv_msg_chunk *c) {
   (void)user;
-  if (!c->sig || !c->payload) return -1;
-  return chunk_sig(c, (uint8_t *)c->sig, H.pub_pk);
+  return ptv_chunksig_verify(c, H.pub_pk);
 }
 
 static void node_playout(void *user, ptv_chunk_id id, int present, ptv_tstamp now) {

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ptv_chunksig.h"
 #include "ptv_err.h"
 #include "ptv_node.h"
 #include "ptv_tracker.h"
@@ -164,26 +165,14 @@ static void cb_ban(void *user, ptv_id id, ptv_tstamp now) {
   h->banned_id = id;
 }
 
-static int ed25519ph(const harness *h, const ptv_msg_chunk *c, uint8_t *sig, int verify) {
-  uint8_t base[PTV_WIRE_SIGBASE_LEN];
-  crypto_sign_state st;
-  ptv_wire_chunk_sigbase(c, base);
-  crypto_sign_init(&st);
-  crypto_sign_update(&st, base, sizeof(base));
-  crypto_sign_update(&st, c->payload, c->payload_len);
-  if (!verify) return crypto_sign_final_create(&st, sig, NULL, h->sk);
-  return crypto_sign_final_verify(&st, sig, h->pk);
-}
-
 static int cb_sign(void *user, const ptv_msg_chunk *c, uint8_t *sig) {
   nctx *x = user;
-  return ed25519ph(x->h, c, sig, 0);
+  return ptv_chunksig_sign(c, x->h->sk, sig);
 }
 
 static int cb_verify(void *user, const ptv_msg_chunk *c) {
   nctx *x = user;
-  if (!c->sig || !c->payload) return -1;
-  return ed25519ph(x->h, c, (uint8_t *)c->sig, 1);
+  return ptv_chunksig_verify(c, x->h->pk);
 }
 
 static void cb_playout(void *user, ptv_chunk_id id, int present, ptv_tstamp now) {
