@@ -47,33 +47,22 @@ int main(int argc, char **argv) {
   memset(&c, 0, sizeof(c));
   c.role = PTV_ROLE_PEER;
   static const struct option opts[] = {
-      {"tracker", required_argument, NULL, 't'},     {"channel", required_argument, NULL, 'c'},
-      {"http", required_argument, NULL, 'H'},        {"record", required_argument, NULL, 'r'},
-      {"upload-limit", required_argument, NULL, 'u'}, {"buffer", required_argument, NULL, 'b'},
-      {"stun", required_argument, NULL, 's'},        {"turn", required_argument, NULL, 'T'},
-      {"turn-user", required_argument, NULL, 'U'},   {"turn-pass", required_argument, NULL, 'P'},
-      {"local-addr", required_argument, NULL, 'L'},
-      {"relay-only", no_argument, NULL, 'X'},  {"key", required_argument, NULL, 'k'},
-      {"strategy", required_argument, NULL, 'S'},    {"duration", required_argument, NULL, 'd'},
-      {"stats-file", required_argument, NULL, 'F'},  {"delay-log", required_argument, NULL, 'G'},
-      {"verbose", no_argument, NULL, 'v'},
-      {"quiet", no_argument, NULL, 'q'},             {"help", no_argument, NULL, 'h'},
-      {"version", no_argument, NULL, 'V'},           {NULL, 0, NULL, 0}};
-  ptv_rt_set_prog("peertv-peer");
-  int o;
+      PTV_HOST_LONG_OPTIONS,
+      {"record", required_argument, NULL, 'r'},      {"buffer", required_argument, NULL, 'b'},
+      {"strategy", required_argument, NULL, 'S'},    {"delay-log", required_argument, NULL, 'G'},
+      {"help", no_argument, NULL, 'h'},              {"version", no_argument, NULL, 'V'},
+      {NULL, 0, NULL, 0}};
+  const char *prog = "peertv-peer";
+  ptv_rt_set_prog(prog);
+  int o, rv;
   char *e;
   while ((o = getopt_long(argc, argv, "vq", opts, NULL)) != -1) {
+    if ((rv = ptv_host_option(&c, o, optarg, prog)) != 0) {
+      if (rv < 0) return 2;
+      continue;
+    }
     switch (o) {
-    case 't': c.tracker = optarg; break;
-    case 'c': c.channel = optarg; break;
-    case 'H': c.http = optarg; break;
     case 'r': c.record = optarg; break;
-    case 'u':
-      if (ptv_rt_parse_rate(optarg, &c.upload_kbps) != 0) {
-        fprintf(stderr, "peertv-peer: --upload-limit wants a rate such as 4M or 800k, not '%s'\n", optarg);
-        return 2;
-      }
-      break;
     case 'b': {
       double s = strtod(optarg, &e);
       if (*e || s <= 0 || s > 60) {
@@ -83,13 +72,6 @@ int main(int argc, char **argv) {
       c.buffer_us = (ptv_tstamp)(s * 1e6);
       break;
     }
-    case 's': c.stun = optarg; break;
-    case 'T': c.turn = optarg; break;
-    case 'U': c.turn_user = optarg; break;
-    case 'P': c.turn_pass = optarg; break;
-    case 'L': c.local_addr = optarg; break;
-    case 'X': c.relay_only = 1; break;
-    case 'k': c.key_path = optarg; break;
     case 'S':
       if (strcmp(optarg, "mesh") && strcmp(optarg, "chandelier")) {
         fprintf(stderr, "peertv-peer: --strategy is mesh or chandelier, not '%s'\n", optarg);
@@ -97,26 +79,12 @@ int main(int argc, char **argv) {
       }
       c.chandelier = strcmp(optarg, "chandelier") == 0;
       break;
-    case 'd':
-      c.duration_s = strtod(optarg, &e);
-      if (*e || c.duration_s <= 0) {
-        fprintf(stderr, "peertv-peer: --duration wants seconds, not '%s'\n", optarg);
-        return 2;
-      }
-      break;
-    case 'F': c.stats_file = optarg; break;
     case 'G': c.delay_log = optarg; break;
-    case 'v': ptv_rt_verbosity++; break;
-    case 'q': ptv_rt_verbosity = 0; break;
     case 'h': usage(stdout); return 0;
     case 'V': puts("peertv-peer " PACKAGE_VERSION); return 0;
     default: usage(stderr); return 2;
     }
   }
-  if (optind < argc || !c.tracker || !c.channel) {
-    fprintf(stderr, "peertv-peer: %s (see --help)\n",
-            optind < argc ? "unexpected argument" : "--tracker and --channel are required");
-    return 2;
-  }
+  if (ptv_host_options_done(&c, optind, argc, prog) != 0) return 2;
   return ptv_host_run(&c);
 }

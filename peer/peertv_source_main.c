@@ -49,25 +49,21 @@ int main(int argc, char **argv) {
   c.chunk_us = 250000;
   c.key_path = "peertv-source.key";
   static const struct option opts[] = {
-      {"tracker", required_argument, NULL, 't'},     {"channel", required_argument, NULL, 'c'},
+      PTV_HOST_LONG_OPTIONS,
       {"input", required_argument, NULL, 'i'},       {"rate", required_argument, NULL, 'R'},
-      {"chunk-ms", required_argument, NULL, 'C'},    {"key", required_argument, NULL, 'k'},
-      {"description", required_argument, NULL, 'D'}, {"upload-limit", required_argument, NULL, 'u'},
-      {"http", required_argument, NULL, 'H'},        {"stun", required_argument, NULL, 's'},
-      {"turn", required_argument, NULL, 'T'},        {"turn-user", required_argument, NULL, 'U'},
-      {"turn-pass", required_argument, NULL, 'P'},   {"local-addr", required_argument, NULL, 'L'},
-      {"relay-only", no_argument, NULL, 'X'},
-      {"duration", required_argument, NULL, 'd'},    {"stats-file", required_argument, NULL, 'F'},
-      {"verbose", no_argument, NULL, 'v'},           {"quiet", no_argument, NULL, 'q'},
+      {"chunk-ms", required_argument, NULL, 'C'},    {"description", required_argument, NULL, 'D'},
       {"help", no_argument, NULL, 'h'},              {"version", no_argument, NULL, 'V'},
       {NULL, 0, NULL, 0}};
-  ptv_rt_set_prog("peertv-source");
-  int o;
+  const char *prog = "peertv-source";
+  ptv_rt_set_prog(prog);
+  int o, rv;
   char *e;
   while ((o = getopt_long(argc, argv, "vq", opts, NULL)) != -1) {
+    if ((rv = ptv_host_option(&c, o, optarg, prog)) != 0) {
+      if (rv < 0) return 2;
+      continue;
+    }
     switch (o) {
-    case 't': c.tracker = optarg; break;
-    case 'c': c.channel = optarg; break;
     case 'i':
       if (strcmp(optarg, "synthetic") != 0) {
         fprintf(stderr, "peertv-source: input '%s' is not supported yet (only 'synthetic';"
@@ -90,40 +86,12 @@ int main(int argc, char **argv) {
       c.chunk_us = (uint32_t)ms * 1000u;
       break;
     }
-    case 'k': c.key_path = optarg; break;
     case 'D': c.description = optarg; break;
-    case 'u':
-      if (ptv_rt_parse_rate(optarg, &c.upload_kbps) != 0) {
-        fprintf(stderr, "peertv-source: --upload-limit wants a rate such as 8M, not '%s'\n", optarg);
-        return 2;
-      }
-      break;
-    case 'H': c.http = optarg; break;
-    case 's': c.stun = optarg; break;
-    case 'T': c.turn = optarg; break;
-    case 'U': c.turn_user = optarg; break;
-    case 'P': c.turn_pass = optarg; break;
-    case 'L': c.local_addr = optarg; break;
-    case 'X': c.relay_only = 1; break;
-    case 'd':
-      c.duration_s = strtod(optarg, &e);
-      if (*e || c.duration_s <= 0) {
-        fprintf(stderr, "peertv-source: --duration wants seconds, not '%s'\n", optarg);
-        return 2;
-      }
-      break;
-    case 'F': c.stats_file = optarg; break;
-    case 'v': ptv_rt_verbosity++; break;
-    case 'q': ptv_rt_verbosity = 0; break;
     case 'h': usage(stdout); return 0;
     case 'V': puts("peertv-source " PACKAGE_VERSION); return 0;
     default: usage(stderr); return 2;
     }
   }
-  if (optind < argc || !c.tracker || !c.channel) {
-    fprintf(stderr, "peertv-source: %s (see --help)\n",
-            optind < argc ? "unexpected argument" : "--tracker and --channel are required");
-    return 2;
-  }
+  if (ptv_host_options_done(&c, optind, argc, prog) != 0) return 2;
   return ptv_host_run(&c);
 }

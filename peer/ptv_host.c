@@ -549,3 +549,49 @@ int ptv_host_run(const ptv_host_config *c) {
   uv_loop_close(H.loop);
   return H.exit_code;
 }
+
+/* ---- shared command line ------------------------------------------------ */
+
+int ptv_host_option(ptv_host_config *c, int code, const char *arg, const char *prog) {
+  char *e;
+  switch (code) {
+  case PTV_OPT_TRACKER: c->tracker = arg; return 1;
+  case PTV_OPT_CHANNEL: c->channel = arg; return 1;
+  case PTV_OPT_HTTP: c->http = arg; return 1;
+  case PTV_OPT_UPLOAD:
+    if (ptv_rt_parse_rate(arg, &c->upload_kbps) != 0) {
+      fprintf(stderr, "%s: --upload-limit wants a rate such as 4M or 800k, not '%s'\n", prog, arg);
+      return -1;
+    }
+    return 1;
+  case PTV_OPT_STUN: c->stun = arg; return 1;
+  case PTV_OPT_TURN: c->turn = arg; return 1;
+  case PTV_OPT_TURN_USER: c->turn_user = arg; return 1;
+  case PTV_OPT_TURN_PASS: c->turn_pass = arg; return 1;
+  case PTV_OPT_LOCAL: c->local_addr = arg; return 1;
+  case PTV_OPT_RELAY_ONLY: c->relay_only = 1; return 1;
+  case PTV_OPT_KEY: c->key_path = arg; return 1;
+  case PTV_OPT_DURATION:
+    c->duration_s = strtod(arg, &e);
+    if (*e || c->duration_s <= 0) {
+      fprintf(stderr, "%s: --duration wants seconds, not '%s'\n", prog, arg);
+      return -1;
+    }
+    return 1;
+  case PTV_OPT_STATS_FILE: c->stats_file = arg; return 1;
+  case 'v':
+  case PTV_OPT_VERBOSE: ptv_rt_verbosity++; return 1;
+  case 'q':
+  case PTV_OPT_QUIET: ptv_rt_verbosity = 0; return 1;
+  default: return 0;
+  }
+}
+
+int ptv_host_options_done(const ptv_host_config *c, int optind_, int argc, const char *prog) {
+  if (optind_ < argc || !c->tracker || !c->channel) {
+    fprintf(stderr, "%s: %s (see --help)\n", prog,
+            optind_ < argc ? "unexpected argument" : "--tracker and --channel are required");
+    return -1;
+  }
+  return 0;
+}

@@ -37,6 +37,43 @@ typedef struct {
   const char *delay_log;    /* one line per new chunk: "id delay_us" (benchmarks) */
 } ptv_host_config;
 
+/* Command-line options peertv-peer and peertv-source share. Their getopt
+ * codes start at PTV_OPT_BASE, so a program's own letters never clash; put
+ * PTV_HOST_LONG_OPTIONS in the program's struct option array (getopt.h). */
+enum {
+  PTV_OPT_BASE = 256,
+  PTV_OPT_TRACKER = PTV_OPT_BASE, PTV_OPT_CHANNEL, PTV_OPT_HTTP, PTV_OPT_UPLOAD,
+  PTV_OPT_STUN, PTV_OPT_TURN, PTV_OPT_TURN_USER, PTV_OPT_TURN_PASS, PTV_OPT_LOCAL,
+  PTV_OPT_RELAY_ONLY, PTV_OPT_KEY, PTV_OPT_DURATION, PTV_OPT_STATS_FILE,
+  PTV_OPT_VERBOSE, PTV_OPT_QUIET
+};
+#define PTV_HOST_LONG_OPTIONS                                                              \
+  {"tracker", required_argument, NULL, PTV_OPT_TRACKER},                                 \
+      {"channel", required_argument, NULL, PTV_OPT_CHANNEL},                             \
+      {"http", required_argument, NULL, PTV_OPT_HTTP},                                   \
+      {"upload-limit", required_argument, NULL, PTV_OPT_UPLOAD},                         \
+      {"stun", required_argument, NULL, PTV_OPT_STUN},                                   \
+      {"turn", required_argument, NULL, PTV_OPT_TURN},                                   \
+      {"turn-user", required_argument, NULL, PTV_OPT_TURN_USER},                         \
+      {"turn-pass", required_argument, NULL, PTV_OPT_TURN_PASS},                         \
+      {"local-addr", required_argument, NULL, PTV_OPT_LOCAL},                            \
+      {"relay-only", no_argument, NULL, PTV_OPT_RELAY_ONLY},                             \
+      {"key", required_argument, NULL, PTV_OPT_KEY},                                     \
+      {"duration", required_argument, NULL, PTV_OPT_DURATION},                           \
+      {"stats-file", required_argument, NULL, PTV_OPT_STATS_FILE},                       \
+      {"verbose", no_argument, NULL, PTV_OPT_VERBOSE},                                   \
+      {"quiet", no_argument, NULL, PTV_OPT_QUIET}
+
+/* Applies one shared option (code from getopt_long; 'v' and 'q' count as
+ * --verbose and --quiet). Returns 1 if it was one, 0 if the code is the
+ * program's own, -1 if its value is bad (a message naming prog and the
+ * option has been printed: exit with status 2). */
+int ptv_host_option(ptv_host_config *c, int code, const char *arg, const char *prog);
+
+/* After the options: 0 if --tracker and --channel were given and nothing
+ * else is left over, else -1 (a message has been printed: exit 2). */
+int ptv_host_options_done(const ptv_host_config *c, int optind_, int argc, const char *prog);
+
 /* Runs until SIGINT/SIGTERM, duration_s, or a final tracker refusal.
  * Returns a process exit status: 0 stopped cleanly, 1 runtime failure
  * (message printed). */
