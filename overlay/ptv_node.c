@@ -489,6 +489,21 @@ static void serve_uploads(ptv_node *n, ptv_tstamp now) {
     ptv_tstamp start = n->busy_until > now ? n->busy_until : now;
     n->busy_until = start + tx_us((uint32_t)(len + vlen), n->cfg.upload_kbps);
   }
+  /* What expires before the uplink is free again cannot be served: say so
+   * now rather than when it expires. The source takes first copies only "at
+   * once"; the others that selected its offer were told a chunk time later,
+   * and meanwhile declined every peer's offer of that chunk as promised. */
+  for (int i = 0; i < n->nupq; i++) {
+    upreq r = n->upq[i];
+    if (r.expire >= n->busy_until) continue;
+    n->upq[i--] = n->upq[--n->nupq];
+    if (r.push) n->st.push_late++; /* told too, as when a push expires queued */
+    ptv_msg b;
+    MSG_INIT(b, PTV_MSG_BUSY, busy);
+    b.u.busy.chunk = r.id;
+    b.u.busy.reason = PTV_BUSY_TOO_LATE;
+    send_msg(n, r.to, &b);
+  }
 }
 
 static void enqueue_upload(ptv_node *n, ptv_id to, ptv_chunk_id id,
@@ -751,8 +766,30 @@ static ptv_tstamp upload_backlog(const ptv_node *n, ptv_tstamp now) {
   return b;
 }
 
+/* Marks id as held in our copy of p's map. A partner's map ends at its
+ * newest chunk, so an id newer than that lies past the window: the window
+ * slides forward (its oldest bits, below what p plays, are let go). Without
+ * this, a chunk just past p's newest could not be marked as offered, and a
+ * declined offer of it was made again at once, every round trip: an
+ * offer/decline storm of thousands of messages a second once ids passed
+ * MAP_BITS. */
 static void map_set(partner *p, ptv_chunk_id id) {
-  if (!p->has_map || id < p->map_base || id - p->map_base >= MAP_BITS) return;
+  if (!p->has_map || id < p->map_base) return;
+  if (id - p->map_base >= MAP_BITS) {
+    uint32_t sh = id - p->map_base - MAP_BITS + 1;
+    p->map_base += sh;
+    for (unsigned w = 0; w < MAP_BITS / 64; w++) {
+      /* word w takes bits [w*64 + sh, w*64 + sh + 64) of the old map */
+      unsigned src = w * 64 + sh;
+      uint64_t v = 0;
+      if (src < MAP_BITS) {
+        unsigned sw = src >> 6, sb = src & 63;
+        v = p->map[sw] >> sb;
+        if (sb && sw + 1 < MAP_BITS / 64) v |= p->map[sw + 1] << (64 - sb);
+      }
+      p->map[w] = v;
+    }
+  }
   uint32_t i = id - p->map_base;
   p->map[i >> 6] |= 1ULL << (i & 63);
 }
