@@ -117,12 +117,11 @@ static void node_playout(void *user, ptv_chunk_id id, int present, ptv_tstamp no
 
 static void node_chunk(void *user, ptv_id from, ptv_chunk_id id, ptv_tstamp now) {
   (void)user;
-  (void)from;
   ptv_tstamp ts;
   if (!H.first_chunk) H.first_chunk = now;
   if (ptv_node_chunk_ts(H.node, id, &ts) != 0) return;
   uint64_t ms = now > ts ? (now - ts) / 1000 : 0;
-  if (H.dlog) fprintf(H.dlog, "%u %llu\n", id, (unsigned long long)(now > ts ? now - ts : 0));
+  if (H.dlog) fprintf(H.dlog, "%u %llu %u\n", id, (unsigned long long)(now > ts ? now - ts : 0), from);
   H.delay_hist[ms < DELAY_BUCKETS - 1 ? ms : DELAY_BUCKETS - 1]++;
   H.delay_n++;
 }
@@ -179,7 +178,12 @@ static void tc_welcome(void *user, const ptv_ctl_welcome *w) {
   c.self = w->id;
   c.tracker = w->tracker;
   c.role = H.cfg.role;
-  c.upload_kbps = H.cfg.upload_kbps;
+  /* The engine plans chunk uploads at 90% of the limit: the links' pacer
+   * enforces the limit on whole datagrams (SRTP and link headers, acks,
+   * control, repairs: 5-8% more), and an engine planning at 100% fell
+   * behind it, so copies piled up in the links and each took 3x its time
+   * (source-to-peer delay p50 112 ms for an 18.75 kB chunk at 6 Mbit/s). */
+  c.upload_kbps = H.cfg.upload_kbps / 10 * 9;
   c.carry_payload = 1;
   if (H.cfg.buffer_us) c.buffer_us = H.cfg.buffer_us;
   if (H.cfg.chandelier) c.strategy = &ptv_strategy_chandelier;
@@ -359,6 +363,18 @@ static json_t *stats_json(void) {
   json_object_set_new(d, "p95", json_real(delay_quantile(0.95)));
   json_object_set_new(d, "p99", json_real(delay_quantile(0.99)));
   json_object_set_new(o, "delay_ms", d);
+  /* the engine's own counters: what a slow or busy peer is doing */
+  json_t *e = json_object();
+  json_object_set_new(e, "ctrl_bytes_up", json_integer((json_int_t)st.ctrl_bytes_up));
+  json_object_set_new(e, "requests", json_integer((json_int_t)st.req_sent));
+  json_object_set_new(e, "request_timeouts", json_integer((json_int_t)st.req_timeouts));
+  json_object_set_new(e, "offers", json_integer((json_int_t)st.offers_sent));
+  json_object_set_new(e, "offers_declined", json_integer((json_int_t)st.offers_declined));
+  json_object_set_new(e, "busy", json_integer((json_int_t)st.busy_recv));
+  json_object_set_new(e, "duplicates", json_integer((json_int_t)st.dup_chunks));
+  json_object_set_new(e, "late", json_integer((json_int_t)st.late_chunks));
+  json_object_set_new(e, "partner_changes", json_integer(st.partner_changes));
+  json_object_set_new(o, "engine", e);
   json_object_set_new(o, "tracker_connected", json_boolean(H.tc && ptv_tclient_up(H.tc)));
   ptv_links_stats ls;
   ptv_links_get_stats(H.links, &ls);
@@ -371,16 +387,34 @@ static json_t *stats_json(void) {
   json_object_set_new(l, "retransmits", json_integer((json_int_t)ls.retransmits));
   json_object_set_new(l, "datagrams_out", json_integer((json_int_t)ls.dgrams_out));
   json_object_set_new(l, "datagrams_in", json_integer((json_int_t)ls.dgrams_in));
-  json_t *sel = json_array();
+  /* selected: the candidate pairs in use; links: the same paths keyed by
+   * partner, with what the link layer measures on each */
+  json_t *sel = json_array(), *links = json_array();
   if (H.node) {
     ptv_partner_info pi[64];
     size_t k = ptv_node_partners(H.node, pi, 64);
     char desc[160];
-    for (size_t i = 0; i < k; i++)
-      if (ptv_links_describe(H.links, pi[i].id, desc, sizeof(desc)) == 0)
-        json_array_append_new(sel, json_string(desc));
+    for (size_t i = 0; i < k; i++) {
+      ptv_link_stats lk;
+      if (ptv_links_describe(H.links, pi[i].id, desc, sizeof(desc)) != 0 ||
+          ptv_links_link_stats(H.links, pi[i].id, &lk) != 0)
+        continue;
+      json_array_append_new(sel, json_string(desc));
+      json_t *x = json_object();
+      json_object_set_new(x, "partner", json_integer(pi[i].id));
+      json_object_set_new(x, "pair", json_string(desc));
+      json_object_set_new(x, "srtt_ms", json_real((double)lk.srtt / 1e3));
+      json_object_set_new(x, "min_rtt_ms", json_real((double)lk.min_rtt / 1e3));
+      json_object_set_new(x, "rate_kbps", json_real((double)lk.rate_bps / 1e3));
+      json_object_set_new(x, "queued_bytes", json_integer((json_int_t)lk.queue_bytes));
+      json_object_set_new(x, "retransmits", json_integer((json_int_t)lk.retransmits));
+      json_object_set_new(x, "delay_events", json_integer((json_int_t)lk.delay_events));
+      json_object_set_new(x, "loss_events", json_integer((json_int_t)lk.loss_events));
+      json_array_append_new(links, x);
+    }
   }
   json_object_set_new(l, "selected", sel);
+  json_object_set_new(l, "links", links);
   json_object_set_new(o, "paths", l);
   return o;
 }

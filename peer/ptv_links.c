@@ -641,6 +641,13 @@ int ptv_links_describe(const ptv_links *l, ptv_id peer, char *out, size_t cap) {
   return ptv_ice_link_selected_pair(p->ice, out, cap);
 }
 
+int ptv_links_link_stats(const ptv_links *l, ptv_id peer, ptv_link_stats *st) {
+  path *p = find(l, peer);
+  if (!p || p->state != PS_UP) return PTV_ERR_NOT_FOUND;
+  ptv_link_get_stats(p->link, st);
+  return 0;
+}
+
 static void glib_closed(ptv_uvglib *g) {
   ptv_links *l = (ptv_links *)((char *)g - offsetof(ptv_links, glib));
   void (*done)(void *) = l->done;

@@ -30,6 +30,7 @@
 
 #include "ptv_ctl.h"
 #include "ptv_identity.h"
+#include "ptv_link.h"
 #include "ptv_types.h"
 
 typedef struct ptv_links ptv_links;
@@ -90,6 +91,10 @@ void ptv_links_get_stats(const ptv_links *l, ptv_links_stats *st);
 /* Describes the path to `peer` ("host 127.0.0.1:40001 -> host ...") into
  * out. Returns 0 or PTV_ERR_NOT_FOUND. */
 int ptv_links_describe(const ptv_links *l, ptv_id peer, char *out, size_t cap);
+
+/* The link-layer figures of the path to `peer` (RTT, paced rate, queue).
+ * Returns 0 or PTV_ERR_NOT_FOUND (no path up to it). */
+int ptv_links_link_stats(const ptv_links *l, ptv_id peer, ptv_link_stats *st);
 
 /* Tears everything down (asynchronously: `done` runs when the last handle
  * has closed; the manager is freed then). */
