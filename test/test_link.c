@@ -13,7 +13,8 @@
  * What is checked: byte-identical reassembly for edge and random sizes;
  * control messages exactly once and in order under 20% loss, and under
  * reordering and duplication; a live stream of chunks meeting its deadlines
- * while application-limited; bulk deadlines
+ * while application-limited; chunk latency on a loopback-like path with
+ * the driver's ack settings; bulk deadlines
  * (all delivered when the deadline is ample, abandoned on both sides with no
  * data sent after the deadline and no memory kept when it is not); congestion
  * control (goodput, bounded queueing delay, random loss, rate cap); idle
@@ -718,6 +719,84 @@ static void test_stream_chunks(void **state) {
   world_free(&w);
 }
 
+/* Loopback with the driver's settings (ack every 8 packets or 20 ms, 10
+ * Mbit/s start, 20 Mbit/s cap): srtt is a fraction of a millisecond, so
+ * 2 x rate x srtt is far below 8 packets. The window must still hold two
+ * acks' worth, or every round trip waits out the receiver's 20 ms ack delay
+ * and a 19 kB chunk takes 70-80 ms instead of ~8. */
+typedef struct {
+  world *w;
+  uint32_t next_idx, n;
+  ptv_tstamp sent_at[16];
+} chunker;
+
+static void loopback_chunk(void *ctx, ptv_tstamp now) {
+  chunker *c = ctx;
+  uint8_t *m;
+
+  if (now < c->w->hook_at || c->next_idx >= c->n) {
+    return;
+  }
+  m = make_msg(c->next_idx, 18700);
+  assert_int_equal(ptv_link_send(c->w->a, m, 18700, 1, now + PTV_S, now), 0);
+  free(m);
+  c->sent_at[c->next_idx++] = now;
+  c->w->hook_at = now + 100 * PTV_MS;
+}
+
+static void test_loopback_chunk_latency(void **state) {
+  world w;
+  ptv_link_config cfg;
+  chunker c;
+  ptv_link_stats sa;
+  ptv_tstamp got_at[16] = {0}, worst = 0, t;
+  uint32_t i, done = 0;
+
+  (void)state;
+  rng_state = 8;
+  ptv_link_config_default(&cfg);
+  cfg.mtu = MTU;
+  cfg.ack_every = 8;
+  cfg.max_ack_delay = 20 * PTV_MS;
+  cfg.init_rate_bps = 10000000;
+  cfg.max_rate_bps = 20000000;
+  world_init(&w, &cfg, 0, 0, 30, 0, 16);
+  /* Chunks of 18.7 kB, 100 ms apart; the first three are warm-up (srtt
+   * falls from its 100 ms initial value to the path's). */
+  memset(&c, 0, sizeof(c));
+  c.w = &w;
+  c.n = 13;
+  w.hook = loopback_chunk;
+  w.hook_ctx = &c;
+  w.hook_at = 1;
+  while (done < c.n && w.now < 3 * PTV_S) {
+    run(&w, w.now + 100); /* fine steps: delivery times to 0.1 ms */
+    for (i = 0; i < c.n; ++i) {
+      if (w.eb.bulk_seen[i] && got_at[i] == 0) {
+        got_at[i] = w.now;
+        done++;
+      }
+    }
+  }
+  assert_int_equal(w.eb.bulk_got, c.n);
+  for (i = 0; i < c.n; ++i) {
+    t = got_at[i] - c.sent_at[i];
+    print_message("loopback chunk %u: %.1f ms\n", i, (double)t / 1e3);
+    if (i >= 3 && t > worst) {
+      worst = t;
+    }
+  }
+  ptv_link_get_stats(w.a, &sa);
+  print_message("loopback: worst chunk %.1f ms, srtt %.3f ms, rate %.2f "
+                "Mbit/s, cwnd %llu\n",
+                (double)worst / 1e3, (double)sa.srtt / 1e3,
+                (double)sa.rate_bps / 1e6, (unsigned long long)sa.cwnd);
+  assert_true(sa.srtt < PTV_MS);
+  /* Under 7.5 ms at 20 Mbit/s (the pacer's 2 ms burst goes at once). */
+  assert_true(worst < 15 * PTV_MS);
+  world_free(&w);
+}
+
 static void test_cc_goodput(void **state) {
   cc_result r = run_bulk(5000000, 0, 0, 5);
 
@@ -1217,6 +1296,7 @@ int main(void) {
       cmocka_unit_test(test_bulk_ample_deadline),
       cmocka_unit_test(test_bulk_short_deadline),
       cmocka_unit_test(test_stream_chunks),
+      cmocka_unit_test(test_loopback_chunk_latency),
       cmocka_unit_test(test_cc_goodput),
       cmocka_unit_test(test_cc_random_loss),
       cmocka_unit_test(test_cc_max_rate),

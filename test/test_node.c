@@ -115,6 +115,9 @@ struct harness {
   uint16_t offer_mask;
   ptv_tstamp offer_min_age[MAXN][MAXN][2];
   uint32_t noffered[MAXN][MAXN][2];
+  ptv_tstamp lat; /* one-way latency; 0: LAT_US */
+  /* optional: sees every well-formed message as it is sent */
+  void (*tap)(harness *h, ptv_id from, ptv_id to, const ptv_msg *m);
   /* stuck-driver detection */
   ptv_tstamp last_t;
   uint64_t same_t;
@@ -211,6 +214,7 @@ static void h_enqueue(harness *h, ptv_id from, ptv_id to, const uint8_t *buf,
     h->bulk_mismatch++;
   if (to == from) h->self_sends++;
   if (rv > 0 && from < (ptv_id)h->nn && to < (ptv_id)h->nn) track_select(h, from, to, &m);
+  if (rv > 0 && h->tap) h->tap(h, from, to, &m);
   if (rv > 0 && m.type == PTV_MSG_CHUNK && from == SOURCE_ID && h->born[m.u.chunk.chunk % 256] == 0)
     h->born[m.u.chunk.chunk % 256] = h->now;
   if (rv > 0 && m.type == PTV_MSG_OFFER && from < MAXN && to < MAXN)
@@ -249,7 +253,7 @@ static void h_enqueue(harness *h, ptv_id from, ptv_id to, const uint8_t *buf,
   }
   hmsg *q = malloc(sizeof(*q) + (len ? len : 1));
   assert_non_null(q);
-  q->t = h->now + LAT_US;
+  q->t = h->now + (h->lat ? h->lat : LAT_US);
   if (bulk && from < (ptv_id)h->nn && h->upload[from])
     q->t += (ptv_tstamp)vlen * 8000u / h->upload[from];
   q->seq = h->seq++;
@@ -1332,6 +1336,135 @@ static void test_select_honoured(void **state) {
   h_free(h);
 }
 
+/* ---- 8c. offers past a partner's newest chunk ---------------------------- */
+
+/* A partner's buffer map covers MAP_BITS (128) ids ending at its newest
+ * chunk; an offer of a newer chunk must still be marked in our copy of it
+ * (the copy's window slides), or, once ids pass 127, a declined offer (the
+ * partner was promised the chunk by someone else) is made again on every
+ * SELECT, one round trip later: an offer/decline storm. A short round trip
+ * (1 ms, a LAN) makes the storm plain; crossing id 128 must change nothing. */
+static void test_offer_window_slides(void **state) {
+  (void)state;
+  harness *h = h_new_uniform(6, 2000, 2000, 3);
+  h->lat = 1 * PTV_MS;
+  /* before: chunks 96..127 (chunk k is made at (k+1) * CHUNK_US) */
+  const ptv_tstamp a0 = 24 * PTV_S, a1 = 32 * PTV_S;
+  /* after: chunks 144..175, every id past 128 */
+  const ptv_tstamp b0 = 36 * PTV_S, b1 = 44 * PTV_S;
+  const uint64_t nchunks = (b1 - b0) / CHUNK_US;
+  ptv_node_stats s0[MAXN], s1[MAXN];
+  uint64_t before = 0, after = 0;
+  h_run_until(h, a0);
+  for (int i = SOURCE_ID; i < h->nn; i++) s0[i] = h_stats(h, i);
+  h_run_until(h, a1);
+  for (int i = SOURCE_ID; i < h->nn; i++)
+    before += h_stats(h, i).offers_declined - s0[i].offers_declined;
+  h_run_until(h, b0);
+  assert_true(h_stats(h, SOURCE_ID).newest >= 143);
+  for (int i = SOURCE_ID; i < h->nn; i++) s0[i] = h_stats(h, i);
+  h_run_until(h, b1);
+  h_assert_clean(h);
+  int storm = 0;
+  for (int i = SOURCE_ID; i < h->nn; i++) {
+    s1[i] = h_stats(h, i);
+    uint64_t dec = s1[i].offers_declined - s0[i].offers_declined;
+    uint32_t np = n_established(h->node[i]);
+    after += dec;
+    print_message("node %d: %llu offers, %llu declined in %llu chunk times, %u partners\n", i,
+                  (unsigned long long)(s1[i].offers_sent - s0[i].offers_sent),
+                  (unsigned long long)dec, (unsigned long long)nchunks, np);
+    /* A decline is a race lost (promised elsewhere, or its map is stale):
+     * not more than one per partner per chunk. */
+    if (dec > nchunks * np && !storm) storm = i;
+    if (i >= FIRST_PEER) assert_true(s1[i].playing);
+  }
+  print_message("declined: %llu before id 128, %llu after\n", (unsigned long long)before,
+                (unsigned long long)after);
+  if (storm) fail_msg("node %d: an offer/decline storm", storm);
+  if (after > 2 * before + 40)
+    fail_msg("declined offers: %llu in 8 s before id 128, %llu in 8 s after",
+             (unsigned long long)before, (unsigned long long)after);
+  h_free(h);
+}
+
+/* ---- 8d. the source refuses at once -------------------------------------- */
+
+/* The source sends a first copy at once or never: when several peers select
+ * the chunk it offered them all at the same moment, one gets it and the
+ * others must hear BUSY then, not when its uplink is free again (a chunk's
+ * transmission time later): until they hear it they count the chunk as
+ * promised and decline every other offer of it. The tap times each answer
+ * of the source to a SELECT from when that SELECT reached it. */
+static struct {
+  ptv_tstamp sel_at[MAXN][256]; /* when peer's SELECT of chunk (mod 256) arrives, + 1 */
+  ptv_tstamp same_t[256];       /* selects of a chunk arriving together: when, how many */
+  int same_n[256], most;
+  uint64_t served, served_late, refused, refused_late;
+  ptv_tstamp worst;
+  ptv_id worst_to;
+  ptv_chunk_id worst_chunk;
+} g_sa;
+
+static void sa_tap(harness *h, ptv_id from, ptv_id to, const ptv_msg *m) {
+  if (to == SOURCE_ID && m->type == PTV_MSG_SELECT) {
+    for (int i = 0; i < m->u.select.n; i++) {
+      ptv_chunk_id id = m->u.select.ids[i];
+      ptv_tstamp at = h->now + (h->lat ? h->lat : LAT_US);
+      g_sa.sel_at[from][id % 256] = at + 1;
+      if (g_sa.same_t[id % 256] != at) g_sa.same_n[id % 256] = 0;
+      g_sa.same_t[id % 256] = at;
+      if (++g_sa.same_n[id % 256] > g_sa.most) g_sa.most = g_sa.same_n[id % 256];
+    }
+    return;
+  }
+  if (from != SOURCE_ID || (m->type != PTV_MSG_CHUNK && m->type != PTV_MSG_BUSY)) return;
+  ptv_chunk_id id = m->type == PTV_MSG_CHUNK ? m->u.chunk.chunk : m->u.busy.chunk;
+  ptv_tstamp *sel = &g_sa.sel_at[to][id % 256];
+  if (!*sel) return; /* not an answer to a SELECT */
+  ptv_tstamp wait = h->now - (*sel - 1);
+  *sel = 0;
+  if (m->type == PTV_MSG_CHUNK) {
+    g_sa.served++;
+    if (wait > 0) g_sa.served_late++;
+    return;
+  }
+  g_sa.refused++;
+  if (wait > 0) g_sa.refused_late++; /* the peer counted on it meanwhile */
+  if (wait > g_sa.worst) {
+    g_sa.worst = wait;
+    g_sa.worst_to = to;
+    g_sa.worst_chunk = id;
+  }
+}
+
+static void test_source_refuses_at_once(void **state) {
+  (void)state;
+  memset(&g_sa, 0, sizeof(g_sa));
+  harness *h = h_new_uniform(4, 2000, 2000, 11);
+  h->tap = sa_tap;
+  h_run_until(h, 8 * PTV_S);
+  h_assert_clean(h);
+  /* the source's uplink is busy this long after it starts a chunk */
+  ptv_tstamp tx = (CHUNK_BYTES + HDR_SLACK) * 8000u / h->upload[SOURCE_ID];
+  print_message("source: %llu selects served, %llu refused (%llu late, worst %.1f ms, "
+                "a chunk takes %.1f ms); up to %d selects of a chunk at once\n",
+                (unsigned long long)g_sa.served, (unsigned long long)g_sa.refused,
+                (unsigned long long)g_sa.refused_late, (double)g_sa.worst / 1e3,
+                (double)tx / 1e3, g_sa.most);
+  assert_true(g_sa.most >= 3); /* peers did select the same chunk together */
+  assert_true(g_sa.served > 0);
+  assert_int_equal(g_sa.served_late, 0); /* at once... */
+  assert_true(g_sa.refused > 0);         /* ...or never */
+  if (g_sa.refused_late)
+    fail_msg("the source refused %llu of %llu selects late: peer %u's SELECT of chunk %u "
+             "got its BUSY %.1f ms after it came",
+             (unsigned long long)g_sa.refused_late, (unsigned long long)g_sa.refused,
+             g_sa.worst_to, g_sa.worst_chunk, (double)g_sa.worst / 1e3);
+  for (int i = FIRST_PEER; i < h->nn; i++) assert_true(h_stats(h, i).playing);
+  h_free(h);
+}
+
 /* ---- 10. stripes --------------------------------------------------------- */
 
 /* A test-only strategy: 4 stripes, a grant hook that grants what is asked
@@ -2111,6 +2244,8 @@ int main(void) {
       cmocka_unit_test_teardown(test_graceful_leave, teardown),
       cmocka_unit_test_teardown(test_source, teardown),
       cmocka_unit_test_teardown(test_select_honoured, teardown),
+      cmocka_unit_test_teardown(test_offer_window_slides, teardown),
+      cmocka_unit_test_teardown(test_source_refuses_at_once, teardown),
       cmocka_unit_test_teardown(test_determinism, teardown),
       cmocka_unit_test_teardown(test_stripes_push, teardown),
       cmocka_unit_test_teardown(test_stripes_make_before_break, teardown),
