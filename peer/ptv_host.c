@@ -69,10 +69,22 @@ static void begin_stop(int code);
  * peers refuse the forgery, drop and report its sender. */
 static int g_forge;
 
+/* Engine messages sent, by wire type (byte 1 of the header): /stats shows
+ * where a peer's control traffic goes. */
+static uint64_t g_msgs_out[PTV_MSG_REPORT + 1];
+static const char *const MSG_NAMES[PTV_MSG_REPORT + 1] = {
+    [PTV_MSG_JOIN] = "join",         [PTV_MSG_PEERS] = "peers",     [PTV_MSG_LEAVE] = "leave",
+    [PTV_MSG_HEARTBEAT] = "heartbeat", [PTV_MSG_SHUFFLE] = "shuffle", [PTV_MSG_CONNECT] = "connect",
+    [PTV_MSG_CONNECT + 1] = "accept", [PTV_MSG_DISCONNECT] = "disconnect",
+    [PTV_MSG_BUFFERMAP] = "buffermap", [PTV_MSG_REQUEST] = "request", [PTV_MSG_CHUNK] = "chunk",
+    [PTV_MSG_BUSY] = "busy",         [PTV_MSG_OFFER] = "offer",     [PTV_MSG_SELECT] = "select",
+    [PTV_MSG_STRIPES] = "stripes",   [PTV_MSG_REPORT] = "report"};
+
 static int node_send(void *user, ptv_id to, const uint8_t *buf, size_t len, size_t vlen, int bulk) {
   (void)user;
   (void)vlen;
   if (to == PTV_ID_NONE) return -1;
+  if (len >= PTV_WIRE_HDRLEN && buf[1] <= PTV_MSG_REPORT) g_msgs_out[buf[1]]++;
   const ptv_node_config *nc = ptv_node_config_get(H.node);
   if (to == nc->tracker) return ptv_tclient_send(H.tc, buf, len) == 0 ? 0 : -1;
   if (g_forge && bulk && len > 200) {
@@ -374,6 +386,10 @@ static json_t *stats_json(void) {
   json_object_set_new(e, "duplicates", json_integer((json_int_t)st.dup_chunks));
   json_object_set_new(e, "late", json_integer((json_int_t)st.late_chunks));
   json_object_set_new(e, "partner_changes", json_integer(st.partner_changes));
+  json_t *mo = json_object();
+  for (unsigned t = 0; t <= PTV_MSG_REPORT; t++)
+    if (MSG_NAMES[t]) json_object_set_new(mo, MSG_NAMES[t], json_integer((json_int_t)g_msgs_out[t]));
+  json_object_set_new(e, "messages_out", mo);
   json_object_set_new(o, "engine", e);
   json_object_set_new(o, "tracker_connected", json_boolean(H.tc && ptv_tclient_up(H.tc)));
   ptv_links_stats ls;

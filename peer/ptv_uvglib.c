@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "ptv_err.h"
 
@@ -252,8 +253,14 @@ static void on_check(uv_check_t *h) {
     ptv_uvglib_poll *p = g_hash_table_lookup(g->polls, GINT_TO_POINTER(f->fd));
     f->revents = p ? (gushort)(p->revents & (f->events | G_IO_ANY_ERR)) : 0;
   }
-  if (g_main_context_check(g->ctx, g->max_prio, g->fds, g->nfds))
+  if (g_main_context_check(g->ctx, g->max_prio, g->fds, g->nfds)) {
     g_main_context_dispatch(g->ctx);
+    if (g->wake_fd >= 0) { /* see "Self-wakeups" in the header */
+      uint64_t v;
+      while (read(g->wake_fd, &v, sizeof(v)) > 0) {
+      }
+    }
+  }
   /* `g` is still valid even if a callback closed it: it is freed only after
    * the close callbacks, which run later in this iteration. */
 }
@@ -268,6 +275,12 @@ int ptv_uvglib_init(ptv_uvglib *g, uv_loop_t *loop, GMainContext *ctx) {
     return PTV_ERR_EXISTS;
   g->loop = loop;
   g->ctx = g_main_context_ref(ctx);
+  {
+    /* A fresh context lists one fd, its wakeup eventfd: remember it. */
+    GPollFD f[2];
+    gint timeout, n = g_main_context_query(ctx, G_MAXINT, &timeout, f, 2);
+    g->wake_fd = n == 1 ? f[0].fd : -1;
+  }
   g->polls = g_hash_table_new(g_direct_hash, g_direct_equal);
   if (uv_prepare_init(loop, &g->prepare) || uv_check_init(loop, &g->check) ||
       uv_idle_init(loop, &g->idle) || uv_timer_init(loop, &g->timer)) {

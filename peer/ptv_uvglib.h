@@ -59,7 +59,17 @@
  *
  * Threading: everything here runs on the thread running uv_run. Other
  * threads may add sources to the context; GLib's wakeup fd then wakes the
- * libuv poll. */
+ * libuv poll.
+ *
+ * Self-wakeups. GLib signals its wakeup fd whenever a source's fds are
+ * added or removed, and a socket source (libnice's) removes and re-adds its
+ * fd around every dispatch: two eventfd writes per datagram, and one more
+ * loop iteration that only reads the eventfd (40% of a peer's wakeups). So
+ * when the context is fresh at ptv_uvglib_init (GLib lists only its wakeup
+ * fd) that fd is remembered and drained right after each dispatch: changes
+ * made on our own thread are picked up by the next prepare anyway, which
+ * runs before libuv blocks; a signal from another thread after the drain
+ * still wakes the poll. */
 #ifndef PTV_UVGLIB_H
 #define PTV_UVGLIB_H
 
@@ -94,6 +104,7 @@ struct ptv_uvglib {
   int closing;
   int open_handles;    /* uv handles not yet through their close callback */
   int always_ready;    /* some fd cannot be polled and is always ready */
+  int wake_fd;         /* GLib's own wakeup fd when known, else -1 */
   ptv_uvglib_close_cb close_cb;
 };
 
