@@ -2,9 +2,14 @@
  * See ptv_ice.h for the model. */
 #include "ptv_ice.h"
 
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 
+#include <gio/gio.h>
 #include <nice/agent.h>
 
 #include "ptv_err.h"
@@ -12,6 +17,10 @@
 #define DEFAULT_FAIL_MS 10000u
 #define DEFAULT_STUN_PORT 3478u
 #define COMPONENT 1u
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103 /* linux/udp.h: send GSO, Linux 4.18 */
+#endif
+#define GSO_MAX_SEGS 32 /* well under the kernel's 64 (UDP_MAX_SEGMENTS) */
 
 struct ptv_ice {
   GMainContext *ctx;
@@ -47,6 +56,13 @@ struct ptv_ice_link {
   GSList *held;         /* NiceCandidate * awaiting remote credentials */
   GSource *start;       /* idle that starts gathering */
   GSource *timer;       /* fail timeout */
+  /* Our own send path on the selected pair (see ptv_ice_link_send_segments):
+   * FAST_UNKNOWN until looked up after each pair selection. */
+  enum { FAST_UNKNOWN, FAST_NONE, FAST_UDP } fast;
+  int fd;
+  int gso_bad;          /* the kernel refused UDP_SEGMENT once: no more */
+  struct sockaddr_storage to;
+  socklen_t tolen;
 };
 
 const char *ptv_ice_state_name(ptv_ice_state s) {
@@ -149,6 +165,15 @@ static void on_component_state(NiceAgent *agent, guint stream_id, guint componen
   }
 }
 
+static void on_selected_pair(NiceAgent *agent, guint stream_id, guint component,
+                             NiceCandidate *lc, NiceCandidate *rc, gpointer data) {
+  (void)lc;
+  (void)rc;
+  ptv_ice_link *l = find_link(data, agent, stream_id);
+  if (l && component == COMPONENT)
+    l->fast = FAST_UNKNOWN; /* look the socket and address up again */
+}
+
 static void on_recv(NiceAgent *agent, guint stream_id, guint component, guint len,
                     gchar *buf, gpointer data) {
   ptv_ice *ice = data;
@@ -183,6 +208,7 @@ static NiceAgent *get_agent(ptv_ice *ice, int role) {
   g_signal_connect(a, "new-candidate-full", G_CALLBACK(on_new_candidate), ice);
   g_signal_connect(a, "candidate-gathering-done", G_CALLBACK(on_gathering_done), ice);
   g_signal_connect(a, "component-state-changed", G_CALLBACK(on_component_state), ice);
+  g_signal_connect(a, "new-selected-pair-full", G_CALLBACK(on_selected_pair), ice);
   ice->agent[role] = a;
   ice->links[role] = g_hash_table_new(g_direct_hash, g_direct_equal);
   return a;
@@ -507,6 +533,99 @@ int ptv_ice_link_send(ptv_ice_link *l, const uint8_t *buf, size_t len) {
     rv = PTV_ERR_CLOSED;
   g_clear_error(&err);
   return rv;
+}
+
+/* Our own path: the selected pair's local UDP socket, when the local
+ * candidate is not relayed (a relayed one needs libnice's TURN framing). */
+static void fast_lookup(ptv_ice_link *l) {
+  NiceAgent *a = l->ice->agent[l->role];
+  NiceCandidate *lc = NULL, *rc = NULL;
+  l->fast = FAST_NONE;
+  if (!nice_agent_get_selected_pair(a, l->stream_id, COMPONENT, &lc, &rc) || !lc || !rc ||
+      lc->type == NICE_CANDIDATE_TYPE_RELAYED || lc->transport != NICE_CANDIDATE_TRANSPORT_UDP)
+    return;
+  GSocket *gs = nice_agent_get_selected_socket(a, l->stream_id, COMPONENT);
+  if (!gs)
+    return;
+  int fd = g_socket_get_fd(gs);
+  g_object_unref(gs); /* libnice keeps it open as long as the stream */
+  if (fd < 0)
+    return;
+  memset(&l->to, 0, sizeof(l->to));
+  nice_address_copy_to_sockaddr(&rc->addr, (struct sockaddr *)&l->to);
+  l->tolen = l->to.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+  l->fd = fd;
+  l->fast = FAST_UDP;
+}
+
+/* One sendmsg of `n` datagrams: with n > 1 through UDP GSO (every datagram
+ * `seg` bytes but the last). Returns n, 0 if GSO was refused (send them
+ * another way), or a PTV_ERR_*. */
+static int fast_send(ptv_ice_link *l, const uint8_t *buf, size_t seg, size_t len, int n) {
+  struct iovec iov = {(void *)buf, len};
+  union {
+    char buf[CMSG_SPACE(sizeof(uint16_t))];
+    struct cmsghdr align;
+  } ctl;
+  struct msghdr mh = {.msg_name = &l->to, .msg_namelen = l->tolen, .msg_iov = &iov,
+                      .msg_iovlen = 1};
+  if (n > 1) {
+    memset(&ctl, 0, sizeof(ctl));
+    mh.msg_control = ctl.buf;
+    mh.msg_controllen = sizeof(ctl.buf);
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+    cm->cmsg_level = SOL_UDP;
+    cm->cmsg_type = UDP_SEGMENT;
+    cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+    uint16_t gso = (uint16_t)seg;
+    memcpy(CMSG_DATA(cm), &gso, sizeof(gso));
+  }
+  ssize_t r;
+  do
+    r = sendmsg(l->fd, &mh, 0);
+  while (r < 0 && errno == EINTR);
+  if (r >= 0)
+    return n;
+  if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)
+    return PTV_ERR_AGAIN;
+  if (n > 1 && (errno == EIO || errno == EINVAL || errno == EOPNOTSUPP)) {
+    l->gso_bad = 1; /* no GSO here (an old kernel, a device without it) */
+    return 0;
+  }
+  return PTV_ERR_IO;
+}
+
+int ptv_ice_link_send_segments(ptv_ice_link *l, const uint8_t *buf, size_t seg, size_t len,
+                               int *via_gso) {
+  if (via_gso)
+    *via_gso = 0;
+  if (!l || !buf || seg == 0 || seg > 65535 || len == 0)
+    return PTV_ERR_INVALID_ARG;
+  size_t n = (len + seg - 1) / seg;
+  if (n > GSO_MAX_SEGS || len > 65000)
+    return PTV_ERR_INVALID_ARG;
+  if (l->state != PTV_ICE_CONNECTED || l->dead)
+    return PTV_ERR_CLOSED;
+  if (l->fast == FAST_UNKNOWN)
+    fast_lookup(l);
+  if (l->fast == FAST_UDP && (n == 1 || !l->gso_bad)) {
+    int rv = fast_send(l, buf, seg, len, (int)n);
+    if (rv != 0) {
+      if (via_gso && rv > 1)
+        *via_gso = 1;
+      return rv;
+    }
+  }
+  /* libnice, one datagram at a time */
+  int sent = 0;
+  for (size_t off = 0; off < len; off += seg) {
+    size_t k = len - off < seg ? len - off : seg;
+    int rv = ptv_ice_link_send(l, buf + off, k);
+    if (rv != 0)
+      return sent ? sent : rv;
+    sent++;
+  }
+  return sent;
 }
 
 static const char *cand_type(NiceCandidateType t) {

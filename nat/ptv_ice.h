@@ -181,6 +181,24 @@ int ptv_ice_link_remote_done(ptv_ice_link *link);
  *   PTV_ERR_IO           any other send error. */
 int ptv_ice_link_send(ptv_ice_link *link, const uint8_t *buf, size_t len);
 
+/* Sends the datagrams packed back to back in buf[0..len): every one `seg`
+ * bytes but the last (1..seg), at most 32 and 65,000 bytes in all, in order
+ * on the selected pair. When the pair's local candidate is a UDP socket of
+ * ours (host, server- or peer-reflexive; not relayed) they go in one
+ * sendmsg on that socket, by UDP GSO (Linux 4.18) when more than one, so
+ * bulk data costs one system call per batch, not per datagram; otherwise
+ * (relayed, or GSO refused once) one libnice send each. Connectivity checks
+ * and keepalives stay libnice's. *via_gso (may be NULL) says whether GSO
+ * carried them. Returns the number of datagrams sent (the first that many;
+ * fewer only on the libnice path), or
+ *   PTV_ERR_INVALID_ARG  NULL link or buf, seg 0 or over 65535, len 0, more
+ *                        than 32 datagrams or 65,000 bytes;
+ *   PTV_ERR_CLOSED       the link is not connected (yet), or has failed;
+ *   PTV_ERR_AGAIN        the socket buffer is full, retry later (none sent);
+ *   PTV_ERR_IO           any other send error (none sent). */
+int ptv_ice_link_send_segments(ptv_ice_link *link, const uint8_t *buf, size_t seg, size_t len,
+                               int *via_gso);
+
 /* Describes the selected candidate pair, e.g.
  * "host 127.0.0.1:40001 -> host 127.0.0.1:40002" (types: host, srflx,
  * prflx, relay). Returns 0, or

@@ -31,6 +31,8 @@ static void usage(FILE *f) {
         "  --key FILE             identity key (created 0600 if missing; default: a\n"
         "                         new key each run)\n"
         "  --strategy S           overlay strategy: mesh (default) or chandelier\n"
+        "  --partners N           partners to seek (default 8, at most 58); up to N + 6\n"
+        "                         are accepted (a strong uploader serving many)\n"
         "  --duration SECONDS     leave after this long (default: until SIGINT/SIGTERM)\n"
         "  --stats-file FILE      write the final /stats JSON there when leaving\n"
         "  --delay-log FILE       one line per chunk received: chunk id, its delay\n"
@@ -50,6 +52,7 @@ int main(int argc, char **argv) {
       PTV_HOST_LONG_OPTIONS,
       {"record", required_argument, NULL, 'r'},      {"buffer", required_argument, NULL, 'b'},
       {"strategy", required_argument, NULL, 'S'},    {"delay-log", required_argument, NULL, 'G'},
+      {"partners", required_argument, NULL, 'P'},
       {"help", no_argument, NULL, 'h'},              {"version", no_argument, NULL, 'V'},
       {NULL, 0, NULL, 0}};
   const char *prog = "peertv-peer";
@@ -80,6 +83,15 @@ int main(int argc, char **argv) {
       c.chandelier = strcmp(optarg, "chandelier") == 0;
       break;
     case 'G': c.delay_log = optarg; break;
+    case 'P': {
+      long v = strtol(optarg, &e, 10);
+      if (*e || e == optarg || v < 1 || v > 58) {
+        fprintf(stderr, "peertv-peer: --partners wants a count in [1, 58], not '%s'\n", optarg);
+        return 2;
+      }
+      c.partners = (uint8_t)v;
+      break;
+    }
     case 'h': usage(stdout); return 0;
     case 'V': puts("peertv-peer " PACKAGE_VERSION); return 0;
     default: usage(stderr); return 2;

@@ -199,6 +199,12 @@ static void tc_welcome(void *user, const ptv_ctl_welcome *w) {
   c.carry_payload = 1;
   if (H.cfg.buffer_us) c.buffer_us = H.cfg.buffer_us;
   if (H.cfg.chandelier) c.strategy = &ptv_strategy_chandelier;
+  if (H.cfg.partners) {
+    /* A strong uploader may serve many: accept as many as it seeks, plus
+     * room for the default's 6 beyond its 8 (partners that came to us). */
+    c.target_partners = H.cfg.partners;
+    c.max_partners = H.cfg.partners + 6 > 64 ? 64 : (uint8_t)(H.cfg.partners + 6);
+  }
   if (H.cfg.role == PTV_ROLE_SOURCE) {
     c.stream_kbps = H.cfg.stream_kbps;
     c.chunk_us = H.cfg.chunk_us;
@@ -403,6 +409,8 @@ static json_t *stats_json(void) {
   json_object_set_new(l, "retransmits", json_integer((json_int_t)ls.retransmits));
   json_object_set_new(l, "datagrams_out", json_integer((json_int_t)ls.dgrams_out));
   json_object_set_new(l, "datagrams_in", json_integer((json_int_t)ls.dgrams_in));
+  json_object_set_new(l, "sends", json_integer((json_int_t)ls.sends));
+  json_object_set_new(l, "gso_batches", json_integer((json_int_t)ls.gso_batches));
   /* selected: the candidate pairs in use; links: the same paths keyed by
    * partner, with what the link layer measures on each */
   json_t *sel = json_array(), *links = json_array();

@@ -29,6 +29,8 @@ typedef struct {
   int relay_only;           /* only TURN-relayed paths (needs turn) */
   ptv_tstamp buffer_us;     /* peer: playback buffer (default 2 s) */
   int chandelier;           /* overlay strategy: 0 mesh, 1 chandelier */
+  uint8_t partners;         /* peer: partners sought, N + 6 accepted (0: the
+                               engine's 8 and 14) */
   /* source */
   uint32_t chunk_us, stream_kbps;
   const char *description;

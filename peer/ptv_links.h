@@ -59,6 +59,8 @@ typedef struct {
   uint32_t paths_up, paths_setting_up;
   uint64_t paths_failed, paths_opened;
   uint64_t dgrams_out, dgrams_in, bytes_out, bytes_in;
+  uint64_t sends;           /* system calls (or libnice sends) that carried them */
+  uint64_t gso_batches;     /* sends of several datagrams by UDP GSO */
   uint64_t srtp_rejected;   /* datagrams that failed SRTP authentication */
   uint64_t queued_dropped;  /* messages given up before their path was up */
   uint64_t retransmits, losses;
