@@ -133,7 +133,11 @@ static void node_chunk(void *user, ptv_id from, ptv_chunk_id id, ptv_tstamp now)
   if (!H.first_chunk) H.first_chunk = now;
   if (ptv_node_chunk_ts(H.node, id, &ts) != 0) return;
   uint64_t ms = now > ts ? (now - ts) / 1000 : 0;
-  if (H.dlog) fprintf(H.dlog, "%u %llu %u\n", id, (unsigned long long)(now > ts ? now - ts : 0), from);
+  /* older: stamped before this process started (a joiner's first chunks,
+   * whose delay is mostly their age at the join, not the transport's) */
+  if (H.dlog)
+    fprintf(H.dlog, "%u %llu %u %d\n", id, (unsigned long long)(now > ts ? now - ts : 0), from,
+            ts < H.started);
   H.delay_hist[ms < DELAY_BUCKETS - 1 ? ms : DELAY_BUCKETS - 1]++;
   H.delay_n++;
 }
