@@ -1465,6 +1465,41 @@ static void test_source_refuses_at_once(void **state) {
   h_free(h);
 }
 
+/* ---- 8e. a refused selection is offered again ------------------------------ */
+
+/* Two peers join (at 0.70 s and 0.72 s, 100 us from the source and each
+ * other) after the source made chunks 0-2 and before anyone else holds them.
+ * The source's bulk data arrives faster than its engine plans (the network
+ * carries 2,600 kbps, the engine plans at 1,800, as a link pacer with a
+ * larger burst does): a peer's map, sent when a chunk reaches it, then
+ * comes back while the source is still busy, the source offers chunks 1-2
+ * (never sent) and refuses the SELECT at once (on_select). The source must
+ * offer them again when its uplink is free; left marked in its copy of the
+ * peer's map until the next map, which again came while it was busy, they
+ * were refused every chunk time, each BUSY choked the source for the
+ * peer's pulls, and both peers missed chunks 1 and 2 (2 requests, 2 missed
+ * each, seeds 1-4). */
+static void test_refused_select_offered_again(void **state) {
+  (void)state;
+  harness *h = h_new_uniform(2, 9000, 1800, 1);
+  h->lat = 100;                   /* loopback-like */
+  h->upload[SOURCE_ID] = 2600;    /* the network, faster than the engine plans */
+  h->start_at[FIRST_PEER] = 700 * PTV_MS;
+  h->start_at[FIRST_PEER + 1] = 720 * PTV_MS;
+  h_run_until(h, 8 * PTV_S);
+  h_assert_clean(h);
+  for (int i = FIRST_PEER; i < h->nn; i++) {
+    ptv_node_stats st = h_stats(h, i);
+    print_message("peer %d: %llu due, %llu missed, %llu requests, %llu BUSY\n", i,
+                  (unsigned long long)st.chunks_due, (unsigned long long)st.chunks_missed,
+                  (unsigned long long)st.req_sent, (unsigned long long)st.busy_recv);
+    assert_true(st.playing);
+    assert_true(st.chunks_due >= 20);
+    assert_int_equal(st.chunks_missed, 0);
+  }
+  h_free(h);
+}
+
 /* ---- 10. stripes --------------------------------------------------------- */
 
 /* A test-only strategy: 4 stripes, a grant hook that grants what is asked
@@ -2246,6 +2281,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_select_honoured, teardown),
       cmocka_unit_test_teardown(test_offer_window_slides, teardown),
       cmocka_unit_test_teardown(test_source_refuses_at_once, teardown),
+      cmocka_unit_test_teardown(test_refused_select_offered_again, teardown),
       cmocka_unit_test_teardown(test_determinism, teardown),
       cmocka_unit_test_teardown(test_stripes_push, teardown),
       cmocka_unit_test_teardown(test_stripes_make_before_break, teardown),
