@@ -48,6 +48,7 @@ typedef struct {
   uint64_t last_up, last_down;
   double up_kbps, down_kbps;
   int stopping, exit_code, handles;
+  int input_stopped, grace_pending, grace_code, rec_keyframe;
   uint32_t ts_cc;
   /* source-to-us delay of every new chunk, 1 ms buckets (last: overflow);
    * the clock is shared on one machine (monotonic), so on loopback these
@@ -124,7 +125,13 @@ static void node_playout(void *user, ptv_chunk_id id, int present, ptv_tstamp no
   if (!H.rec || !present) return;
   const uint8_t *p;
   uint32_t len;
-  if (ptv_node_chunk_payload(H.node, id, &p, &len, NULL) == 0) fwrite(p, 1, len, H.rec);
+  int key;
+  if (ptv_node_chunk_payload(H.node, id, &p, &len, &key) != 0) return;
+  /* The recording begins at the first played chunk that starts with a
+   * keyframe: what comes before cannot be decoded on its own. */
+  if (!H.rec_keyframe && !key) return;
+  H.rec_keyframe = 1;
+  fwrite(p, 1, len, H.rec);
 }
 
 static void node_chunk(void *user, ptv_id from, ptv_chunk_id id, ptv_tstamp now) {
@@ -226,9 +233,12 @@ static void tc_welcome(void *user, const ptv_ctl_welcome *w) {
   ptv_identity_fingerprint(ptv_identity_pk(&H.id), fp, sizeof(fp));
   ptv_rt_log(1, "joined channel %s as %u (key %s), %.0f ms chunks", H.cfg.channel, w->id, fp,
              w->chunk_us / 1000.0);
-  if (H.cfg.role == PTV_ROLE_SOURCE)
-    uv_timer_start(&H.source_timer, source_tick, 0, H.cfg.chunk_us / 1000 ? H.cfg.chunk_us / 1000 : 1);
   rearm();
+  if (H.cfg.role == PTV_ROLE_SOURCE && H.cfg.input) {
+    if (H.cfg.input->start(H.cfg.input->user) != 0) begin_stop(1);
+  } else if (H.cfg.role == PTV_ROLE_SOURCE) {
+    uv_timer_start(&H.source_timer, source_tick, 0, H.cfg.chunk_us / 1000 ? H.cfg.chunk_us / 1000 : 1);
+  }
 }
 
 static void tc_overlay(void *user, const uint8_t *buf, size_t len) {
@@ -325,6 +335,19 @@ static void source_tick(uv_timer_t *t) {
   int64_t id = ptv_node_source_publish(H.node, buf, size, chunk % 4 == 0, ptv_rt_now());
   if (id < 0) ptv_rt_log(0, "publish: %s", ptv_strerror((int)id));
   rearm();
+}
+
+int64_t ptv_host_publish(const uint8_t *buf, size_t len, int keyframe) {
+  if (!H.node || H.stopping || H.cfg.role != PTV_ROLE_SOURCE) return PTV_ERR_INVALID_ARG;
+  if (len > PTV_NODE_MAX_PAYLOAD) {
+    ptv_rt_log(0, "publish: a chunk of %zu bytes is over the %u-byte limit; dropped", len,
+               PTV_NODE_MAX_PAYLOAD);
+    return PTV_ERR_INVALID_ARG;
+  }
+  int64_t id = ptv_node_source_publish(H.node, buf, (uint32_t)len, keyframe, ptv_rt_now());
+  if (id < 0) ptv_rt_log(0, "publish: %s", ptv_strerror((int)id));
+  rearm();
+  return id;
 }
 
 static void on_rate_timer(uv_timer_t *t) {
@@ -474,6 +497,12 @@ static void http_stopped(void *arg) {
   H.http = NULL;
 }
 
+static void stop_input(void) {
+  if (!H.cfg.input || H.input_stopped) return;
+  H.input_stopped = 1;
+  H.cfg.input->stop(H.cfg.input->user);
+}
+
 static void finish(uv_timer_t *t) {
   (void)t;
   ptv_tclient_stop(H.tc);
@@ -503,6 +532,7 @@ static void begin_stop(int code) {
   write_stats_file();
   uv_timer_stop(&H.node_timer);
   uv_timer_stop(&H.source_timer);
+  stop_input();
   if (H.node) ptv_node_leave(H.node, ptv_rt_now());
   /* A source stopped on purpose ends its channel (a crashed one does not:
    * it may come back and take the channel again). */
@@ -519,6 +549,25 @@ static void on_signal(uv_signal_t *s, int sig) {
 static void on_duration(uv_timer_t *t) {
   (void)t;
   begin_stop(0);
+}
+
+static void on_grace(uv_timer_t *t) {
+  (void)t;
+  begin_stop(H.grace_code);
+}
+
+void ptv_host_stop(int code, uint32_t grace_ms) {
+  if (H.stopping || H.grace_pending) return;
+  if (!grace_ms) {
+    begin_stop(code);
+    return;
+  }
+  stop_input();
+  /* the stop timer is the grace period's from here on (it replaces a
+   * pending --duration; a signal still stops at once) */
+  H.grace_pending = 1;
+  H.grace_code = code;
+  uv_timer_start(&H.stop_timer, on_grace, grace_ms, 0);
 }
 
 int ptv_host_run(const ptv_host_config *c) {

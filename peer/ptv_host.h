@@ -11,9 +11,26 @@
 #ifndef PTV_HOST_H
 #define PTV_HOST_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "ptv_types.h"
+
+/* A source's chunk input supplied by the program (peertv-source's media
+ * input), so that this library, which peertv-peer links too, needs no
+ * GStreamer. The program opens its input before ptv_host_run (a bad input
+ * fails before the tracker is contacted) and hands chunks over with
+ * ptv_host_publish. */
+typedef struct ptv_host_input {
+  void *user;
+  /* The source joined its channel (once): start the input. Returns 0, or
+   * -1 with a line logged (the source stops with status 1). */
+  int (*start)(void *user);
+  /* The host stops (once, also if start was never called): stop and
+   * release the input; no ptv_host_publish after this. Handles may still
+   * be closed: the loop runs on until they are. */
+  void (*stop)(void *user);
+} ptv_host_input;
 
 typedef struct {
   uint8_t role;             /* PTV_ROLE_PEER or PTV_ROLE_SOURCE */
@@ -37,6 +54,8 @@ typedef struct {
   double duration_s;        /* stop after this long (0: until a signal) */
   const char *stats_file;   /* write the final /stats JSON here at exit */
   const char *delay_log;    /* one line per new chunk: "id delay_us" (benchmarks) */
+  const ptv_host_input *input; /* source: chunks from the program; NULL: the
+                               synthetic test chunks every chunk_us */
 } ptv_host_config;
 
 /* Command-line options peertv-peer and peertv-source share. Their getopt
@@ -80,5 +99,17 @@ int ptv_host_options_done(const ptv_host_config *c, int optind_, int argc, const
  * Returns a process exit status: 0 stopped cleanly, 1 runtime failure
  * (message printed). */
 int ptv_host_run(const ptv_host_config *c);
+
+/* For a source with an input (on the loop's thread, inside ptv_host_run):
+ * publishes the next chunk (payload copied), flagged as starting with a
+ * keyframe or not. Returns the chunk id (>= 0), or PTV_ERR_INVALID_ARG when
+ * the node has not joined yet or is stopping (the chunk is dropped), or
+ * another negative PTV_ERR_* code (logged). */
+int64_t ptv_host_publish(const uint8_t *buf, size_t len, int keyframe);
+
+/* Stops the host as SIGTERM would, with exit status code, grace_ms from now
+ * (0: at once), so partners can still fetch the last chunks. The input's
+ * stop runs at once. A stop already under way wins. */
+void ptv_host_stop(int code, uint32_t grace_ms);
 
 #endif

@@ -41,7 +41,7 @@ check "peertv-peer: a bad --buffer is named" expect 2 "buffer wants seconds" \
   "$bin/peertv-peer" --tracker 127.0.0.1:1 --channel c --buffer 0
 check "peertv-source: --chunk-ms out of range" expect 2 "chunk-ms wants 50..2000" \
   "$bin/peertv-source" --tracker 127.0.0.1:1 --channel c --chunk-ms 10
-check "peertv-source: an input it cannot take yet" expect 2 "not supported yet" \
+check "peertv-source: an input it cannot take (a URI)" expect 2 "unsupported input" \
   "$bin/peertv-source" --tracker 127.0.0.1:1 --channel c --input v4l2:///dev/video0
 check "peertv-tracker: a bad --listen" expect 2 "listen wants ADDR:PORT" \
   "$bin/peertv-tracker" --listen 7070 --db "$tmp/x.db"
