@@ -56,6 +56,8 @@ typedef struct {
   uint32_t delay_hist[DELAY_BUCKETS];
   uint64_t delay_n;
   ptv_tstamp first_chunk;
+  struct player *players; /* GET /stream.ts clients (peers only) */
+  unsigned nplayers;
 } host_state;
 
 static host_state H;
@@ -119,14 +121,98 @@ static int node_verify(void *user, const ptv_msg_chunk *c) {
   return ptv_chunksig_verify(c, H.pub_pk);
 }
 
+/* ---- GET /stream.ts ------------------------------------------------------------
+ * Every open player gets the played chunks' bytes in order, from the first
+ * played chunk that starts with a keyframe after it connected (like
+ * --record); chunks we did not have are skipped. A player that cannot keep
+ * up (its ptv_http queue is full) is dropped: skipping part of an MPEG-TS
+ * stream would hand it undecodable data anyway. */
+struct player {
+  struct player *next;
+  ptv_http_stream *s;
+  int started; /* a keyframe chunk has gone out */
+};
+
+static void player_forget(struct player *pl) {
+  for (struct player **pp = &H.players; *pp; pp = &(*pp)->next)
+    if (*pp == pl) {
+      *pp = pl->next;
+      H.nplayers--;
+      break;
+    }
+  free(pl);
+}
+
+/* the client went away (or the server is stopping) */
+static void player_closed(ptv_http_stream *s, void *user) {
+  ptv_http_stream_close(s);
+  player_forget(user);
+}
+
+static void players_write(const uint8_t *p, uint32_t len, int key) {
+  struct player *pl = H.players, *next;
+  for (; pl; pl = next) {
+    next = pl->next;
+    if (!pl->started && !key) continue;
+    pl->started = 1;
+    int rv = ptv_http_stream_write(pl->s, p, len);
+    if (rv == 0) continue;
+    if (rv == PTV_ERR_CLOSED) {
+      ptv_http_stream_close(pl->s); /* on_close will not fire any more */
+    } else {
+      ptv_rt_log(1, "http: dropping a /stream.ts client: %s",
+                 rv == PTV_ERR_AGAIN ? "it does not keep up" : ptv_strerror(rv));
+      ptv_http_stream_abort(pl->s);
+    }
+    player_forget(pl);
+  }
+}
+
+/* ends every player's response (shutdown) */
+static void players_close_all(void) {
+  while (H.players) {
+    ptv_http_stream_close(H.players->s);
+    player_forget(H.players);
+  }
+}
+
+static void http_stream_ts(ptv_http_reply *r, void *user) {
+  (void)user;
+  if (H.stopping) {
+    r->status = 503;
+    ptv_http_reply_printf(r, "stopping\n");
+    return;
+  }
+  if (ptv_http_reply_is_head(r)) {
+    /* headers only: nothing to wait for */
+    ptv_http_stream_close(ptv_http_reply_stream(r, "video/mp2t", NULL, NULL));
+    return;
+  }
+  struct player *pl = calloc(1, sizeof(*pl));
+  if (!pl) {
+    r->status = 503;
+    return;
+  }
+  pl->s = ptv_http_reply_stream(r, "video/mp2t", player_closed, pl);
+  if (!pl->s) { /* the client gets 500 */
+    free(pl);
+    return;
+  }
+  pl->next = H.players;
+  H.players = pl;
+  H.nplayers++;
+}
+
 static void node_playout(void *user, ptv_chunk_id id, int present, ptv_tstamp now) {
   (void)user;
   (void)now;
-  if (!H.rec || !present) return;
+  if ((!H.rec && !H.players) || !present) return;
   const uint8_t *p;
   uint32_t len;
   int key;
   if (ptv_node_chunk_payload(H.node, id, &p, &len, &key) != 0) return;
+  if (H.players) players_write(p, len, key);
+  if (!H.rec) return;
   /* The recording begins at the first played chunk that starts with a
    * keyframe: what comes before cannot be decoded on its own. */
   if (!H.rec_keyframe && !key) return;
@@ -400,6 +486,7 @@ static json_t *stats_json(void) {
   json_object_set_new(o, "delay_ms_mean",
                       json_real(st.recv_new ? (double)st.recv_delay_us / (double)st.recv_new / 1e3 : 0));
   json_object_set_new(o, "chunks_received", json_integer((json_int_t)st.recv_new));
+  json_object_set_new(o, "http_streams", json_integer(H.nplayers));
   json_object_set_new(o, "first_chunk_s", H.first_chunk ? json_real((double)(H.first_chunk - H.started) / 1e6)
                                                         : json_null());
   json_t *d = json_object();
@@ -507,6 +594,7 @@ static void finish(uv_timer_t *t) {
   (void)t;
   ptv_tclient_stop(H.tc);
   H.tc = NULL;
+  players_close_all();
   if (H.http) ptv_http_stop(H.http, http_stopped, NULL);
   ptv_links_free(H.links, links_freed, NULL);
   uv_handle_t *hs[] = {(uv_handle_t *)&H.node_timer, (uv_handle_t *)&H.source_timer,
@@ -530,6 +618,8 @@ static void begin_stop(int code) {
   H.stopping = 1;
   H.exit_code = code;
   write_stats_file();
+  /* players get the end of their response while we say goodbye */
+  players_close_all();
   uv_timer_stop(&H.node_timer);
   uv_timer_stop(&H.source_timer);
   stop_input();
@@ -637,6 +727,8 @@ int ptv_host_run(const ptv_host_config *c) {
       return 1;
     }
     ptv_http_route(H.http, "/stats", http_stats, NULL);
+    /* a source plays nothing out: /stream.ts is a peer's (404 here) */
+    if (c->role == PTV_ROLE_PEER) ptv_http_route(H.http, "/stream.ts", http_stream_ts, NULL);
     printf("http %s:%u\n", host, (unsigned)ptv_http_port(H.http));
     fflush(stdout);
   }

@@ -8,6 +8,10 @@
 # played x 500 ms, from its --stats-file). Meanwhile a second source plays
 # a 3 s file made by ffmpeg: paced in real time, it ends the channel and
 # exits 0. Bad inputs (a missing file, rtsp://x) fail at once with one line.
+# While peer 1 plays, its GET /stream.ts serves three players at once
+# (ffprobe and two ffmpeg decoding 3 s each, all without an error line) and
+# a 2 s curl capture that starts on a TS packet and holds a PAT; /stats
+# counts them in http_streams. The source answers /stream.ts with 404.
 #
 # Skips (77) if ffprobe/ffmpeg or the x264enc element is missing.
 # Environment: top_builddir, PTV_KEEP=1 keeps the logs.
@@ -80,6 +84,37 @@ for i in $(seq "$NPEERS"); do
   pids+=("$!")
 done
 
+# ---- GET /stream.ts on peer 1, in the background while the file plays ------------
+sport=$(http_port "$tmp/source.out")
+p1port=$(http_port "$tmp/peer1.out")
+url="http://127.0.0.1:$p1port/stream.ts"
+(
+  wait_line "$tmp/peer1.err" "playing from chunk" || true
+  timeout 20 ffprobe -v error -show_streams -of json "$url" >"$tmp/http_probe.json" 2>"$tmp/http_probe.err" &
+  a=$!
+  timeout 20 ffmpeg -nostdin -v error -i "$url" -t 3 -f null - >/dev/null 2>"$tmp/http_ff1.err" &
+  b=$!
+  timeout 20 ffmpeg -nostdin -v error -i "$url" -t 3 -f null - >/dev/null 2>"$tmp/http_ff2.err" &
+  c=$!
+  curl -s --max-time 2 "$url" >"$tmp/http_cap.ts" &
+  d=$!
+  sleep 1
+  curl -sf --max-time 2 "http://127.0.0.1:$p1port/stats" | jq .http_streams >"$tmp/http_during" || true
+  wait "$d" || true
+  curl -sI --max-time 2 "$url" >"$tmp/http_head" || true
+  curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$sport/stream.ts" \
+    >"$tmp/http_src" || true
+  ra=0 rb=0 rc=0
+  wait "$a" || ra=$?
+  wait "$b" || rb=$?
+  wait "$c" || rc=$?
+  echo "$ra $rb $rc" >"$tmp/http_rcs"
+  sleep 0.3
+  curl -sf --max-time 2 "http://127.0.0.1:$p1port/stats" | jq .http_streams >"$tmp/http_after" || true
+) &
+http_job=$!
+pids+=("$http_job")
+
 # A 3 s file (video and audio), broadcast on a channel of its own meanwhile,
 # with one peer recording it.
 ffmpeg -v error -f lavfi -i testsrc=size=320x240:rate=25 -f lavfi -i sine=frequency=440 -t 3 \
@@ -109,6 +144,31 @@ check "the file is paced in real time (>= 5 s from start to exit)" \
 frc=0
 wait "$fpeer_pid" || frc=$?
 check "the file's peer leaves when the channel ends (exit 0)" test "$frc" = 0
+
+wait "$http_job" || true
+read -r ra rb rc <"$tmp/http_rcs" || true
+hstreams=$(jq -r '[.streams[] | [.codec_name, .codec_type, .width // empty, .height // empty] | join("|")] | join(" ")' \
+  "$tmp/http_probe.json" 2>/dev/null || true)
+echo "# /stream.ts on peer 1: ffprobe exit ${ra:-?} ($hstreams), ffmpeg exits ${rb:-?} ${rc:-?}," \
+  "curl got $(stat -c %s "$tmp/http_cap.ts" 2>/dev/null) bytes; http_streams $(cat "$tmp/http_during" 2>/dev/null) during," \
+  "$(cat "$tmp/http_after" 2>/dev/null) after; source: $(cat "$tmp/http_src" 2>/dev/null)"
+for f in http_probe http_ff1 http_ff2; do [[ ! -s $tmp/$f.err ]] || echo "# $f: $(head -3 "$tmp/$f.err")"; done
+check "GET /stream.ts: ffprobe sees h264 640x360 + aac" \
+  test "${ra:-1}" = 0 -a -n "$(grep "h264|video|640|360" <<<"$hstreams")" -a -n "$(grep "aac|audio" <<<"$hstreams")"
+check "GET /stream.ts: two ffmpeg at once decode 3 s each, exit 0, no error line" \
+  test "${rb:-1}" = 0 -a "${rc:-1}" = 0 -a ! -s "$tmp/http_ff1.err" -a ! -s "$tmp/http_ff2.err" -a ! -s "$tmp/http_probe.err"
+# 188-byte packets, one line each: the first starts with 0x47, and some
+# packet is on PID 0 with payload_unit_start (a PAT)
+ts_hex=$(od -An -tx1 -v -w188 "$tmp/http_cap.ts" 2>/dev/null | cut -c1-9) || true
+check "GET /stream.ts: curl's capture starts with a TS packet (0x47) and contains a PAT" \
+  test "$(head -1 <<<"$ts_hex" | cut -c1-3)" = " 47" -a -n "$(grep -E '^ 47 [4-5]0 00$' <<<"$ts_hex" | head -1)"
+during=$(cat "$tmp/http_during" 2>/dev/null) || true
+after=$(cat "$tmp/http_after" 2>/dev/null) || true
+check "/stats http_streams counts the players (>= 3 during, 0 after)" \
+  test "${during:-0}" -ge 3 -a "${after:-x}" = 0
+check "HEAD /stream.ts answers 200 video/mp2t; a source answers /stream.ts with 404" \
+  test -n "$(grep -i '^HTTP/1.1 200' "$tmp/http_head")" -a -n "$(grep -i '^content-type: video/mp2t' "$tmp/http_head")" \
+  -a "$(cat "$tmp/http_src" 2>/dev/null)" = 404
 
 for i in $(seq "$NPEERS"); do wait "${peer_pid[i]}" || echo "# peer $i exited $?"; done
 kill -TERM "$src_pid"
