@@ -29,6 +29,7 @@
 #include <microhttpd.h>
 
 #include "ptv_err.h"
+#include "ptv_rt.h"
 
 #define DEF_CONN_LIMIT 64u
 #define DEF_PER_IP_LIMIT 16u
@@ -88,6 +89,7 @@ struct ptv_http {
   size_t nroutes, routes_cap;
   ptv_http_stream *streams;
   size_t queue_max;
+  int test_sndbuf; /* > 0: SO_SNDBUF of stream connections (PTV_TEST_HTTP_QUEUE) */
   ptv_http_log_cb log;
   void *log_user;
   char last_log[256]; /* for start errors */
@@ -112,11 +114,14 @@ static reply_impl *impl(ptv_http_reply *r) { return (reply_impl *)r; }
 
 /* ---- logging ------------------------------------------------------------- */
 
-static void emit(ptv_http *h, const char *msg) {
+/* Without a log callback: this module's own errors are errors, MHD's
+ * messages (mostly a client that hung up mid-response, "Failed to send the
+ * chunked response body ...") are debug lines, shown with -v. */
+static void emit(ptv_http *h, const char *msg, int from_mhd) {
   if (h->log)
     h->log(h->log_user, msg);
   else
-    fprintf(stderr, "peertv-http: %s\n", msg);
+    ptv_rt_log(from_mhd ? 2 : 0, "http: %s", msg);
 }
 
 static void mhd_logger(void *cls, const char *fmt, va_list ap) {
@@ -132,7 +137,7 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap) {
   size_t k = n < sizeof(h->last_log) - 1 ? n : sizeof(h->last_log) - 1;
   memcpy(h->last_log, buf, k);
   h->last_log[k] = '\0';
-  emit(h, buf);
+  emit(h, buf, 1);
 }
 
 /* ---- driving MHD --------------------------------------------------------- */
@@ -175,7 +180,7 @@ static void on_poll(uv_poll_t *p, int status, int events) {
   if (status < 0) {
     char msg[128];
     snprintf(msg, sizeof(msg), "poll on MHD epoll fd: %s", uv_strerror(status));
-    emit(h, msg);
+    emit(h, msg, 0);
   }
   drive(h);
 }
@@ -417,6 +422,14 @@ static enum MHD_Result queue_stream(reply_impl *ri) {
   /* live data: a cached copy is always stale */
   MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
   s->conn = ri->conn;
+  if (ri->h->test_sndbuf > 0) {
+    /* a fixed send buffer: loopback's autotuned one holds megabytes */
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(ri->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci)
+      setsockopt(ci->connect_fd, SOL_SOCKET, SO_SNDBUF, &ri->h->test_sndbuf,
+                 sizeof(ri->h->test_sndbuf));
+  }
   enum MHD_Result ret = MHD_queue_response(ri->conn, fix_status(ri->pub.status), r);
   MHD_destroy_response(r); /* on failure this calls stream_freed() */
   return ret;
@@ -603,13 +616,28 @@ int ptv_http_start(ptv_http **out, uv_loop_t *loop, const char *addr,
   if (!c.per_ip_limit) c.per_ip_limit = DEF_PER_IP_LIMIT;
   if (!c.conn_timeout_s) c.conn_timeout_s = DEF_TIMEOUT_S;
   if (!c.max_header_bytes) c.max_header_bytes = DEF_MAX_HEADER;
-  if (!c.stream_queue_max) c.stream_queue_max = DEF_QUEUE_MAX;
+  /* PTV_TEST_HTTP_QUEUE=BYTES (tests): when the config leaves the queue
+   * to us, BYTES of queue and of socket send buffer per stream, so that a
+   * test sees a slow player dropped in seconds rather than a minute */
+  int test_sndbuf = 0;
+  if (!c.stream_queue_max) {
+    const char *q = getenv("PTV_TEST_HTTP_QUEUE");
+    char *end = NULL;
+    unsigned long long v = q ? strtoull(q, &end, 10) : 0;
+    if (q && *q && !*end && v > 0 && v <= (1u << 30)) {
+      c.stream_queue_max = (size_t)v;
+      test_sndbuf = (int)v;
+    } else {
+      c.stream_queue_max = DEF_QUEUE_MAX;
+    }
+  }
   if (c.max_header_bytes > SIZE_MAX - POOL_EXTRA) return PTV_ERR_INVALID_ARG;
 
   ptv_http *h = calloc(1, sizeof(*h));
   if (!h) return PTV_ERR_NOMEM;
   h->loop = loop;
   h->queue_max = c.stream_queue_max;
+  h->test_sndbuf = test_sndbuf;
   h->log = c.log;
   h->log_user = c.log_user;
 

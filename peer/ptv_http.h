@@ -77,8 +77,11 @@ typedef struct ptv_http_config {
                               requests get a 4xx answer. MHD keeps them in a
                               per-connection pool that also holds the send
                               buffer, so the pool is this + 24 KiB. */
-  size_t stream_queue_max; /* bytes queued per stream, default 4 MiB */
-  ptv_http_log_cb log;     /* NULL: stderr, prefixed "peertv-http: " */
+  size_t stream_queue_max; /* bytes queued per stream, default 4 MiB (or
+                              $PTV_TEST_HTTP_QUEUE bytes, for tests) */
+  ptv_http_log_cb log;     /* NULL: ptv_rt_log(), "http: MESSAGE": MHD's
+                              messages at debug level (-v; a player hanging
+                              up mid-stream is one), ours as errors */
   void *log_user;
   char *errbuf;            /* if not NULL, a failed ptv_http_start() writes a
                               one-line reason here ("... Address already in

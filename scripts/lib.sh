@@ -24,8 +24,10 @@ ptv_step() {
   printf '\n==> %s\n' "$1"
 }
 
+# ptv_on_exit [STATUS]: the EXIT trap (a script with its own trap calls it
+# with the status it saw)
 ptv_on_exit() {
-  local rc=$?
+  local rc=${1:-$?}
   if [ "$rc" -ne 0 ] && [ -n "$PTV_STEP" ]; then
     printf '\n******************************************************\n' >&2
     printf '*** FAILED: %s (exit %s)\n' "$PTV_STEP" "$rc" >&2

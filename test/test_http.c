@@ -8,8 +8,10 @@
  * order and byte-identical at two clients at once, and at an HTTP/1.0
  * client), a client leaving mid-stream (on_close, then PTV_ERR_CLOSED) or
  * while its stream is idle, a slow client filling its queue (PTV_ERR_AGAIN)
- * while a fast one keeps receiving, the per-IP connection limit, and stop
- * with connections open (run under ASan for leaks).
+ * while a fast one keeps receiving, the per-IP connection limit (and that
+ * without a log callback MHD's message about it is a debug line of
+ * ptv_rt_log(), shown only at verbosity 2), and stop with connections open
+ * (run under ASan for leaks).
  *
  * Client threads only record; every assertion runs in the main thread. */
 #define _GNU_SOURCE /* strdup, memmem, strndup under -std=c11 */
@@ -37,6 +39,7 @@
 
 #include "ptv_err.h"
 #include "ptv_http.h"
+#include "ptv_rt.h"
 
 #define MAXC 4
 #define MAXS 8
@@ -635,6 +638,52 @@ static void test_per_ip_limit(void **state) {
   app_free(&a);
 }
 
+/* Runs test_per_ip_limit's clients with no log callback at VERBOSITY and
+ * returns what the process wrote to stderr meanwhile (malloc'd). */
+static char *per_ip_stderr(int verbosity) {
+  char path[] = "/tmp/test_http_stderr.XXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  unlink(path);
+  fflush(stderr);
+  int saved = dup(2);
+  assert_true(saved >= 0);
+  assert_true(dup2(fd, 2) >= 0);
+  int old = ptv_rt_verbosity;
+  ptv_rt_verbosity = verbosity;
+  app a;
+  app_init(&a);
+  a.cfg.log = NULL; /* the default: ptv_rt_log() */
+  a.cfg.per_ip_limit = 2;
+  app_start(&a);
+  app_add_client(&a, c_per_ip);
+  app_run(&a);
+  int refused = a.r[0].status == 0 && a.r[1].status == 200;
+  app_free(&a);
+  ptv_rt_verbosity = old;
+  fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  assert_true(refused); /* MHD had something to say */
+  off_t len = lseek(fd, 0, SEEK_END);
+  assert_true(len >= 0);
+  char *out = calloc(1, (size_t)len + 1);
+  assert_non_null(out);
+  assert_int_equal(pread(fd, out, (size_t)len, 0), len);
+  close(fd);
+  return out;
+}
+
+static void test_default_log_is_debug(void **state) {
+  char *quiet = per_ip_stderr(1), *verbose = per_ip_stderr(2);
+  if (getenv("TEST_HTTP_LOG")) fprintf(stderr, "  at 1: '%s'\n  at 2: '%s'\n", quiet, verbose);
+  assert_string_equal(quiet, ""); /* not at the default verbosity */
+  assert_non_null(strstr(verbose, ": http: ")); /* "HH:MM:SS.mmm PROG: http: ..." */
+  assert_null(strstr(verbose, "peertv-http"));
+  free(quiet);
+  free(verbose);
+}
+
 static void c_stream_until_eof(app *a, int idx) {
   const char *req = idx == 2 ? "GET /stream.ts?who=idle HTTP/1.1\r\nHost: x\r\n\r\n"
                              : "GET /stream.ts HTTP/1.1\r\nHost: x\r\n\r\n";
@@ -730,6 +779,7 @@ int main(void) {
       cmocka_unit_test(test_stream_client_leaves),
       cmocka_unit_test(test_slow_client),
       cmocka_unit_test(test_per_ip_limit),
+      cmocka_unit_test(test_default_log_is_debug),
       cmocka_unit_test(test_stop_with_open_connections),
       cmocka_unit_test(test_head_stream_unreleased),
       cmocka_unit_test(test_stop_from_handler),
