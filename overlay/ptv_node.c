@@ -130,7 +130,7 @@ typedef struct {
   uint32_t len;
   uint8_t *data;          /* NULL: slot empty */
   ptv_tstamp ts;          /* the source's time stamp, forwarded unchanged */
-  uint8_t flags;          /* KEYFRAME | SIGNED */
+  uint8_t flags;          /* KEYFRAME | STALLED | SIGNED */
   uint8_t sig[PTV_WIRE_SIGLEN];
 } pl_slot;
 
@@ -293,7 +293,7 @@ static int pl_store(ptv_node *n, const ptv_msg_chunk *c) {
   sl->id = c->chunk;
   sl->len = c->payload_len;
   sl->ts = c->ts_us;
-  sl->flags = (uint8_t)(c->flags & PTV_CHUNK_KEYFRAME);
+  sl->flags = (uint8_t)(c->flags & PTV_CHUNK_CONTENT_FLAGS);
   if (c->sig) {
     memcpy(sl->sig, c->sig, PTV_WIRE_SIGLEN);
     sl->flags |= PTV_CHUNK_SIGNED;
@@ -1641,7 +1641,7 @@ static void on_chunk(ptv_node *n, ptv_id from, partner *p, const ptv_msg_chunk *
   if (now > c->ts_us) n->st.recv_delay_us += now - c->ts_us;
   n->st.recv_new++;
   n->meta[c->chunk % PTV_CHUNKSET_BITS] =
-      (c->payload_len & 0x0fffffffu) | ((uint32_t)(c->flags & PTV_CHUNK_KEYFRAME) << 28);
+      (c->payload_len & 0x0fffffffu) | ((uint32_t)(c->flags & PTV_CHUNK_CONTENT_FLAGS) << 28);
   n->avg_chunk = n->avg_chunk ? (n->avg_chunk * 7 + c->payload_len) / 8 : c->payload_len;
   n->st.bytes_down += c->payload_len;
   if (c->chunk == n->have.newest) n->last_new_chunk = now;
@@ -1921,15 +1921,15 @@ static void source_tick(ptv_node *n, ptv_tstamp now) {
 }
 
 int64_t ptv_node_source_publish(ptv_node *n, const uint8_t *payload, uint32_t len,
-                                int keyframe, ptv_tstamp now) {
+                                int flags, ptv_tstamp now) {
   if (!n->pl || n->cfg.role != PTV_ROLE_SOURCE || !n->started || n->left || !payload ||
-      len == 0 || len > PTV_NODE_MAX_PAYLOAD)
+      len == 0 || len > PTV_NODE_MAX_PAYLOAD || (flags & ~PTV_CHUNK_CONTENT_FLAGS))
     return PTV_ERR_INVALID_ARG;
   n->last_now = now;
-  ptv_chunk_meta cm = {n->src.next_id, now, len, (uint8_t)(keyframe != 0)};
+  ptv_chunk_meta cm = {n->src.next_id, now, len, (uint8_t)((flags & PTV_CHUNK_KEYFRAME) != 0)};
   uint8_t sig[PTV_WIRE_SIGLEN];
   ptv_msg_chunk c = {.chunk = cm.id, .ts_us = now,
-                     .flags = (uint8_t)(keyframe ? PTV_CHUNK_KEYFRAME : 0),
+                     .flags = (uint8_t)flags,
                      .payload_len = len, .payload = payload};
   if (n->cb.sign_chunk && n->cb.sign_chunk(n->user, &c, sig) == 0) {
     c.sig = sig;
@@ -1945,12 +1945,12 @@ int64_t ptv_node_source_publish(ptv_node *n, const uint8_t *payload, uint32_t le
 }
 
 int ptv_node_chunk_payload(const ptv_node *n, ptv_chunk_id id, const uint8_t **payload,
-                           uint32_t *len, int *keyframe) {
+                           uint32_t *len, int *flags) {
   const pl_slot *sl = pl_get(n, id);
   if (!sl) return PTV_ERR_NOT_FOUND;
   *payload = sl->data;
   *len = sl->len;
-  if (keyframe) *keyframe = sl->flags & PTV_CHUNK_KEYFRAME;
+  if (flags) *flags = sl->flags & PTV_CHUNK_CONTENT_FLAGS;
   return 0;
 }
 

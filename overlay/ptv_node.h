@@ -123,18 +123,22 @@ void ptv_node_handle_expiry(ptv_node *n, ptv_tstamp now);
 void ptv_node_prefetch(const ptv_node *n, int stage);
 
 /* Payload-mode source: publishes the next chunk (payload copied; time
- * stamped `now`; signed through callbacks.sign_chunk). Returns its chunk id
- * (>= 0), or PTV_ERR_INVALID_ARG (not a payload-mode source, not started,
- * len 0 or larger than PTV_NODE_MAX_PAYLOAD), PTV_ERR_NOMEM. */
+ * stamped `now`; signed, flags included, through callbacks.sign_chunk).
+ * flags: PTV_CHUNK_KEYFRAME (starts with a keyframe) and/or
+ * PTV_CHUNK_STALLED (a stall notice, not media), from ptv_wire.h; so 1 and
+ * 0 still mean keyframe or not. Returns its chunk id (>= 0), or
+ * PTV_ERR_INVALID_ARG (not a payload-mode source, not started, len 0 or
+ * larger than PTV_NODE_MAX_PAYLOAD, another flag bit), PTV_ERR_NOMEM. */
 #define PTV_NODE_MAX_PAYLOAD (8u << 20)
 int64_t ptv_node_source_publish(ptv_node *n, const uint8_t *payload, uint32_t len,
-                                int keyframe, ptv_tstamp now);
+                                int flags, ptv_tstamp now);
 
 /* Payload mode: the payload of a held chunk (valid until the next call into
- * the node). Returns 0, or PTV_ERR_NOT_FOUND if not held (or already
- * released). keyframe may be NULL. */
+ * the node), and in *flags (may be NULL) its PTV_CHUNK_KEYFRAME and
+ * PTV_CHUNK_STALLED bits as the source signed them. Returns 0, or
+ * PTV_ERR_NOT_FOUND if not held (or already released). */
 int ptv_node_chunk_payload(const ptv_node *n, ptv_chunk_id id, const uint8_t **payload,
-                           uint32_t *len, int *keyframe);
+                           uint32_t *len, int *flags);
 
 /* Payload mode: the source's time stamp of a held chunk (when it was
  * published, on the source's clock). Returns 0 or PTV_ERR_NOT_FOUND. */

@@ -281,9 +281,9 @@ void ptv_wire_chunk_sigbase(const ptv_msg_chunk *c, uint8_t out[PTV_WIRE_SIGBASE
   p += 8;
   p = ptv_be_put32(p, c->chunk);
   p = ptv_be_put64(p, c->ts_us);
-  /* Only the keyframe flag means something to a player; SIGNED/DETACHED
+  /* Only the content flags mean something to a player; SIGNED/DETACHED
    * describe the carriage and may differ between hops. */
-  p = ptv_be_put8(p, (uint8_t)(c->flags & PTV_CHUNK_KEYFRAME));
+  p = ptv_be_put8(p, (uint8_t)(c->flags & PTV_CHUNK_CONTENT_FLAGS));
   ptv_be_put32(p, c->payload_len);
 }
 

@@ -135,7 +135,15 @@ typedef struct {
 #define PTV_CHUNK_KEYFRAME 0x01 /* chunk starts with a keyframe */
 #define PTV_CHUNK_DETACHED 0x02 /* payload not carried (simulation only) */
 #define PTV_CHUNK_SIGNED 0x04   /* a signature follows the header */
-#define PTV_CHUNK_FLAGS_ALL 0x07
+/* The source's input delivers nothing: the payload is a notice, not media
+ * (not recorded, not played out); the source sends one per chunk period
+ * while it lasts, so peers see a live but stalled channel. Signed with the
+ * chunk, like KEYFRAME, so no relay can forge or hide a stall. */
+#define PTV_CHUNK_STALLED 0x08
+#define PTV_CHUNK_FLAGS_ALL 0x0f
+/* The flags that describe the content (signed); the others describe the
+ * carriage and may differ between hops. */
+#define PTV_CHUNK_CONTENT_FLAGS (PTV_CHUNK_KEYFRAME | PTV_CHUNK_STALLED)
 typedef struct {
   ptv_chunk_id chunk;
   uint64_t ts_us;       /* source timestamp of the chunk start */
@@ -173,7 +181,8 @@ typedef struct {
 } ptv_msg_report; /* body: suspect:u32 reason:u8 */
 
 /* What the source signs for a chunk: this fixed header, then the payload.
- * "PTVCHNK1" chunk:u32 ts:u64 keyframe:u8 payload_len:u32 (25 bytes). The
+ * "PTVCHNK1" chunk:u32 ts:u64 flags:u8 payload_len:u32 (25 bytes), flags
+ * being the chunk's PTV_CHUNK_CONTENT_FLAGS (KEYFRAME, STALLED). The
  * signature is Ed25519ph (RFC 8032, pre-hashed, so it can be computed and
  * checked without copying the payload next to the header). */
 #define PTV_WIRE_SIGBASE_LEN 25

@@ -7,14 +7,20 @@
  * and pushes every chunk into the swarm. The media glue lives here, not in
  * ptv_host.c, so that only peertv-source links GStreamer.
  *
- * Pacing: the test pattern is live (ptv_media delivers a chunk every
- * chunk_us) and is published as it comes. A file is decoded as fast as the
+ * Pacing: the test pattern and the udp://, srt:// and v4l2:// inputs are
+ * live (ptv_media delivers a chunk about every chunk_us) and are published
+ * as they come. A file is decoded as fast as the
  * machine can, so its chunks wait in a FIFO of copies and go out when
  * now >= t0 + (pts_us - first pts_us), t0 being when the first came.
  * Backpressure: once the FIFO spans AHEAD_US of media, the media is held
  * (ptv_media_hold) until it spans less; held, ptv_media queues up to 16 MiB
  * and then GStreamer's streaming thread waits, so a long file is not
- * buffered whole: memory stays about 16 MiB + AHEAD_US of stream. */
+ * buffered whole: memory stays about 16 MiB + AHEAD_US of stream.
+ *
+ * Stalls: while a live input delivers nothing (ptv_media rebuilds it), the
+ * channel stays up and one small signed chunk flagged PTV_CHUNK_STALLED
+ * goes out per chunk period, so peers know the source is alive and what
+ * they play is a stall, not a loss. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -55,8 +61,9 @@ typedef struct {
   int is_file;
   uint32_t chunk_ms;
   ptv_media *m;
-  uv_timer_t pace;
-  int pace_live;
+  uv_timer_t pace, stall; /* stall: a notice per chunk period */
+  int pace_live, stall_live;
+  uint64_t stall_notices;
   fifo_chunk *head, *tail; /* file chunks not yet due */
   size_t queued, queued_bytes;
   int have_t0;
@@ -82,7 +89,22 @@ static void fifo_clear(void) {
 }
 
 static void publish(const uint8_t *ts, size_t len, int keyframe) {
-  if (ptv_host_publish(ts, len, keyframe) >= 0) MI.published++;
+  if (ptv_host_publish(ts, len, keyframe ? PTV_CHUNK_KEYFRAME : 0) >= 0) MI.published++;
+}
+
+/* A stall notice: one MPEG-TS null packet (PID 0x1fff, which players skip
+ * should one ever be played), its payload saying what it is. */
+static void on_stall_tick(uv_timer_t *t) {
+  (void)t;
+  uint8_t p[188];
+  memset(p, 0xff, sizeof p);
+  p[0] = 0x47;
+  p[1] = 0x1f;
+  p[2] = 0xff;
+  p[3] = 0x10;
+  static const char note[] = "PEERTV-STALLED: the source's input delivers nothing";
+  memcpy(p + 4, note, sizeof note - 1);
+  if (ptv_host_publish(p, sizeof p, PTV_CHUNK_STALLED) >= 0) MI.stall_notices++;
 }
 
 static void pace_run(void);
@@ -169,6 +191,25 @@ static void media_chunk(void *user, const uint8_t *ts, size_t len, int keyframe,
   flow();
 }
 
+static void media_stall(void *user, int stalled, const char *message) {
+  (void)user;
+  if (MI.stopped || !MI.stall_live) return;
+  if (stalled) {
+    ptv_rt_log(0, "input stalled: %s; the channel stays up, peers are told; retrying", message);
+    uv_timer_start(&MI.stall, on_stall_tick, 0, MI.chunk_ms);
+  } else {
+    uv_timer_stop(&MI.stall);
+    ptv_rt_log(1, "input resumed: %s (%llu stall notices sent)", message,
+               (unsigned long long)MI.stall_notices);
+    MI.stall_notices = 0;
+  }
+}
+
+static void media_info(void *user, const char *message) {
+  (void)user;
+  ptv_rt_log(1, "input: %s", message);
+}
+
 static void media_end(void *user, int error, const char *message) {
   (void)user;
   ptv_media_free(MI.m); /* allowed from inside the callback */
@@ -195,6 +236,11 @@ static int media_start(void *user) {
     return -1;
   }
   MI.pace_live = 1;
+  if (uv_timer_init(uv_default_loop(), &MI.stall) != 0) {
+    ptv_rt_log(0, "input: cannot make a timer");
+    return -1;
+  }
+  MI.stall_live = 1;
   if (ptv_media_start(MI.m) != 0) {
     ptv_rt_log(0, "input failed: %s", ptv_media_error(MI.m));
     return -1;
@@ -211,6 +257,8 @@ static void media_stop(void *user) {
   fifo_clear();
   if (MI.pace_live) uv_close((uv_handle_t *)&MI.pace, NULL);
   MI.pace_live = 0;
+  if (MI.stall_live) uv_close((uv_handle_t *)&MI.stall, NULL);
+  MI.stall_live = 0;
 }
 
 static const ptv_host_input MEDIA_INPUT = {.user = NULL, .start = media_start, .stop = media_stop};
@@ -222,16 +270,21 @@ static void usage(FILE *f) {
         "Options:\n"
         "  --tracker HOST:PORT    the tracker (required)\n"
         "  --channel NAME         the channel to create or take back (required)\n"
-        "  --input INPUT          what to broadcast, encoded to H.264 + AAC in MPEG-TS:\n"
-        "                         'test' (a live 640x360 test pattern and a tone) or a\n"
+        "  --input INPUT          what to broadcast, as H.264 + AAC in MPEG-TS:\n"
+        "                         'test' (a live 640x360 test pattern and a tone), a\n"
         "                         local media file (played once, in real time; then the\n"
-        "                         source ends the channel). Default: synthetic test\n"
-        "                         packets at --rate, no picture\n"
-        "  --video-bitrate RATE   H.264 bitrate with --input, e.g. 1M (default 1M)\n"
+        "                         source ends the channel), udp://HOST:PORT (MPEG-TS\n"
+        "                         over UDP, as ffmpeg or OBS send it), srt://HOST:PORT\n"
+        "                         [?mode=listener|caller...], or v4l2:///dev/videoN (a\n"
+        "                         camera). Default: synthetic test packets at --rate\n"
+        "  --reencode             udp:// and srt:// inputs: re-encode H.264 video and\n"
+        "                         AAC audio too (default: passed through as sent)\n"
+        "  --video-bitrate RATE   H.264 bitrate when encoding, e.g. 1M (default 1M)\n"
         "  --rate RATE            stream rate, e.g. 2M (default 2M; with --input:\n"
         "                         (video bitrate + 128k audio) + 10%, e.g. 1241k for 1M)\n"
         "  --chunk-ms MS          chunk duration, 50..2000, with --input 100..2000\n"
-        "                         (default 250; every chunk starts with a keyframe)\n"
+        "                         (default 250; every chunk starts with a keyframe,\n"
+        "                         except with passed-through video)\n"
         "  --key FILE             the channel's publisher key (created 0600 if missing;\n"
         "                         default: peertv-source.key)\n"
         "  --description TEXT     shown in the tracker's channel list\n"
@@ -244,9 +297,11 @@ static void usage(FILE *f) {
         "  -v, --verbose          more log lines; -q, --quiet: errors only\n"
         "  --help, --version\n\n"
         "Exit status: 0 stopped cleanly (also: the input file was played to its end),\n"
-        "1 runtime failure (a missing or undecodable input file, a missing GStreamer\n"
-        "element, refused by the tracker), 2 usage error (also an --input that is\n"
-        "neither 'test' nor a file path, e.g. rtsp://...).\n",
+        "1 runtime failure (a missing, undecodable or video-less input file, a missing\n"
+        "device, a missing GStreamer element, refused by the tracker), 2 usage error\n"
+        "(also an unsupported --input such as rtsp://..., or a malformed udp:// URI).\n"
+        "A live input that stops delivering does not end the channel: the source logs\n"
+        "'input stalled', tells the peers, and retries until it delivers again.\n",
         f);
 }
 
@@ -259,11 +314,11 @@ int main(int argc, char **argv) {
   c.key_path = "peertv-source.key";
   const char *input = NULL;
   uint32_t video_kbps = 1000;
-  int rate_given = 0, video_given = 0;
+  int rate_given = 0, video_given = 0, reencode = 0;
   static const struct option opts[] = {
       PTV_HOST_LONG_OPTIONS,
       {"input", required_argument, NULL, 'i'},       {"rate", required_argument, NULL, 'R'},
-      {"video-bitrate", required_argument, NULL, 'B'},
+      {"video-bitrate", required_argument, NULL, 'B'}, {"reencode", no_argument, NULL, 'E'},
       {"chunk-ms", required_argument, NULL, 'C'},    {"description", required_argument, NULL, 'D'},
       {"help", no_argument, NULL, 'h'},              {"version", no_argument, NULL, 'V'},
       {NULL, 0, NULL, 0}};
@@ -307,6 +362,7 @@ int main(int argc, char **argv) {
       break;
     }
     case 'D': c.description = optarg; break;
+    case 'E': reencode = 1; break;
     case 'h': usage(stdout); return 0;
     case 'V': puts("peertv-source " PACKAGE_VERSION); return 0;
     default: usage(stderr); return 2;
@@ -314,8 +370,9 @@ int main(int argc, char **argv) {
   }
   if (ptv_host_options_done(&c, optind, argc, prog) != 0) return 2;
   if (!input) {
-    if (video_given) {
-      fprintf(stderr, "peertv-source: --video-bitrate needs --input (see --help)\n");
+    if (video_given || reencode) {
+      fprintf(stderr, "peertv-source: %s needs --input (see --help)\n",
+              video_given ? "--video-bitrate" : "--reencode");
       return 2;
     }
     return ptv_host_run(&c); /* the synthetic stream */
@@ -332,17 +389,19 @@ int main(int argc, char **argv) {
   /* The input is opened before anything else (key file, tracker): a missing
    * file or an input we cannot take fails here, with one line. */
   char err[512];
-  ptv_media_config mc = {.input = input, .video_kbps = video_kbps, .chunk_us = c.chunk_us};
-  ptv_media_callbacks mcb = {.on_chunk = media_chunk, .on_end = media_end};
+  ptv_media_config mc = {.input = input, .video_kbps = video_kbps, .chunk_us = c.chunk_us,
+                         .reencode = reencode};
+  ptv_media_callbacks mcb = {.on_chunk = media_chunk, .on_end = media_end, .on_stall = media_stall,
+                             .on_info = media_info};
   rv = ptv_media_new(&MI.m, uv_default_loop(), &mc, &mcb, NULL, err, sizeof(err));
   if (rv != 0) {
     fprintf(stderr, "peertv-source: %s\n", err[0] ? err : ptv_strerror(rv));
-    /* an input that is neither "test" nor a path (rtsp://...) is a usage
-     * error; a missing file, an unreadable one, a missing element: runtime */
-    return rv == PTV_ERR_INVALID_ARG && strstr(err, "unsupported input") ? 2 : 1;
+    /* an input we do not take (rtsp://...) or a malformed URI is a usage
+     * error; a missing or bad file, a missing element: runtime */
+    return (rv == PTV_ERR_INVALID_ARG && strstr(err, "unsupported input")) || rv == PTV_ERR_PARSE ? 2 : 1;
   }
   MI.input = input;
-  MI.is_file = strcmp(input, "test") != 0;
+  MI.is_file = !ptv_media_live(MI.m);
   MI.chunk_ms = c.chunk_us / 1000u;
   c.input = &MEDIA_INPUT;
   ptv_rt_log(2, "input %s: video %u kbit/s, stream rate %u kbit/s, %u ms chunks", input, video_kbps,

@@ -49,6 +49,8 @@ typedef struct {
   double up_kbps, down_kbps;
   int stopping, exit_code, handles;
   int input_stopped, grace_pending, grace_code, rec_keyframe;
+  int stalled;             /* the newest played chunk is a stall notice */
+  uint64_t stall_notices;  /* stall notices played */
   uint32_t ts_cc;
   /* source-to-us delay of every new chunk, 1 ms buckets (last: overflow);
    * the clock is shared on one machine (monotonic), so on loopback these
@@ -206,11 +208,26 @@ static void http_stream_ts(ptv_http_reply *r, void *user) {
 static void node_playout(void *user, ptv_chunk_id id, int present, ptv_tstamp now) {
   (void)user;
   (void)now;
-  if ((!H.rec && !H.players) || !present) return;
+  if (!present) return;
   const uint8_t *p;
   uint32_t len;
-  int key;
-  if (ptv_node_chunk_payload(H.node, id, &p, &len, &key) != 0) return;
+  int flags;
+  if (ptv_node_chunk_payload(H.node, id, &p, &len, &flags) != 0) return;
+  if (flags & PTV_CHUNK_STALLED) { /* a notice from the source, not media */
+    H.stall_notices++;
+    if (!H.stalled) ptv_rt_log(1, "channel stalled: the source's input delivers nothing (chunk %u)", id);
+    H.stalled = 1;
+    return;
+  }
+  if (H.stalled) {
+    H.stalled = 0;
+    ptv_rt_log(1, "channel resumed (chunk %u)", id);
+    /* the source rebuilt its input: a new stream, which the recording and
+     * the players take up again at its first keyframe */
+    H.rec_keyframe = 0;
+    for (struct player *pl = H.players; pl; pl = pl->next) pl->started = 0;
+  }
+  int key = (flags & PTV_CHUNK_KEYFRAME) != 0;
   if (H.players) players_write(p, len, key);
   if (!H.rec) return;
   /* The recording begins at the first played chunk that starts with a
@@ -423,14 +440,14 @@ static void source_tick(uv_timer_t *t) {
   rearm();
 }
 
-int64_t ptv_host_publish(const uint8_t *buf, size_t len, int keyframe) {
+int64_t ptv_host_publish(const uint8_t *buf, size_t len, int flags) {
   if (!H.node || H.stopping || H.cfg.role != PTV_ROLE_SOURCE) return PTV_ERR_INVALID_ARG;
   if (len > PTV_NODE_MAX_PAYLOAD) {
     ptv_rt_log(0, "publish: a chunk of %zu bytes is over the %u-byte limit; dropped", len,
                PTV_NODE_MAX_PAYLOAD);
     return PTV_ERR_INVALID_ARG;
   }
-  int64_t id = ptv_node_source_publish(H.node, buf, (uint32_t)len, keyframe, ptv_rt_now());
+  int64_t id = ptv_node_source_publish(H.node, buf, (uint32_t)len, flags, ptv_rt_now());
   if (id < 0) ptv_rt_log(0, "publish: %s", ptv_strerror((int)id));
   rearm();
   return id;
@@ -458,7 +475,8 @@ static json_t *stats_json(void) {
   if (H.node) ptv_node_get_stats(H.node, &st);
   const char *state = !H.node ? "connecting"
                       : H.cfg.role == PTV_ROLE_SOURCE ? "source"
-                      : st.playing ? "playing" : "joining";
+                      : !st.playing ? "joining"
+                      : H.stalled ? "stalled" : "playing";
   json_object_set_new(o, "state", json_string(state));
   json_object_set_new(o, "role", json_string(H.cfg.role == PTV_ROLE_SOURCE ? "source" : "peer"));
   json_object_set_new(o, "channel", json_string(H.cfg.channel));
@@ -471,6 +489,7 @@ static json_t *stats_json(void) {
   json_object_set_new(o, "chunks_due", json_integer((json_int_t)st.chunks_due));
   json_object_set_new(o, "chunks_missed", json_integer((json_int_t)st.chunks_missed));
   json_object_set_new(o, "chunks_bad", json_integer((json_int_t)st.chunks_bad));
+  json_object_set_new(o, "stall_notices", json_integer((json_int_t)H.stall_notices));
   json_object_set_new(o, "partners", json_integer(H.node ? ptv_node_npartners(H.node) : 0));
   json_t *ids = json_array();
   if (H.node) {

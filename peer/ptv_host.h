@@ -101,11 +101,13 @@ int ptv_host_options_done(const ptv_host_config *c, int optind_, int argc, const
 int ptv_host_run(const ptv_host_config *c);
 
 /* For a source with an input (on the loop's thread, inside ptv_host_run):
- * publishes the next chunk (payload copied), flagged as starting with a
- * keyframe or not. Returns the chunk id (>= 0), or PTV_ERR_INVALID_ARG when
- * the node has not joined yet or is stopping (the chunk is dropped), or
- * another negative PTV_ERR_* code (logged). */
-int64_t ptv_host_publish(const uint8_t *buf, size_t len, int keyframe);
+ * publishes the next chunk (payload copied) with flags PTV_CHUNK_KEYFRAME
+ * (it starts with a keyframe) and/or PTV_CHUNK_STALLED (a stall notice:
+ * peers neither record nor serve it), from ptv_wire.h. Returns the chunk id
+ * (>= 0), or PTV_ERR_INVALID_ARG when the node has not joined yet or is
+ * stopping (the chunk is dropped) or flags holds another bit, or another
+ * negative PTV_ERR_* code (logged). */
+int64_t ptv_host_publish(const uint8_t *buf, size_t len, int flags);
 
 /* Stops the host as SIGTERM would, with exit status code, grace_ms from now
  * (0: at once), so partners can still fetch the last chunks. The input's

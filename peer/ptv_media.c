@@ -9,6 +9,10 @@
  *   file: uridecodebin, and per decoded stream a branch added when its pad
  *         appears: video -> videorate 30 fps ! x264enc ! h264parse ! mux;
  *         audio -> AAC ! aacparse ! mux
+ *   live: udpsrc (MPEG-TS caps) | srtsrc | v4l2src ! decodebin, told to
+ *         stop at H.264 and AAC unless re-encoding; then per stream:
+ *         video/x-h264 -> h264parse (SPS/PPS before every keyframe) ! mux,
+ *         audio/mpeg (AAC) -> aacparse ! mux, anything else as for a file
  *   mpegtsmux ! appsink
  *
  * mpegtsmux keeps its default alignment (one TS packet per buffer): with
@@ -22,7 +26,13 @@
  * whichever thread posts. They only append to a mutex-protected queue and
  * wake a uv_async_t; the loop thread delivers. No GLib main loop is needed.
  * A streaming thread waits while the queue holds QUEUE_MAX bytes (a file
- * encodes faster than the loop may drain); ptv_media_free wakes it first. */
+ * encodes faster than the loop may drain); ptv_media_free wakes it first.
+ *
+ * Live network and camera inputs are restartable: a watchdog timer on the
+ * loop checks when data last reached the appsink; a stall, an error or an
+ * EOS queues a FAIL, and the loop tears that pipeline down and builds a new
+ * one from a retry timer. gen numbers the pipelines, so news an old one
+ * queued is not taken for the new one's. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -56,11 +66,26 @@
 #define MIN_CHUNK_US 100000u
 #define MAX_CHUNK_US 10000000u
 #define MSG_MAX 256
+/* A file must reach its first encoded frame within this, and show a
+ * stream within NOSTREAM_NS. */
+#define PREROLL_NS (10 * GST_SECOND)
+#define NOSTREAM_NS (3 * GST_SECOND)
+/* A fresh live pipeline gets this long for its first data (an SRT
+ * handshake, the PAT/PMT, a first keyframe) before it counts as stalled. */
+#define START_WAIT_NS ((uint64_t)2000000000u)
+/* Rebuilds of a stalled live input wait 1, 2, 4, then 5 s. */
+#define RETRY_MAX_MS 5000u
+/* Passed-through time stamps that jump this far restart the chunk grid. */
+#define JUMP_NS ((int64_t)3 * GST_SECOND)
+
+enum { IN_TEST, IN_FILE, IN_UDP, IN_SRT, IN_V4L2 };
+enum { IT_CHUNK, IT_END, IT_FAIL, IT_INFO };
 
 typedef struct item {
   struct item *next;
-  int end;        /* 0: a chunk; 1: the end */
+  int type;       /* IT_* */
   int flag;       /* chunk: keyframe; end: error */
+  unsigned gen;   /* the pipeline that queued it */
   uint64_t pts_us;
   uint8_t *data;  /* chunk bytes (owned) */
   size_t len;
@@ -70,31 +95,47 @@ typedef struct item {
 struct ptv_media {
   uv_loop_t *loop;
   uv_async_t async;
-  int async_live;
+  uv_timer_t watch, retry; /* live inputs: stall watchdog, rebuild */
+  int handles;             /* libuv handles not closed yet */
   ptv_media_callbacks cb;
   void *user;
   char *input;
-  int is_test;
+  const char *device; /* v4l2: the path inside input */
+  int kind;           /* IN_* */
+  int restartable;    /* udp, srt, v4l2 */
+  int allow_pass;     /* restartable and not reencode: keep H.264/AAC */
   uint32_t kbps, chunk_us;
   const char *aac; /* encoder element name */
   GstElement *pipeline, *mux, *counter;
   int started, in_cb, freeing;
   int held; /* ptv_media_hold: deliver nothing */
   char err[MSG_MAX];
+  /* live inputs, loop thread only */
+  int running;      /* the current pipeline plays and no FAIL was taken */
+  int stalled;      /* on_stall(1) said so */
+  unsigned retries; /* rebuilds since data last came */
+  uint64_t stall_ns;
+  GstClockTime base_time; /* the first pipeline's, given to the rebuilt ones */
 
   /* Shared with GStreamer's threads, under mu. */
   pthread_mutex_t mu;
   pthread_cond_t room;
   item *head, *tail;
   size_t queued;
+  int async_ok; /* the uv_async_t exists: wake it */
   int ended;    /* an end is queued: nothing more goes in */
   int stopping; /* teardown runs: drop everything, wait for nothing */
   int have_video, have_audio;
+  int pass;     /* the video is passed through: cut chunks on the grid */
+  unsigned gen;
+  uint64_t last_data; /* uv_hrtime() of the last TS packet, or of the start */
+  int got_chunk;      /* the pipeline has cut a chunk */
 
   /* Chunker and frame counter: only one streaming thread each. */
   uint8_t *cur;
   size_t cur_len, cur_cap;
   GstClockTime cur_pts, last_pts;
+  GstClockTime edge, last_key, gop; /* passthrough: the grid, the sender's keyframes */
   int cur_key;
   uint64_t frames;
 };
@@ -152,15 +193,23 @@ static int check_elements(ptv_media *m, char *err, size_t err_len) {
   if (!r) r = need("videoconvert", "gstreamer1.0-plugins-base", err, err_len);
   if (!r) r = need("audioconvert", "gstreamer1.0-plugins-base", err, err_len);
   if (!r) r = need("audioresample", "gstreamer1.0-plugins-base", err, err_len);
-  if (m->is_test) {
+  if (m->kind == IN_TEST) {
     if (!r) r = need("videotestsrc", "gstreamer1.0-plugins-base", err, err_len);
     if (!r) r = need("audiotestsrc", "gstreamer1.0-plugins-base", err, err_len);
     if (!r) r = need("clockoverlay", "gstreamer1.0-x", err, err_len);
     if (!r) r = need("textoverlay", "gstreamer1.0-x", err, err_len);
-  } else {
-    if (!r) r = need("uridecodebin", "gstreamer1.0-plugins-base", err, err_len);
-    if (!r) r = need("videorate", "gstreamer1.0-plugins-base", err, err_len);
+    return r;
   }
+  if (!r) r = need("videorate", "gstreamer1.0-plugins-base", err, err_len);
+  if (m->kind == IN_FILE && !r) r = need("uridecodebin", "gstreamer1.0-plugins-base", err, err_len);
+  if (m->restartable && !r) r = need("decodebin", "gstreamer1.0-plugins-base", err, err_len);
+  if (m->restartable && !r) r = need("audiorate", "gstreamer1.0-plugins-base", err, err_len);
+  if (m->kind == IN_UDP) {
+    if (!r) r = need("udpsrc", "gstreamer1.0-plugins-good", err, err_len);
+    if (!r) r = need("tsdemux", "gstreamer1.0-plugins-bad", err, err_len);
+  }
+  if (m->kind == IN_SRT && !r) r = need("srtsrc", "gstreamer1.0-plugins-bad", err, err_len);
+  if (m->kind == IN_V4L2 && !r) r = need("v4l2src", "gstreamer1.0-plugins-good", err, err_len);
   return r;
 }
 
@@ -173,9 +222,12 @@ static char *video_encoder(const ptv_media *m) {
                          (unsigned)m->kbps, keyint);
 }
 
+/* Live inputs' audio arrives with jittered time stamps (a demuxer follows
+ * the sender's clock); audiorate makes them contiguous, else the encoder's
+ * frames overlap and a player sees time stamps going back. */
 static char *audio_encoder(const ptv_media *m) {
-  return g_strdup_printf("audioconvert ! audioresample ! audio/x-raw,rate=48000,channels=2 ! %s ! aacparse",
-                         m->aac);
+  return g_strdup_printf("audioconvert ! audioresample ! audio/x-raw,rate=48000,channels=2 ! %s%s ! aacparse",
+                         m->restartable ? "audiorate ! " : "", m->aac);
 }
 
 /* ---- the queue to the loop thread ------------------------------------------ */
@@ -186,29 +238,32 @@ static void item_free(item *it) {
   free(it);
 }
 
-/* Any thread. Takes ownership of it. */
+/* Any thread. Takes ownership of it. Only chunks wait for room: news must
+ * get through, and the loop thread queues some too. */
 static void push(ptv_media *m, item *it) {
   pthread_mutex_lock(&m->mu);
-  while (!it->end && !m->stopping && !m->ended && m->queued >= QUEUE_MAX)
+  while (it->type == IT_CHUNK && !m->stopping && !m->ended && m->queued >= QUEUE_MAX)
     pthread_cond_wait(&m->room, &m->mu);
   if (m->stopping || m->ended) {
     pthread_mutex_unlock(&m->mu);
     item_free(it);
     return;
   }
-  if (it->end) m->ended = 1;
+  if (it->type == IT_END) m->ended = 1;
+  it->gen = m->gen;
   if (m->tail) m->tail->next = it;
   else m->head = it;
   m->tail = it;
   m->queued += it->len;
+  int wake = m->async_ok;
   pthread_mutex_unlock(&m->mu);
-  uv_async_send(&m->async);
+  if (wake) uv_async_send(&m->async);
 }
 
-static void push_end(ptv_media *m, int error, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void push_end(ptv_media *m, int error, const char *fmt, ...) {
+static void push_msg(ptv_media *m, int type, int flag, const char *fmt, va_list ap) {
   item *it = calloc(1, sizeof *it);
   if (!it) {
+    if (type == IT_INFO) return;
     /* Still stop the stream: a consumer waiting for on_end would hang, but
      * chunks after a failure must not go out. */
     pthread_mutex_lock(&m->mu);
@@ -216,27 +271,59 @@ static void push_end(ptv_media *m, int error, const char *fmt, ...) {
     pthread_mutex_unlock(&m->mu);
     return;
   }
-  it->end = 1;
-  it->flag = error;
-  va_list ap;
-  va_start(ap, fmt);
+  it->type = type;
+  it->flag = flag;
   vsnprintf(it->msg, sizeof it->msg, fmt, ap);
-  va_end(ap);
   for (char *p = it->msg; *p; p++)
     if (*p == '\n' || *p == '\r') *p = ' ';
   push(m, it);
 }
 
+static void push_end(ptv_media *m, int error, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void push_end(ptv_media *m, int error, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  push_msg(m, IT_END, error, fmt, ap);
+  va_end(ap);
+}
+
+/* A failure: the end of a file or the test pattern, a restart of a live
+ * input. */
+static void push_fail(ptv_media *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void push_fail(ptv_media *m, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  push_msg(m, m->restartable ? IT_FAIL : IT_END, 1, fmt, ap);
+  va_end(ap);
+}
+
+static void push_info(ptv_media *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void push_info(ptv_media *m, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  push_msg(m, IT_INFO, 0, fmt, ap);
+  va_end(ap);
+}
+
+/* The first failure's message queued (by GStreamer's threads), or "". */
+static void queued_error(ptv_media *m, char *buf, size_t len) {
+  buf[0] = '\0';
+  pthread_mutex_lock(&m->mu);
+  for (item *it = m->head; it; it = it->next)
+    if ((it->type == IT_END || it->type == IT_FAIL) && it->flag) {
+      snprintf(buf, len, "%s", it->msg);
+      break;
+    }
+  pthread_mutex_unlock(&m->mu);
+}
+
 /* ---- chunking (appsink's streaming thread) ---------------------------------- */
 
-static void emit_chunk(ptv_media *m) {
-  if (!m->cur_len) return;
+static item *take_chunk(ptv_media *m) {
+  if (!m->cur_len) return NULL;
   item *it = calloc(1, sizeof *it);
-  if (!it) {
-    push_end(m, 1, "%s: out of memory", m->input);
-    m->cur_len = 0;
-    return;
-  }
+  if (!it) return NULL;
+  it->type = IT_CHUNK;
   it->flag = m->cur_key;
   it->pts_us = GST_CLOCK_TIME_IS_VALID(m->cur_pts) ? m->cur_pts / 1000u : 0;
   it->data = m->cur;
@@ -248,6 +335,20 @@ static void emit_chunk(ptv_media *m) {
   size_t want = it->len + it->len / 4;
   m->cur = malloc(want);
   if (m->cur) m->cur_cap = want;
+  return it;
+}
+
+static void emit_chunk(ptv_media *m) {
+  if (!m->cur_len) return;
+  pthread_mutex_lock(&m->mu);
+  m->got_chunk = 1;
+  pthread_mutex_unlock(&m->mu);
+  item *it = take_chunk(m);
+  if (!it) {
+    push_end(m, 1, "%s: out of memory", m->input);
+    m->cur_len = 0;
+    return;
+  }
   push(m, it);
 }
 
@@ -265,7 +366,55 @@ static int append(ptv_media *m, const uint8_t *p, size_t n) {
   return 0;
 }
 
-static void chunk_buffer(ptv_media *m, GstBuffer *b, const uint8_t *p, size_t n) {
+/* Our own encoder puts a keyframe every chunk_us: cut there (or after
+ * 2 x chunk_us without one). */
+static int cut_on_keys(const ptv_media *m, GstClockTime pts, int key) {
+  int64_t held = GST_CLOCK_DIFF(m->cur_pts, pts), len_ns = (int64_t)m->chunk_us * 1000;
+  return (key && held + PTS_SLACK_NS >= len_ns) || held >= 2 * len_ns;
+}
+
+/* Whether the sender's next keyframe, from its last interval, falls
+ * within half a chunk of the next edge. */
+static int key_due_near(const ptv_media *m, int64_t half) {
+  if (!GST_CLOCK_TIME_IS_VALID(m->last_key) || !GST_CLOCK_TIME_IS_VALID(m->gop) || !m->gop) return 0;
+  GstClockTime next = m->last_key + m->gop;
+  while (GST_CLOCK_DIFF(next, m->edge) > half) next += m->gop;
+  return GST_CLOCK_DIFF(m->edge, next) <= half;
+}
+
+/* Passed-through video keeps the sender's keyframes, which need not come
+ * every chunk_us. The cuts follow a grid of chunk_us, so that chunks last
+ * chunk_us on average (the swarm plays one per chunk_us). A keyframe
+ * within half a chunk of the next edge is cut at instead, and the grid
+ * moves to it; where the sender's keyframe interval puts the next one
+ * near the edge, the cut waits for it (up to half a chunk). So with an
+ * interval that is a multiple of chunk_us every keyframe starts a chunk,
+ * whatever the drift, and the chunks between are cut at the edges. */
+static int cut_on_grid(ptv_media *m, GstClockTime pts, int key) {
+  int64_t len = (int64_t)m->chunk_us * 1000, half = len / 2;
+  if (key) {
+    if (GST_CLOCK_TIME_IS_VALID(m->last_key) && pts > m->last_key) m->gop = pts - m->last_key;
+    m->last_key = pts;
+  }
+  if (!GST_CLOCK_TIME_IS_VALID(m->edge)) m->edge = m->cur_pts + (GstClockTime)len;
+  int64_t ahead = GST_CLOCK_DIFF(m->edge, pts); /* pts - edge */
+  if (ahead < -(2 * len + JUMP_NS) || ahead > 4 * len + JUMP_NS) {
+    m->edge = pts + (GstClockTime)len; /* the sender's clock jumped */
+    return 1;
+  }
+  if (key && ahead + half + PTS_SLACK_NS >= 0) {
+    int64_t k = ahead + half + PTS_SLACK_NS >= len ? (ahead + half + PTS_SLACK_NS) / len : 0;
+    m->edge += (GstClockTime)((k + 1) * len); /* one chunk past the edge nearest pts */
+    return 1;
+  }
+  if (ahead + PTS_SLACK_NS >= 0 && (ahead >= half || !key_due_near(m, half))) {
+    m->edge += (GstClockTime)len;
+    return 1;
+  }
+  return 0;
+}
+
+static void chunk_buffer(ptv_media *m, GstBuffer *b, const uint8_t *p, size_t n, int pass) {
   GstClockTime pts = GST_BUFFER_PTS(b);
   if (GST_CLOCK_TIME_IS_VALID(pts)) m->last_pts = pts;
   else pts = m->last_pts;
@@ -273,10 +422,8 @@ static void chunk_buffer(ptv_media *m, GstBuffer *b, const uint8_t *p, size_t n)
   if (m->cur_len && !GST_CLOCK_TIME_IS_VALID(m->cur_pts)) m->cur_pts = pts;
   /* cut only where a TS packet starts */
   if (m->cur_len && m->cur_len % TS_PACKET == 0 && n && p[0] == 0x47 && GST_CLOCK_TIME_IS_VALID(pts) &&
-      GST_CLOCK_TIME_IS_VALID(m->cur_pts)) {
-    int64_t held = GST_CLOCK_DIFF(m->cur_pts, pts), len_ns = (int64_t)m->chunk_us * 1000;
-    if ((key && held + PTS_SLACK_NS >= len_ns) || held >= 2 * len_ns) emit_chunk(m);
-  }
+      GST_CLOCK_TIME_IS_VALID(m->cur_pts) && (pass ? cut_on_grid(m, pts, key) : cut_on_keys(m, pts, key)))
+    emit_chunk(m);
   if (!m->cur_len) {
     m->cur_pts = pts;
     m->cur_key = key;
@@ -288,10 +435,14 @@ static GstFlowReturn on_sample(GstAppSink *sink, gpointer user) {
   ptv_media *m = user;
   GstSample *s = gst_app_sink_pull_sample(sink);
   if (!s) return GST_FLOW_FLUSHING;
+  pthread_mutex_lock(&m->mu);
+  m->last_data = uv_hrtime();
+  int pass = m->pass;
+  pthread_mutex_unlock(&m->mu);
   GstBuffer *b = gst_sample_get_buffer(s);
   GstMapInfo mi;
   if (b && gst_buffer_map(b, &mi, GST_MAP_READ)) {
-    chunk_buffer(m, b, mi.data, mi.size);
+    chunk_buffer(m, b, mi.data, mi.size, pass);
     gst_buffer_unmap(b, &mi);
   }
   gst_sample_unref(s);
@@ -301,7 +452,8 @@ static GstFlowReturn on_sample(GstAppSink *sink, gpointer user) {
 static void on_eos(GstAppSink *sink, gpointer user) {
   ptv_media *m = user;
   emit_chunk(m); /* the last, possibly short, chunk */
-  push_end(m, 0, "end of input");
+  if (m->restartable) push_fail(m, "%s: the input ended", m->input);
+  else push_end(m, 0, "end of input");
 }
 
 static GstBusSyncReply on_bus(GstBus *bus, GstMessage *msg, gpointer user) {
@@ -310,7 +462,7 @@ static GstBusSyncReply on_bus(GstBus *bus, GstMessage *msg, gpointer user) {
     GError *e = NULL;
     gchar *dbg = NULL;
     gst_message_parse_error(msg, &e, &dbg);
-    push_end(m, 1, "%s: %s", m->input, e && e->message ? e->message : "unknown GStreamer error");
+    push_fail(m, "%s: %s", m->input, e && e->message ? e->message : "unknown GStreamer error");
     g_clear_error(&e);
     g_free(dbg);
   }
@@ -337,7 +489,7 @@ static int add_branch(ptv_media *m, GstPad *from, const char *desc) {
   GError *e = NULL;
   GstElement *bin = gst_parse_bin_from_description(desc, TRUE, &e);
   if (!bin || e) {
-    push_end(m, 1, "%s: cannot build a branch: %s", m->input, e ? e->message : "?");
+    push_fail(m, "%s: cannot build a branch: %s", m->input, e ? e->message : "?");
     g_clear_error(&e);
     if (bin) gst_object_unref(bin);
     return -1;
@@ -348,7 +500,7 @@ static int add_branch(ptv_media *m, GstPad *from, const char *desc) {
   int ok = in && out && mpad && gst_pad_link(out, mpad) == GST_PAD_LINK_OK;
   if (ok) ok = gst_element_sync_state_with_parent(bin);
   if (ok) ok = gst_pad_link(from, in) == GST_PAD_LINK_OK;
-  if (!ok) push_end(m, 1, "%s: cannot link a decoded stream into the encoder", m->input);
+  if (!ok) push_fail(m, "%s: cannot link a decoded stream into the encoder", m->input);
   if (in) gst_object_unref(in);
   if (out) gst_object_unref(out);
   if (mpad) gst_object_unref(mpad);
@@ -361,21 +513,40 @@ static void on_pad_added(GstElement *dec, GstPad *pad, gpointer user) {
   if (!caps) caps = gst_pad_query_caps(pad, NULL);
   const char *name = caps && gst_caps_get_size(caps) ? gst_structure_get_name(gst_caps_get_structure(caps, 0)) : "";
   int video = g_str_has_prefix(name, "video/"), audio = g_str_has_prefix(name, "audio/");
+  /* decodebin hands these over undecoded only when told to (allow_pass) */
+  int pass = (video && !strcmp(name, "video/x-h264")) || (audio && !strcmp(name, "audio/mpeg"));
   if (caps) gst_caps_unref(caps);
   /* the first video and the first audio stream; others stay unlinked */
   pthread_mutex_lock(&m->mu);
   int take = (video && !m->have_video) || (audio && !m->have_audio);
-  if (take && video) m->have_video = 1;
+  if (take && video) {
+    m->have_video = 1;
+    m->pass = pass;
+  }
   if (take && audio) m->have_audio = 1;
   pthread_mutex_unlock(&m->mu);
   if (!take) return;
-  char *enc = video ? video_encoder(m) : audio_encoder(m);
-  /* videorate to a fixed rate so key-int-max frames is exactly chunk_us */
-  char *desc = video ? g_strdup_printf("queue ! videoconvert ! videorate ! video/x-raw,format=I420,framerate=%u/1 ! %s ! queue",
-                                       FPS, enc)
-                     : g_strdup_printf("queue ! %s ! queue", enc);
+  char *desc;
+  if (pass) {
+    /* config-interval=-1: SPS/PPS before every keyframe, so any keyframe
+     * chunk decodes on its own */
+    desc = g_strdup(video ? "queue ! h264parse config-interval=-1 ! "
+                            "video/x-h264,stream-format=byte-stream,alignment=au ! queue"
+                          : "queue ! aacparse ! queue");
+    push_info(m, video ? "video H.264 passed through (not re-encoded; keyframes as sent)"
+                       : "audio AAC passed through (not re-encoded)");
+  } else {
+    char *enc = video ? video_encoder(m) : audio_encoder(m);
+    /* videorate to a fixed rate so key-int-max frames is exactly chunk_us */
+    desc = video ? g_strdup_printf("queue ! videoconvert ! videorate ! video/x-raw,format=I420,framerate=%u/1 ! %s ! queue",
+                                   FPS, enc)
+                 : g_strdup_printf("queue ! %s ! queue", enc);
+    g_free(enc);
+    if (video)
+      push_info(m, "video encoded to H.264 (x264, %u kbit/s, a keyframe every chunk)", (unsigned)m->kbps);
+    else push_info(m, "audio encoded to AAC (%s)", m->aac);
+  }
   add_branch(m, pad, desc);
-  g_free(enc);
   g_free(desc);
 }
 
@@ -384,7 +555,8 @@ static void on_no_more_pads(GstElement *dec, gpointer user) {
   pthread_mutex_lock(&m->mu);
   int video = m->have_video;
   pthread_mutex_unlock(&m->mu);
-  if (!video) push_end(m, 1, "%s: the file has no video stream", m->input);
+  if (!video)
+    push_fail(m, "%s: %s has no video stream", m->input, m->kind == IN_FILE ? "the file" : "the input");
 }
 
 static int build_test(ptv_media *m, char *err, size_t err_len) {
@@ -422,34 +594,95 @@ static int build_test(ptv_media *m, char *err, size_t err_len) {
   return 0;
 }
 
-static int build_file(ptv_media *m, char *err, size_t err_len) {
+/* The source element of a live input, set to its URI or device. */
+static GstElement *live_source(ptv_media *m, char *err, size_t err_len) {
+  const char *factory = m->kind == IN_UDP ? "udpsrc" : m->kind == IN_SRT ? "srtsrc" : "v4l2src";
+  GstElement *src = gst_element_factory_make(factory, "src");
+  if (!src) {
+    set_msg(err, err_len, "cannot create %s", factory);
+    return NULL;
+  }
+  if (m->kind == IN_V4L2) {
+    g_object_set(src, "device", m->device, NULL);
+    return src;
+  }
   GError *e = NULL;
-  gchar *uri = gst_filename_to_uri(m->input, &e);
-  if (!uri) {
-    set_msg(err, err_len, "%s: %s", m->input, e ? e->message : "cannot make a URI");
+  if (!gst_uri_handler_set_uri(GST_URI_HANDLER(src), m->input, &e)) {
+    set_msg(err, err_len, "%s: %s", m->input, e && e->message ? e->message : "not a URI the source takes");
     g_clear_error(&e);
-    return PTV_ERR_INVALID_ARG;
+    gst_object_unref(src);
+    return NULL;
+  }
+  if (m->kind == IN_UDP) {
+    /* MPEG-TS, so no type finding; a roomy socket buffer, as a burst of
+     * a keyframe at a high rate must not be dropped */
+    GstCaps *caps = gst_caps_from_string("video/mpegts,systemstream=(boolean)true,packetsize=(int)188");
+    g_object_set(src, "caps", caps, "buffer-size", 4 << 20, NULL);
+    gst_caps_unref(caps);
+  }
+  return src;
+}
+
+/* tsdemux, live, follows the sender's PCR against our clock: that moves
+ * frames by milliseconds, which passed-through video keeps (two frames in
+ * one 1/30 s slot, and players complain). The sender's own time stamps
+ * are what the stream means. */
+static void on_element_added(GstBin *bin, GstBin *sub, GstElement *e, gpointer user) {
+  GstElementFactory *f = gst_element_get_factory(e);
+  if (f && !strcmp(GST_OBJECT_NAME(f), "tsdemux")) g_object_set(e, "ignore-pcr", TRUE, NULL);
+}
+
+/* uridecodebin (file) or source ! decodebin (live), into mpegtsmux ! appsink;
+ * the decoded streams' branches are added as their pads appear. */
+static int build_decoding(ptv_media *m, char *err, size_t err_len) {
+  GstElement *src = NULL, *dec;
+  if (m->kind == IN_FILE) {
+    GError *e = NULL;
+    gchar *uri = gst_filename_to_uri(m->input, &e);
+    if (!uri) {
+      set_msg(err, err_len, "%s: %s", m->input, e ? e->message : "cannot make a URI");
+      g_clear_error(&e);
+      return PTV_ERR_INVALID_ARG;
+    }
+    dec = gst_element_factory_make("uridecodebin", "dec");
+    if (dec) g_object_set(dec, "uri", uri, NULL);
+    g_free(uri);
+  } else {
+    if (!(src = live_source(m, err, err_len))) return PTV_ERR_NOT_FOUND;
+    dec = gst_element_factory_make("decodebin", "dec");
+    if (dec && m->allow_pass) {
+      /* stop at H.264 and AAC (MPEG-2 or -4): no decoding, no encoding */
+      GstCaps *caps = gst_caps_from_string("video/x-raw(ANY); audio/x-raw(ANY); video/x-h264; "
+                                           "audio/mpeg, mpegversion=(int){2,4}");
+      g_object_set(dec, "caps", caps, NULL);
+      gst_caps_unref(caps);
+    }
   }
   m->pipeline = gst_object_ref_sink(gst_pipeline_new("ptv-media"));
-  GstElement *dec = gst_element_factory_make("uridecodebin", "dec");
   GstElement *mux = gst_element_factory_make("mpegtsmux", "mux");
   GstElement *sink = gst_element_factory_make("appsink", "sink");
   if (!dec || !mux || !sink) {
-    g_free(uri);
+    if (src) gst_object_unref(src);
     if (dec) gst_object_unref(dec);
     if (mux) gst_object_unref(mux);
     if (sink) gst_object_unref(sink);
-    set_msg(err, err_len, "cannot create the file pipeline's elements");
+    set_msg(err, err_len, "cannot create the %s pipeline's elements", m->kind == IN_FILE ? "file" : "input");
     return PTV_ERR_NOT_FOUND;
   }
-  g_object_set(dec, "uri", uri, NULL);
-  g_free(uri);
   gst_bin_add_many(GST_BIN(m->pipeline), dec, mux, sink, NULL);
+  if (src) {
+    gst_bin_add(GST_BIN(m->pipeline), src);
+    if (!gst_element_link(src, dec)) {
+      set_msg(err, err_len, "cannot link the input to decodebin");
+      return PTV_ERR_NOT_FOUND;
+    }
+  }
   if (!gst_element_link(mux, sink)) {
     set_msg(err, err_len, "cannot link mpegtsmux to appsink");
     return PTV_ERR_NOT_FOUND;
   }
   m->mux = gst_object_ref(mux);
+  if (src) g_signal_connect(m->pipeline, "deep-element-added", G_CALLBACK(on_element_added), m);
   g_signal_connect(dec, "pad-added", G_CALLBACK(on_pad_added), m);
   g_signal_connect(dec, "no-more-pads", G_CALLBACK(on_no_more_pads), m);
   return 0;
@@ -462,7 +695,8 @@ static int setup_sink(ptv_media *m, char *err, size_t err_len) {
     set_msg(err, err_len, "the pipeline has no appsink");
     return PTV_ERR_NOT_FOUND;
   }
-  /* sync=false: the live source paces itself, and files are not paced yet */
+  /* sync=false: live sources pace themselves, and files are paced by the
+   * caller */
   g_object_set(sink, "sync", FALSE, "max-buffers", 256u, "drop", FALSE, "emit-signals", FALSE, NULL);
   GstAppSinkCallbacks cbs = {.eos = on_eos, .new_sample = on_sample};
   gst_app_sink_set_callbacks(GST_APP_SINK(sink), &cbs, m, NULL);
@@ -473,10 +707,57 @@ static int setup_sink(ptv_media *m, char *err, size_t err_len) {
   return 0;
 }
 
+static int build(ptv_media *m, char *err, size_t err_len) {
+  int r = m->kind == IN_TEST ? build_test(m, err, err_len) : build_decoding(m, err, err_len);
+  if (!r) r = setup_sink(m, err, err_len);
+  return r;
+}
+
+/* A file is decoded up to its first encoded frame now, so one that cannot
+ * be played fails before the caller goes on (joins a channel). */
+static int preroll(ptv_media *m, char *err, size_t err_len) {
+  GstStateChangeReturn r = gst_element_set_state(m->pipeline, GST_STATE_PAUSED);
+  char msg[MSG_MAX] = "";
+  int streams = 0;
+  /* decodebin may swallow a demuxer's error (it filters those of elements
+   * it is still setting up, e.g. qtdemux's "no playable streams" for an
+   * MP4 cut before its index), leaving the preroll hanging: a file that
+   * shows no stream in NOSTREAM_NS is taken as one without any */
+  for (GstClockTime waited = 0; r == GST_STATE_CHANGE_ASYNC && !msg[0] && waited < PREROLL_NS;
+       waited += GST_SECOND / 10) {
+    r = gst_element_get_state(m->pipeline, NULL, NULL, GST_SECOND / 10);
+    queued_error(m, msg, sizeof msg);
+    pthread_mutex_lock(&m->mu);
+    streams = m->have_video || m->have_audio;
+    pthread_mutex_unlock(&m->mu);
+    if (r == GST_STATE_CHANGE_ASYNC && !streams && waited >= NOSTREAM_NS) break;
+  }
+  queued_error(m, msg, sizeof msg);
+  /* the bin learns of an error before its bus hands it to on_bus: give
+   * the failing thread a moment to queue its message */
+  for (int i = 0; i < 50 && !msg[0] && r == GST_STATE_CHANGE_FAILURE; i++) {
+    g_usleep(2000);
+    queued_error(m, msg, sizeof msg);
+  }
+  pthread_mutex_lock(&m->mu);
+  int video = m->have_video;
+  pthread_mutex_unlock(&m->mu);
+  if (msg[0]) set_msg(err, err_len, "%s", msg);
+  else if (r == GST_STATE_CHANGE_FAILURE) set_msg(err, err_len, "%s: GStreamer cannot play it", m->input);
+  else if (r == GST_STATE_CHANGE_ASYNC && !streams)
+    set_msg(err, err_len, "%s: no playable stream found (a truncated or damaged file?)", m->input);
+  else if (r == GST_STATE_CHANGE_ASYNC)
+    set_msg(err, err_len, "%s: not decodable within %u s", m->input, (unsigned)(PREROLL_NS / GST_SECOND));
+  else if (!video) set_msg(err, err_len, "%s: the file has no video stream", m->input);
+  else return 0;
+  return r == GST_STATE_CHANGE_ASYNC && streams && !msg[0] ? PTV_ERR_IO : PTV_ERR_MALFORMED;
+}
+
 /* ---- the loop side ---------------------------------------------------------------- */
 
 static void on_closed(uv_handle_t *h) {
   ptv_media *m = h->data;
+  if (--m->handles > 0) return;
   pthread_mutex_destroy(&m->mu);
   pthread_cond_destroy(&m->room);
   free(m->input);
@@ -496,13 +777,14 @@ static void drop_queue(ptv_media *m) {
   }
 }
 
-static void teardown(ptv_media *m) {
+/* Stops and releases the pipeline (joining its streaming threads; nothing
+ * calls into m after this). The partial chunk stays in cur. */
+static void stop_pipeline(ptv_media *m) {
   pthread_mutex_lock(&m->mu);
   m->stopping = 1;
   pthread_cond_broadcast(&m->room); /* a streaming thread may wait for room */
   pthread_mutex_unlock(&m->mu);
   if (m->pipeline) {
-    /* joins the streaming threads: nothing calls into m after this */
     gst_element_set_state(m->pipeline, GST_STATE_NULL);
     GstBus *bus = gst_element_get_bus(m->pipeline);
     gst_bus_set_sync_handler(bus, NULL, NULL, NULL);
@@ -512,14 +794,147 @@ static void teardown(ptv_media *m) {
   if (m->mux) gst_object_unref(m->mux);
   if (m->pipeline) gst_object_unref(m->pipeline);
   m->counter = m->mux = m->pipeline = NULL;
+  m->running = 0;
+  pthread_mutex_lock(&m->mu);
+  m->stopping = 0;
+  m->have_video = m->have_audio = m->pass = 0;
+  m->gen++;
+  pthread_mutex_unlock(&m->mu);
+}
+
+static void teardown(ptv_media *m) {
+  stop_pipeline(m);
+  pthread_mutex_lock(&m->mu);
+  m->stopping = 1; /* for good */
+  pthread_mutex_unlock(&m->mu);
   drop_queue(m);
   free(m->cur);
   m->cur = NULL;
-  if (m->async_live) {
-    uv_close((uv_handle_t *)&m->async, on_closed);
-  } else {
+  if (!m->handles) {
+    m->handles = 1;
     on_closed((uv_handle_t *)&m->async);
+    return;
   }
+  uv_close((uv_handle_t *)&m->async, on_closed);
+  uv_close((uv_handle_t *)&m->watch, on_closed);
+  uv_close((uv_handle_t *)&m->retry, on_closed);
+}
+
+static void on_watch(uv_timer_t *t);
+
+/* Plays the pipeline built last. Returns 0 or PTV_ERR_IO. */
+static int start_pipeline(ptv_media *m) {
+  /* a new stream: the chunker starts over (a stopped one's rest went out) */
+  m->cur_len = 0;
+  m->cur_pts = m->last_pts = m->edge = m->last_key = m->gop = GST_CLOCK_TIME_NONE;
+  pthread_mutex_lock(&m->mu);
+  m->last_data = uv_hrtime();
+  m->got_chunk = 0;
+  pthread_mutex_unlock(&m->mu);
+  if (m->restartable) {
+    /* One clock and base time for every pipeline of the input: running
+     * time, hence the time stamps in the stream, goes on across a rebuild
+     * (with the gap), so the stream after a stall continues the one before
+     * (a player would stumble over time stamps going back). */
+    GstClock *clock = gst_system_clock_obtain();
+    if (!GST_CLOCK_TIME_IS_VALID(m->base_time)) m->base_time = gst_clock_get_time(clock);
+    gst_pipeline_use_clock(GST_PIPELINE(m->pipeline), clock);
+    gst_object_unref(clock);
+    gst_element_set_start_time(m->pipeline, GST_CLOCK_TIME_NONE);
+    gst_element_set_base_time(m->pipeline, m->base_time);
+  }
+  if (gst_element_set_state(m->pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) return PTV_ERR_IO;
+  m->running = 1;
+  if (m->restartable) {
+    uint64_t tick = m->chunk_us / 4000u;
+    uv_timer_start(&m->watch, on_watch, tick, tick);
+  }
+  return 0;
+}
+
+/* Whether a live pipeline that went silent is rebuilt: once it has made a
+ * chunk, so that a sender starting over (new time stamps, new continuity
+ * counters) meets a fresh demuxer. Not SRT: it reports a lost caller as
+ * an error or EOS itself, and a silent caller may still be connected. */
+static int rebuild_on_silence(const ptv_media *m, int got_chunk) {
+  return got_chunk && m->kind != IN_SRT;
+}
+
+/* Live input: no data for 2 x chunk_us (START_WAIT_NS until the pipeline
+ * made its first chunk) is a stall; the loop takes it from the queue
+ * (flag 0: silence, not an error). A silent pipeline kept while the stall
+ * is known is left waiting: it listens, which is all a rebuild would do. */
+static void on_watch(uv_timer_t *t) {
+  ptv_media *m = t->data;
+  if (!m->running || m->freeing) return;
+  pthread_mutex_lock(&m->mu);
+  uint64_t last = m->last_data;
+  int got = m->got_chunk;
+  pthread_mutex_unlock(&m->mu);
+  if (m->stalled && !rebuild_on_silence(m, got)) return;
+  uint64_t now = uv_hrtime(), limit = 2u * (uint64_t)m->chunk_us * 1000u;
+  if (!got && limit < START_WAIT_NS) limit = START_WAIT_NS;
+  if (now - last < limit) return;
+  uv_timer_stop(t);
+  item *it = calloc(1, sizeof *it);
+  if (!it) return;
+  it->type = IT_FAIL;
+  set_msg(it->msg, sizeof it->msg, "%s: no data for %.1f s", m->input, (double)(now - last) / 1e9);
+  push(m, it);
+}
+
+static void schedule_retry(ptv_media *m);
+
+static void on_retry(uv_timer_t *t) {
+  ptv_media *m = t->data;
+  if (m->freeing) return;
+  char err[MSG_MAX];
+  if (build(m, err, sizeof err) == 0 && start_pipeline(m) == 0) return;
+  stop_pipeline(m); /* its error, queued, is stale now */
+  schedule_retry(m);
+}
+
+static void schedule_retry(ptv_media *m) {
+  uint64_t ms = m->retries < 3 ? 1000u << m->retries : RETRY_MAX_MS;
+  if (ms > RETRY_MAX_MS) ms = RETRY_MAX_MS;
+  m->retries++;
+  uv_timer_start(&m->retry, on_retry, ms, 0);
+}
+
+/* Loop thread, inside on_async: the live pipeline failed or ended
+ * (error=1), or went silent. Reports the stall once. A failed pipeline is
+ * rebuilt after a backoff, a silent one at once or not at all
+ * (rebuild_on_silence). */
+static void live_failed(ptv_media *m, int error, const char *msg) {
+  pthread_mutex_lock(&m->mu);
+  int got = m->got_chunk;
+  uint64_t last = m->last_data;
+  pthread_mutex_unlock(&m->mu);
+  if (!error && uv_hrtime() - last < 2u * (uint64_t)m->chunk_us * 1000u) {
+    uv_timer_again(&m->watch); /* data came since the watchdog spoke */
+    return;
+  }
+  int rebuild = error || rebuild_on_silence(m, got);
+  if (rebuild) {
+    uv_timer_stop(&m->watch);
+    stop_pipeline(m);
+    /* what it made before it stopped */
+    item *it = take_chunk(m);
+    if (it && m->cb.on_chunk) m->cb.on_chunk(m->user, it->data, it->len, it->flag, it->pts_us);
+    item_free(it);
+    m->cur_len = 0;
+    if (m->freeing) return;
+  }
+  if (!m->stalled) {
+    m->stalled = 1;
+    m->stall_ns = uv_hrtime();
+    snprintf(m->err, sizeof m->err, "%s", msg);
+    if (m->cb.on_stall) m->cb.on_stall(m->user, 1, msg);
+    if (m->freeing) return;
+  }
+  if (error) schedule_retry(m);
+  else if (rebuild) uv_timer_start(&m->retry, on_retry, 0, 0);
+  else uv_timer_again(&m->watch); /* keeps the silent pipeline watched */
 }
 
 static void on_async(uv_async_t *a) {
@@ -530,18 +945,33 @@ static void on_async(uv_async_t *a) {
   m->head = m->tail = NULL;
   m->queued = 0;
   pthread_cond_broadcast(&m->room);
+  unsigned gen = m->gen;
   pthread_mutex_unlock(&m->mu);
   m->in_cb = 1;
   while (it) {
     if (m->held && !m->freeing) break; /* a callback held: the rest waits */
     item *next = it->next;
-    if (!m->freeing) {
-      if (it->end) {
-        if (it->flag) snprintf(m->err, sizeof m->err, "%s", it->msg);
-        if (m->cb.on_end) m->cb.on_end(m->user, it->flag, it->msg);
-      } else if (m->cb.on_chunk) {
-        m->cb.on_chunk(m->user, it->data, it->len, it->flag, it->pts_us);
+    if (m->freeing) {
+      /* drop */
+    } else if (it->type == IT_END) {
+      if (it->flag) snprintf(m->err, sizeof m->err, "%s", it->msg);
+      if (m->cb.on_end) m->cb.on_end(m->user, it->flag, it->msg);
+    } else if (it->type == IT_FAIL) {
+      /* only the first news of the current pipeline counts */
+      if (it->gen == gen && m->running) live_failed(m, it->flag, it->msg);
+      gen = m->gen;
+    } else if (it->type == IT_INFO) {
+      if (it->gen == gen && m->cb.on_info) m->cb.on_info(m->user, it->msg);
+    } else {
+      if (m->stalled && it->gen == gen) {
+        char msg[MSG_MAX];
+        snprintf(msg, sizeof msg, "%s: data again after %.1f s", m->input,
+                 (double)(uv_hrtime() - m->stall_ns) / 1e9);
+        m->stalled = 0;
+        m->retries = 0;
+        if (m->cb.on_stall) m->cb.on_stall(m->user, 0, msg);
       }
+      if (!m->freeing && m->cb.on_chunk) m->cb.on_chunk(m->user, it->data, it->len, it->flag, it->pts_us);
     }
     item_free(it);
     it = next;
@@ -566,31 +996,68 @@ static void on_async(uv_async_t *a) {
   if (m->freeing) teardown(m);
 }
 
-static int check_input(const char *in, int *is_test, char *err, size_t err_len) {
+/* "HOST:PORT[?query]" with a port of 1..65535; host may be empty if
+ * allowed, an IPv6 one is in brackets. */
+static int valid_hostport(const char *hp, int empty_host) {
+  size_t n = strcspn(hp, "?");
+  const char *colon = NULL;
+  for (const char *p = hp; p < hp + n; p++)
+    if (*p == ':') colon = p;
+  if (!colon || (colon == hp && !empty_host)) return 0;
+  if (hp[0] == '[' && colon[-1] != ']') return 0;
+  if (hp[0] != '[' && memchr(hp, ':', (size_t)(colon - hp))) return 0; /* bare IPv6 */
+  if (memchr(hp, '/', n) || memchr(hp, ' ', n)) return 0;
+  const char *d = colon + 1;
+  size_t digits = (size_t)(hp + n - d);
+  if (digits < 1 || digits > 5 || strspn(d, "0123456789") < digits) return 0;
+  long port = strtol(d, NULL, 10);
+  return port >= 1 && port <= 65535;
+}
+
+static int check_input(const char *in, int *kind, char *err, size_t err_len) {
   if (!strcmp(in, "test")) {
-    *is_test = 1;
+    *kind = IN_TEST;
     return 0;
   }
-  *is_test = 0;
-  if (!*in || strstr(in, "://")) {
-    set_msg(err, err_len, "unsupported input '%s' (expected \"test\" or a file path)", in);
-    return PTV_ERR_INVALID_ARG;
+  if (!strncmp(in, "udp://", 6) || !strncmp(in, "srt://", 6)) {
+    int srt = in[0] == 's';
+    *kind = srt ? IN_SRT : IN_UDP;
+    if (valid_hostport(in + 6, srt)) return 0;
+    set_msg(err, err_len, "bad input '%s' (expected %s://HOST:PORT%s)", in, srt ? "srt" : "udp",
+            srt ? "[?mode=listener|caller...]" : "");
+    return PTV_ERR_PARSE;
+  }
+  const char *path = in;
+  if (!strncmp(in, "v4l2://", 7)) {
+    *kind = IN_V4L2;
+    path = in + 7;
+    if (path[0] != '/') {
+      set_msg(err, err_len, "bad input '%s' (expected v4l2:///dev/videoN)", in);
+      return PTV_ERR_PARSE;
+    }
+  } else {
+    *kind = IN_FILE;
+    if (!*in || strstr(in, "://")) {
+      set_msg(err, err_len, "unsupported input '%s' (expected \"test\", a file path, udp://HOST:PORT, "
+              "srt://HOST:PORT or v4l2:///dev/videoN)", in);
+      return PTV_ERR_INVALID_ARG;
+    }
   }
   struct stat st;
-  if (stat(in, &st) != 0) {
+  if (stat(path, &st) != 0) {
     if (errno == ENOENT || errno == ENOTDIR) {
-      set_msg(err, err_len, "no such file: %s", in);
+      set_msg(err, err_len, "no such %s: %s", *kind == IN_V4L2 ? "device" : "file", path);
       return PTV_ERR_NOT_FOUND;
     }
-    set_msg(err, err_len, "%s: %s", in, strerror(errno));
+    set_msg(err, err_len, "%s: %s", path, strerror(errno));
     return PTV_ERR_IO;
   }
-  if (!S_ISREG(st.st_mode)) {
-    set_msg(err, err_len, "%s: not a regular file", in);
+  if (*kind == IN_V4L2 ? !S_ISCHR(st.st_mode) : !S_ISREG(st.st_mode)) {
+    set_msg(err, err_len, "%s: %s", path, *kind == IN_V4L2 ? "not a video device" : "not a regular file");
     return PTV_ERR_INVALID_ARG;
   }
-  if (access(in, R_OK) != 0) {
-    set_msg(err, err_len, "%s: %s", in, strerror(errno));
+  if (access(path, R_OK) != 0) {
+    set_msg(err, err_len, "%s: %s", path, strerror(errno));
     return PTV_ERR_IO;
   }
   return 0;
@@ -611,8 +1078,8 @@ int ptv_media_new(ptv_media **out, uv_loop_t *loop, const ptv_media_config *c,
             MAX_CHUNK_US);
     return PTV_ERR_INVALID_ARG;
   }
-  int is_test;
-  int r = check_input(c->input, &is_test, err, err_len); /* before any GStreamer work */
+  int kind;
+  int r = check_input(c->input, &kind, err, err_len); /* before any GStreamer work */
   if (r) return r;
   pthread_once(&init_once, do_init);
   if (!init_ok) {
@@ -628,25 +1095,36 @@ int ptv_media_new(ptv_media **out, uv_loop_t *loop, const ptv_media_config *c,
   m->loop = loop;
   m->cb = *cb;
   m->user = user;
-  m->is_test = is_test;
+  m->kind = kind;
+  m->device = kind == IN_V4L2 ? m->input + 7 : NULL;
+  m->restartable = kind == IN_UDP || kind == IN_SRT || kind == IN_V4L2;
+  m->allow_pass = m->restartable && !c->reencode;
   m->kbps = kbps;
   m->chunk_us = chunk_us;
-  m->cur_pts = m->last_pts = GST_CLOCK_TIME_NONE;
-  m->async.data = m;
+  m->base_time = GST_CLOCK_TIME_NONE;
+  m->async.data = m->watch.data = m->retry.data = m;
   pthread_mutex_init(&m->mu, NULL);
   pthread_cond_init(&m->room, NULL);
   r = check_elements(m, err, err_len);
-  if (!r) r = is_test ? build_test(m, err, err_len) : build_file(m, err, err_len);
-  if (!r) r = setup_sink(m, err, err_len);
+  if (!r) r = build(m, err, err_len);
+  if (!r && kind == IN_FILE) r = preroll(m, err, err_len);
   if (!r && uv_async_init(loop, &m->async, on_async) != 0) {
     set_msg(err, err_len, "uv_async_init failed");
     r = PTV_ERR_IO;
   }
   if (r) {
-    teardown(m); /* async not live: frees m now */
+    teardown(m); /* no handle yet: frees m now */
     return r;
   }
-  m->async_live = 1;
+  uv_timer_init(loop, &m->watch);
+  uv_timer_init(loop, &m->retry);
+  m->handles = 3;
+  /* the preroll may have queued news already */
+  pthread_mutex_lock(&m->mu);
+  m->async_ok = 1;
+  int pending = m->head != NULL;
+  pthread_mutex_unlock(&m->mu);
+  if (pending) uv_async_send(&m->async);
   *out = m;
   return 0;
 }
@@ -654,28 +1132,29 @@ int ptv_media_new(ptv_media **out, uv_loop_t *loop, const ptv_media_config *c,
 int ptv_media_start(ptv_media *m) {
   if (!m || m->started || m->freeing) return PTV_ERR_INVALID_ARG;
   m->started = 1;
-  if (gst_element_set_state(m->pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE) return 0;
+  if (start_pipeline(m) == 0) return 0;
   /* The failing element posted its error (in this thread, through the sync
    * handler): keep it as the message, and deliver nothing. */
   pthread_mutex_lock(&m->mu);
   m->ended = 1;
   pthread_mutex_unlock(&m->mu);
   gst_element_set_state(m->pipeline, GST_STATE_NULL);
-  snprintf(m->err, sizeof m->err, "%s: GStreamer could not start the pipeline", m->input);
-  pthread_mutex_lock(&m->mu);
-  for (item *it = m->head; it; it = it->next)
-    if (it->end && it->flag) snprintf(m->err, sizeof m->err, "%s", it->msg);
-  pthread_mutex_unlock(&m->mu);
+  char msg[MSG_MAX];
+  queued_error(m, msg, sizeof msg);
+  if (msg[0]) snprintf(m->err, sizeof m->err, "%s", msg);
+  else snprintf(m->err, sizeof m->err, "%s: GStreamer could not start the pipeline", m->input);
   drop_queue(m);
   return PTV_ERR_IO;
 }
 
 const char *ptv_media_error(const ptv_media *m) { return m ? m->err : ""; }
 
+int ptv_media_live(const ptv_media *m) { return m && m->kind != IN_FILE; }
+
 void ptv_media_hold(ptv_media *m, int hold) {
   if (!m || m->freeing) return;
   m->held = hold != 0;
-  if (!m->held && m->async_live) uv_async_send(&m->async); /* deliver what waits */
+  if (!m->held && m->handles) uv_async_send(&m->async); /* deliver what waits */
 }
 
 void ptv_media_free(ptv_media *m) {

@@ -162,6 +162,7 @@ static void build_seeds(void) {
                                         PTV_CHUNK_SIGNED,
                                         PTV_CHUNK_DETACHED,
                                         PTV_CHUNK_SIGNED | PTV_CHUNK_DETACHED,
+                                        PTV_CHUNK_SIGNED | PTV_CHUNK_STALLED,
                                         PTV_CHUNK_FLAGS_ALL};
   ptv_msg m;
   size_t i, start;

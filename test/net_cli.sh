@@ -42,7 +42,11 @@ check "peertv-peer: a bad --buffer is named" expect 2 "buffer wants seconds" \
 check "peertv-source: --chunk-ms out of range" expect 2 "chunk-ms wants 50..2000" \
   "$bin/peertv-source" --tracker 127.0.0.1:1 --channel c --chunk-ms 10
 check "peertv-source: an input it cannot take (a URI)" expect 2 "unsupported input" \
-  "$bin/peertv-source" --tracker 127.0.0.1:1 --channel c --input v4l2:///dev/video0
+  "$bin/peertv-source" --tracker 127.0.0.1:1 --channel c --input rtsp://cam/stream
+check "peertv-source: a malformed udp:// input" expect 2 "expected udp://HOST:PORT" \
+  "$bin/peertv-source" --tracker 127.0.0.1:1 --channel c --input udp://cam
+check "peertv-source: --reencode without --input" expect 2 "reencode needs --input" \
+  "$bin/peertv-source" --tracker 127.0.0.1:1 --channel c --reencode
 check "peertv-tracker: a bad --listen" expect 2 "listen wants ADDR:PORT" \
   "$bin/peertv-tracker" --listen 7070 --db "$tmp/x.db"
 touch "$tmp/loose.key"

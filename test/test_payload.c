@@ -36,7 +36,7 @@
 #define STREAM_KBPS 800
 #define PEER_UP 1600
 
-enum { FORGE_NONE, FORGE_FLIP, FORGE_STRIP, FORGE_DETACH };
+enum { FORGE_NONE, FORGE_FLIP, FORGE_STRIP, FORGE_DETACH, FORGE_STALL };
 
 typedef struct hmsg {
   ptv_tstamp t;
@@ -85,6 +85,12 @@ static uint64_t splitmix64(uint64_t *s) {
 
 static uint8_t pattern(ptv_chunk_id id, uint32_t i) { return (uint8_t)(id * 131u + i * 7u + (i >> 8)); }
 
+/* The content flags the source gives chunk id: a keyframe every fourth,
+ * and some stall notices, which must reach the peers as signed. */
+static int chunk_flags(ptv_chunk_id id) {
+  return (id % 4 == 0 ? PTV_CHUNK_KEYFRAME : 0) | (id % 7 == 3 ? PTV_CHUNK_STALLED : 0);
+}
+
 static void q_add(harness *h, ptv_id from, ptv_id to, const uint8_t *buf, size_t len, ptv_tstamp t) {
   hmsg *m = malloc(sizeof(*m) + len);
   assert_non_null(m);
@@ -115,6 +121,9 @@ static size_t forge(harness *h, const uint8_t *buf, size_t len, uint8_t *out, si
   } else if (h->forge_mode == FORGE_STRIP) {
     m.u.chunk.flags &= (uint8_t)~PTV_CHUNK_SIGNED;
     m.u.chunk.sig = NULL;
+  } else if (h->forge_mode == FORGE_STALL) {
+    /* fakes a stall notice, or hides one: the flag is signed */
+    m.u.chunk.flags ^= PTV_CHUNK_STALLED;
   } else {
     m.u.chunk.flags |= PTV_CHUNK_DETACHED;
   }
@@ -186,9 +195,9 @@ static void cb_playout(void *user, ptv_chunk_id id, int present, ptv_tstamp now)
   c->played++;
   const uint8_t *p;
   uint32_t len;
-  int key;
-  if (ptv_node_chunk_payload(h->node[c->id], id, &p, &len, &key) != 0 || len != h->chunk_bytes ||
-      key != (id % 4 == 0)) {
+  int flags;
+  if (ptv_node_chunk_payload(h->node[c->id], id, &p, &len, &flags) != 0 || len != h->chunk_bytes ||
+      flags != chunk_flags(id)) {
     c->wrong_bytes++;
     return;
   }
@@ -277,7 +286,7 @@ static void publish(harness *h) {
   ptv_chunk_id next = st.held == 0 ? 0 : st.newest + 1;
   assert_true(h->chunk_bytes <= sizeof(buf));
   for (uint32_t i = 0; i < h->chunk_bytes; i++) buf[i] = pattern(next, i);
-  int64_t id = ptv_node_source_publish(h->node[SOURCE_ID], buf, h->chunk_bytes, next % 4 == 0, h->now);
+  int64_t id = ptv_node_source_publish(h->node[SOURCE_ID], buf, h->chunk_bytes, chunk_flags(next), h->now);
   assert_int_equal(id, (int64_t)next);
 }
 
@@ -397,6 +406,7 @@ static void run_forger(int mode, uint64_t seed) {
 static void test_forged_payload(void **state) { run_forger(FORGE_FLIP, 3); }
 static void test_forged_unsigned(void **state) { run_forger(FORGE_STRIP, 4); }
 static void test_forged_detached(void **state) { run_forger(FORGE_DETACH, 5); }
+static void test_forged_stall(void **state) { run_forger(FORGE_STALL, 6); }
 
 static void test_publish_errors(void **state) {
   harness *h = h_new(1, 250 * PTV_MS, 6);
@@ -406,15 +416,24 @@ static void test_publish_errors(void **state) {
   assert_int_equal(ptv_node_source_publish(h->node[SOURCE_ID], NULL, 16, 0, 0), PTV_ERR_INVALID_ARG);
   assert_int_equal(ptv_node_source_publish(h->node[SOURCE_ID], b, PTV_NODE_MAX_PAYLOAD + 1, 0, 0),
                    PTV_ERR_INVALID_ARG);
+  /* only content flags: carriage flags and unknown bits are refused */
+  static const int bad_flags[] = {PTV_CHUNK_DETACHED, PTV_CHUNK_SIGNED, 0x10};
+  for (size_t i = 0; i < sizeof(bad_flags) / sizeof(bad_flags[0]); i++)
+    assert_int_equal(ptv_node_source_publish(h->node[SOURCE_ID], b, 16, bad_flags[i], 0), PTV_ERR_INVALID_ARG);
   assert_int_equal(ptv_node_source_publish(h->node[SOURCE_ID], b, 16, 1, 0), 0);
   assert_int_equal(ptv_node_source_publish(h->node[SOURCE_ID], b, 16, 0, 0), 1);
+  assert_int_equal(ptv_node_source_publish(h->node[SOURCE_ID], b, 16, PTV_CHUNK_STALLED, 0), 2);
   const uint8_t *p;
   uint32_t len;
-  int key;
-  assert_int_equal(ptv_node_chunk_payload(h->node[SOURCE_ID], 0, &p, &len, &key), 0);
+  int flags;
+  assert_int_equal(ptv_node_chunk_payload(h->node[SOURCE_ID], 0, &p, &len, &flags), 0);
   assert_int_equal(len, 16);
-  assert_int_equal(key, 1);
-  assert_int_equal(ptv_node_chunk_payload(h->node[SOURCE_ID], 2, &p, &len, &key), PTV_ERR_NOT_FOUND);
+  assert_int_equal(flags, PTV_CHUNK_KEYFRAME);
+  assert_int_equal(ptv_node_chunk_payload(h->node[SOURCE_ID], 1, &p, &len, &flags), 0);
+  assert_int_equal(flags, 0);
+  assert_int_equal(ptv_node_chunk_payload(h->node[SOURCE_ID], 2, &p, &len, &flags), 0);
+  assert_int_equal(flags, PTV_CHUNK_STALLED);
+  assert_int_equal(ptv_node_chunk_payload(h->node[SOURCE_ID], 3, &p, &len, &flags), PTV_ERR_NOT_FOUND);
   /* a detached-mode source cannot publish bytes */
   ptv_node_config c;
   ptv_node_config_default(&c);
@@ -441,6 +460,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_forged_payload, teardown),
       cmocka_unit_test_teardown(test_forged_unsigned, teardown),
       cmocka_unit_test_teardown(test_forged_detached, teardown),
+      cmocka_unit_test_teardown(test_forged_stall, teardown),
       cmocka_unit_test_teardown(test_publish_errors, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

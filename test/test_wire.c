@@ -368,6 +368,13 @@ static void test_chunk_sigbase(void **state) {
   c.flags = 0; /* the keyframe flag does */
   ptv_wire_chunk_sigbase(&c, b);
   assert_memory_not_equal(a, b, sizeof(a));
+  c.flags = PTV_CHUNK_KEYFRAME | PTV_CHUNK_STALLED; /* and so does the stall flag */
+  ptv_wire_chunk_sigbase(&c, b);
+  assert_memory_not_equal(a, b, sizeof(a));
+  assert_int_equal(b[20], PTV_CHUNK_KEYFRAME | PTV_CHUNK_STALLED);
+  c.flags = PTV_CHUNK_STALLED | PTV_CHUNK_SIGNED | PTV_CHUNK_DETACHED;
+  ptv_wire_chunk_sigbase(&c, b);
+  assert_int_equal(b[20], PTV_CHUNK_STALLED);
   c.flags = PTV_CHUNK_KEYFRAME;
   c.chunk = 8;
   ptv_wire_chunk_sigbase(&c, b);
@@ -529,6 +536,18 @@ static void test_roundtrip_chunk_signed(void **state) {
   assert_memory_equal(out.u.chunk.sig, test_sig, PTV_WIRE_SIGLEN);
   assert_int_equal(out.u.chunk.payload_len, sizeof(test_payload));
   assert_ptr_equal(out.u.chunk.payload, buf + 6 + 17 + PTV_WIRE_SIGLEN);
+  assert_memory_equal(out.u.chunk.payload, test_payload, sizeof(test_payload));
+}
+
+/* A signed stall notice keeps its flag through the codec. */
+static void test_roundtrip_chunk_stalled(void **state) {
+  uint8_t buf[BUFSZ];
+  ptv_msg m = chunk_msg(PTV_CHUNK_SIGNED | PTV_CHUNK_STALLED, sizeof(test_payload)), out;
+
+  assert_int_equal(roundtrip(&m, &out, buf, sizeof(buf)),
+                   6 + 17 + PTV_WIRE_SIGLEN + sizeof(test_payload));
+  assert_int_equal(buf[6 + 12], PTV_CHUNK_SIGNED | PTV_CHUNK_STALLED);
+  assert_int_equal(out.u.chunk.flags, PTV_CHUNK_SIGNED | PTV_CHUNK_STALLED);
   assert_memory_equal(out.u.chunk.payload, test_payload, sizeof(test_payload));
 }
 
@@ -1011,13 +1030,15 @@ static int decode_chunk_raw(uint8_t flags, uint32_t payload_len, size_t tail) {
 }
 
 static void test_decode_chunk_flags(void **state) {
-  static const uint8_t bad[] = {0x08, 0x10, 0x80, 0xff, PTV_CHUNK_FLAGS_ALL | 0x40};
+  static const uint8_t bad[] = {0x10, 0x20, 0x80, 0xff, PTV_CHUNK_FLAGS_ALL | 0x40};
   size_t i;
 
   for (i = 0; i < sizeof(bad); ++i) {
     assert_int_equal(decode_chunk_raw(bad[i], 0, 0), PTV_ERR_MALFORMED);
   }
   assert_int_equal(decode_chunk_raw(PTV_CHUNK_KEYFRAME, 0, 0), 6 + 17);
+  assert_int_equal(decode_chunk_raw(PTV_CHUNK_STALLED, 0, 0), 6 + 17);
+  assert_int_equal(decode_chunk_raw(PTV_CHUNK_STALLED | PTV_CHUNK_KEYFRAME, 0, 0), 6 + 17);
 }
 
 static void test_decode_chunk_payload_length(void **state) {
@@ -1200,7 +1221,7 @@ static void test_encode_invalid(void **state) {
   m = ids_msg(PTV_MSG_SELECT, 255);
   expect_invalid(&m);
 
-  m = chunk_msg(0x08, 0);
+  m = chunk_msg(0x10, 0);
   expect_invalid(&m);
   m = chunk_msg(0, 1);
   m.u.chunk.payload = NULL;
@@ -1247,6 +1268,7 @@ int main(void) {
       cmocka_unit_test(test_ids_bytes),
       cmocka_unit_test(test_chunk_bytes),
       cmocka_unit_test(test_roundtrip_chunk_signed),
+      cmocka_unit_test(test_roundtrip_chunk_stalled),
       cmocka_unit_test(test_roundtrip_chunk_detached),
       cmocka_unit_test(test_roundtrip_chunk_empty_payload),
       cmocka_unit_test(test_chunk_max_body),
