@@ -209,15 +209,21 @@ static void on_playout(void *user, ptv_chunk_id id, int present, ptv_tstamp now)
     ptv_node_get_stats(sn->node, &st);
     unsigned S = ptv_node_nstripes(sn->node), sb = S ? id % S : 0, fed = 0;
     int pd = -1;
+    long par = -1;
     ptv_partner_info pis[64];
     size_t np = ptv_node_partners(sn->node, pis, 64);
     for (size_t k = 0; k < np; k++) {
       fed |= pis[k].sub_in;
-      if (S && (pis[k].sub_in >> sb & 1)) pd = pis[k].depth[sb];
+      if (S && (pis[k].sub_in >> sb & 1)) {
+        pd = pis[k].depth[sb];
+        par = (long)pis[k].id - 2;
+      }
     }
-    fprintf(stderr, "miss peer %ld t %.2f played %.2f lag %.2f stripe %u parent_depth %d stripes_fed %d\n",
+    fprintf(stderr,
+            "miss peer %ld t %.2f played %.2f lag %.2f stripe %u parent_depth %d stripes_fed %d "
+            "parent %ld\n",
             (long)sn->idx - 2, (double)now / 1e6, (double)(now - st.play_start) / 1e6,
-            (double)st.lag_us / 1e6, sb, pd, __builtin_popcount(fed));
+            (double)st.lag_us / 1e6, sb, pd, __builtin_popcount(fed), par);
   }
   if (w->trace >= 0 && (long)sn->idx - 2 == w->trace && !present) {
     ptv_node_stats st;
