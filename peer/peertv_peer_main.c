@@ -1,4 +1,8 @@
-/* peertv-peer -- watch a PeerTV channel. See docs/peertv-peer.1. */
+/* peertv-peer -- watch a PeerTV channel. See docs/peertv-peer.1.
+ *
+ * With --play, ptv_player decodes what the host plays (the host's output,
+ * ptv_host_output); the glue lives here, not in ptv_host.c, so that the
+ * host library needs no GStreamer. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -6,10 +10,59 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <uv.h>
 
+#include "ptv_err.h"
 #include "ptv_host.h"
+#include "ptv_player.h"
 #include "ptv_rt.h"
 #include "ptv_wire.h"
+
+/* ---- --play: the host's output is a ptv_player --------------------------- */
+
+static ptv_player *g_player;
+
+/* errors reach player_error (once) */
+static void out_chunk(void *user, const uint8_t *ts, size_t len, int keyframe) {
+  (void)user;
+  ptv_player_push(g_player, ts, len, keyframe);
+}
+
+static void out_gap(void *user) {
+  (void)user;
+  ptv_player_gap(g_player);
+}
+
+static void out_media(void *user, ptv_host_media *m) {
+  (void)user;
+  ptv_player_stats st;
+  ptv_player_get_stats(g_player, &st);
+  m->codec = st.video_codec;
+  m->audio_codec = st.audio_codec;
+  m->width = st.width;
+  m->height = st.height;
+  m->fps = st.fps;
+  m->bitrate_kbps = st.bitrate_kbps;
+  m->frames_played = st.frames_played;
+  m->frames_late = st.frames_late;
+  m->frames_lost = st.frames_lost;
+  m->first_frame_at = st.first_frame_us;
+  m->decoding = !st.failed;
+}
+
+static void out_stop(void *user) {
+  (void)user;
+  ptv_player_free(g_player);
+  g_player = NULL;
+}
+
+static void player_error(void *user, const char *message) {
+  (void)user;
+  ptv_rt_log(0, "player: %s; playback stopped (still relaying)", message);
+}
+
+static const ptv_host_output PLAYER_OUTPUT = {
+    .user = NULL, .chunk = out_chunk, .gap = out_gap, .media = out_media, .stop = out_stop};
 
 static void usage(FILE *f) {
   fputs("Usage: peertv-peer --tracker HOST:PORT --channel NAME [options]\n"
@@ -21,6 +74,13 @@ static void usage(FILE *f) {
         "  --http ADDR:PORT       serve GET /stats (JSON) and GET /stream.ts (live\n"
         "                         MPEG-TS for players) there (port 0: any; printed)\n"
         "  --record FILE          write the played stream (MPEG-TS chunks) to FILE\n"
+        "  --play[=SINK]          decode and show the stream: SINK window (default: a\n"
+        "                         window and sound; decodes to fakesinks if there is no\n"
+        "                         display) or null (decode to fakesinks, timed as a\n"
+        "                         display would be: benchmarks, tests)\n"
+        "  --frame-log FILE       with --play: one line per video frame reaching the\n"
+        "                         video sink: its stream PTS (90 kHz) and the wall-clock\n"
+        "                         time in microseconds when it is due on screen\n"
         "  --upload-limit RATE    upload cap over all partners, e.g. 4M, 800k (default 10M)\n"
         "  --buffer SECONDS       playback buffer (default 2)\n"
         "  --stun HOST:PORT       STUN server for server-reflexive candidates\n"
@@ -55,12 +115,15 @@ int main(int argc, char **argv) {
       {"record", required_argument, NULL, 'r'},      {"buffer", required_argument, NULL, 'b'},
       {"strategy", required_argument, NULL, 'S'},    {"delay-log", required_argument, NULL, 'G'},
       {"partners", required_argument, NULL, 'P'},
+      {"play", optional_argument, NULL, 'Y'},        {"frame-log", required_argument, NULL, 'F'},
       {"help", no_argument, NULL, 'h'},              {"version", no_argument, NULL, 'V'},
       {NULL, 0, NULL, 0}};
   const char *prog = "peertv-peer";
   ptv_rt_set_prog(prog);
   int o, rv;
   char *e;
+  int play = 0; /* 1 window, 2 null sinks */
+  const char *frame_log = NULL;
   while ((o = getopt_long(argc, argv, "vq", opts, NULL)) != -1) {
     if ((rv = ptv_host_option(&c, o, optarg, prog)) != 0) {
       if (rv < 0) return 2;
@@ -85,6 +148,14 @@ int main(int argc, char **argv) {
       c.chandelier = strcmp(optarg, "chandelier") == 0;
       break;
     case 'G': c.delay_log = optarg; break;
+    case 'Y':
+      if (optarg && strcmp(optarg, "window") && strcmp(optarg, "null")) {
+        fprintf(stderr, "peertv-peer: --play is --play, --play=window or --play=null, not '%s'\n", optarg);
+        return 2;
+      }
+      play = optarg && !strcmp(optarg, "null") ? 2 : 1;
+      break;
+    case 'F': frame_log = optarg; break;
     case 'P': {
       long v = strtol(optarg, &e, 10);
       if (*e || e == optarg || v < 1 || v > 58) {
@@ -100,5 +171,28 @@ int main(int argc, char **argv) {
     }
   }
   if (ptv_host_options_done(&c, optind, argc, prog) != 0) return 2;
-  return ptv_host_run(&c);
+  if (frame_log && !play) {
+    fprintf(stderr, "peertv-peer: --frame-log needs --play (see --help)\n");
+    return 2;
+  }
+  if (play == 1 && !getenv("DISPLAY") && !getenv("WAYLAND_DISPLAY")) {
+    ptv_rt_log(1, "no display ($DISPLAY and $WAYLAND_DISPLAY are unset): decoding to fakesinks");
+    play = 2;
+  }
+  if (play) {
+    char err[512];
+    ptv_player_config pc = {.null_sinks = play == 2, .frame_log = frame_log, .on_error = player_error};
+    rv = ptv_player_new(&g_player, uv_default_loop(), &pc, err, sizeof(err));
+    if (rv != 0) {
+      fprintf(stderr, "peertv-peer: %s\n", err[0] ? err : ptv_strerror(rv));
+      return 1;
+    }
+    c.output = &PLAYER_OUTPUT;
+  }
+  rv = ptv_host_run(&c);
+  if (g_player) { /* the host failed before it started */
+    ptv_player_free(g_player);
+    uv_run(uv_default_loop(), UV_RUN_NOWAIT); /* closes its handle */
+  }
+  return rv;
 }

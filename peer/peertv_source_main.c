@@ -288,6 +288,9 @@ static void usage(FILE *f) {
         "  --key FILE             the channel's publisher key (created 0600 if missing;\n"
         "                         default: peertv-source.key)\n"
         "  --description TEXT     shown in the tracker's channel list\n"
+        "  --capture-log FILE     with --input test: one line per video frame as it is\n"
+        "                         captured: its stream PTS (90 kHz) and the wall-clock\n"
+        "                         time in microseconds (glass-to-glass benchmarks)\n"
         "  --upload-limit RATE    upload cap (default 4 x the stream rate)\n"
         "  --http ADDR:PORT       serve GET /stats (JSON) there\n"
         "  --stun, --turn, --turn-user, --turn-pass, --local-addr, --relay-only:\n"
@@ -315,11 +318,13 @@ int main(int argc, char **argv) {
   const char *input = NULL;
   uint32_t video_kbps = 1000;
   int rate_given = 0, video_given = 0, reencode = 0;
+  const char *capture_log = NULL;
   static const struct option opts[] = {
       PTV_HOST_LONG_OPTIONS,
       {"input", required_argument, NULL, 'i'},       {"rate", required_argument, NULL, 'R'},
       {"video-bitrate", required_argument, NULL, 'B'}, {"reencode", no_argument, NULL, 'E'},
       {"chunk-ms", required_argument, NULL, 'C'},    {"description", required_argument, NULL, 'D'},
+      {"capture-log", required_argument, NULL, 'L'},
       {"help", no_argument, NULL, 'h'},              {"version", no_argument, NULL, 'V'},
       {NULL, 0, NULL, 0}};
   const char *prog = "peertv-source";
@@ -363,6 +368,7 @@ int main(int argc, char **argv) {
     }
     case 'D': c.description = optarg; break;
     case 'E': reencode = 1; break;
+    case 'L': capture_log = optarg; break;
     case 'h': usage(stdout); return 0;
     case 'V': puts("peertv-source " PACKAGE_VERSION); return 0;
     default: usage(stderr); return 2;
@@ -370,9 +376,9 @@ int main(int argc, char **argv) {
   }
   if (ptv_host_options_done(&c, optind, argc, prog) != 0) return 2;
   if (!input) {
-    if (video_given || reencode) {
+    if (video_given || reencode || capture_log) {
       fprintf(stderr, "peertv-source: %s needs --input (see --help)\n",
-              video_given ? "--video-bitrate" : "--reencode");
+              video_given ? "--video-bitrate" : reencode ? "--reencode" : "--capture-log");
       return 2;
     }
     return ptv_host_run(&c); /* the synthetic stream */
@@ -389,8 +395,12 @@ int main(int argc, char **argv) {
   /* The input is opened before anything else (key file, tracker): a missing
    * file or an input we cannot take fails here, with one line. */
   char err[512];
+  if (capture_log && strcmp(input, "test") != 0) {
+    fprintf(stderr, "peertv-source: --capture-log needs --input test (see --help)\n");
+    return 2;
+  }
   ptv_media_config mc = {.input = input, .video_kbps = video_kbps, .chunk_us = c.chunk_us,
-                         .reencode = reencode};
+                         .reencode = reencode, .capture_log = capture_log};
   ptv_media_callbacks mcb = {.on_chunk = media_chunk, .on_end = media_end, .on_stall = media_stall,
                              .on_info = media_info};
   rv = ptv_media_new(&MI.m, uv_default_loop(), &mc, &mcb, NULL, err, sizeof(err));

@@ -22,6 +22,7 @@
 #include "ptv_rt.h"
 #include "ptv_strategy.h"
 #include "ptv_tclient.h"
+#include "ptv_ts.h"
 #include "ptv_wire.h"
 
 #define CHUNK_DEADLINE_US (4 * PTV_S) /* a chunk message not through by then is dropped */
@@ -60,6 +61,9 @@ typedef struct {
   ptv_tstamp first_chunk;
   struct player *players; /* GET /stream.ts clients (peers only) */
   unsigned nplayers;
+  ptv_ts *ts;              /* peer without an output: /stats "media" */
+  ptv_tstamp ts_first;     /* when ts took its first frame */
+  int output_stopped;
 } host_state;
 
 static host_state H;
@@ -205,29 +209,52 @@ static void http_stream_ts(ptv_http_reply *r, void *user) {
   H.nplayers++;
 }
 
+/* The played stream, to the output (a player) or to the parser that fills
+ * /stats "media". */
+static void media_playout(const uint8_t *p, uint32_t len, int key, int present) {
+  const ptv_host_output *o = H.cfg.output;
+  if (o && !H.output_stopped) {
+    if (present) o->chunk(o->user, p, len, key);
+    else o->gap(o->user);
+  } else if (H.ts) {
+    if (!present) {
+      ptv_ts_gap(H.ts);
+      return;
+    }
+    ptv_ts_chunk(H.ts, p, len, key);
+    if (!H.ts_first) {
+      ptv_ts_info ti;
+      ptv_ts_get_info(H.ts, &ti);
+      if (ti.video_frames) H.ts_first = ptv_rt_now();
+    }
+  }
+}
+
 static void node_playout(void *user, ptv_chunk_id id, int present, ptv_tstamp now) {
   (void)user;
   (void)now;
-  if (!present) return;
-  const uint8_t *p;
-  uint32_t len;
-  int flags;
-  if (ptv_node_chunk_payload(H.node, id, &p, &len, &flags) != 0) return;
-  if (flags & PTV_CHUNK_STALLED) { /* a notice from the source, not media */
+  const uint8_t *p = NULL;
+  uint32_t len = 0;
+  int flags = 0;
+  if (present && ptv_node_chunk_payload(H.node, id, &p, &len, &flags) != 0) present = 0;
+  if (present && (flags & PTV_CHUNK_STALLED)) { /* a notice from the source, not media */
     H.stall_notices++;
     if (!H.stalled) ptv_rt_log(1, "channel stalled: the source's input delivers nothing (chunk %u)", id);
     H.stalled = 1;
     return;
   }
-  if (H.stalled) {
+  if (present && H.stalled) {
     H.stalled = 0;
     ptv_rt_log(1, "channel resumed (chunk %u)", id);
-    /* the source rebuilt its input: a new stream, which the recording and
-     * the players take up again at its first keyframe */
+    /* the source rebuilt its input: a new stream, which the recording, the
+     * players and the media output take up again at its first keyframe */
     H.rec_keyframe = 0;
     for (struct player *pl = H.players; pl; pl = pl->next) pl->started = 0;
+    media_playout(NULL, 0, 0, 0);
   }
   int key = (flags & PTV_CHUNK_KEYFRAME) != 0;
+  media_playout(p, len, key, present);
+  if ((!H.rec && !H.players) || !present) return;
   if (H.players) players_write(p, len, key);
   if (!H.rec) return;
   /* The recording begins at the first played chunk that starts with a
@@ -468,6 +495,47 @@ static void on_rate_timer(uv_timer_t *t) {
 
 /* ---- /stats ---------------------------------------------------------------------- */
 
+static json_t *str_or_null(const char *s) { return s ? json_string(s) : json_null(); }
+
+/* /stats "media": the played stream as a viewer sees it (peers only). */
+static json_t *media_json(void) {
+  if (H.cfg.role != PTV_ROLE_PEER) return json_null();
+  ptv_host_media m;
+  memset(&m, 0, sizeof(m));
+  const ptv_host_output *out = H.cfg.output;
+  if (out && !H.output_stopped) {
+    out->media(out->user, &m);
+  } else if (H.ts) {
+    ptv_ts_info ti;
+    ptv_ts_get_info(H.ts, &ti);
+    m.codec = ti.video_codec;
+    m.audio_codec = ti.audio_codec;
+    m.width = ti.width;
+    m.height = ti.height;
+    m.fps = ti.fps;
+    m.bitrate_kbps = ti.media_us ? (double)ti.bytes * 8.0 / ((double)ti.media_us / 1e3) : 0;
+    /* not decoded: the frames handed on in order, and those lost in gaps */
+    m.frames_played = ti.video_frames;
+    m.frames_lost = ti.frames_lost;
+    m.first_frame_at = H.ts_first;
+  }
+  json_t *o = json_object();
+  json_object_set_new(o, "decoding", json_boolean(m.decoding));
+  json_object_set_new(o, "codec", str_or_null(m.codec));
+  json_object_set_new(o, "audio_codec", str_or_null(m.audio_codec));
+  json_object_set_new(o, "width", m.width ? json_integer(m.width) : json_null());
+  json_object_set_new(o, "height", m.height ? json_integer(m.height) : json_null());
+  json_object_set_new(o, "fps", m.fps > 0 ? json_real(m.fps) : json_null());
+  json_object_set_new(o, "bitrate_kbps", m.bitrate_kbps > 0 ? json_real(m.bitrate_kbps) : json_null());
+  json_object_set_new(o, "frames_played", json_integer((json_int_t)m.frames_played));
+  json_object_set_new(o, "frames_dropped", json_integer((json_int_t)(m.frames_late + m.frames_lost)));
+  json_object_set_new(o, "frames_late", json_integer((json_int_t)m.frames_late));
+  json_object_set_new(o, "frames_lost", json_integer((json_int_t)m.frames_lost));
+  json_object_set_new(o, "first_frame_s", m.first_frame_at ? json_real((double)(m.first_frame_at - H.started) / 1e6)
+                                                           : json_null());
+  return o;
+}
+
 static json_t *stats_json(void) {
   json_t *o = json_object();
   ptv_node_stats st;
@@ -514,6 +582,7 @@ static json_t *stats_json(void) {
   json_object_set_new(d, "p95", json_real(delay_quantile(0.95)));
   json_object_set_new(d, "p99", json_real(delay_quantile(0.99)));
   json_object_set_new(o, "delay_ms", d);
+  json_object_set_new(o, "media", media_json());
   /* the engine's own counters: what a slow or busy peer is doing */
   json_t *e = json_object();
   json_object_set_new(e, "ctrl_bytes_up", json_integer((json_int_t)st.ctrl_bytes_up));
@@ -603,6 +672,12 @@ static void http_stopped(void *arg) {
   H.http = NULL;
 }
 
+static void stop_output(void) {
+  if (!H.cfg.output || H.output_stopped) return;
+  H.output_stopped = 1;
+  H.cfg.output->stop(H.cfg.output->user);
+}
+
 static void stop_input(void) {
   if (!H.cfg.input || H.input_stopped) return;
   H.input_stopped = 1;
@@ -642,6 +717,7 @@ static void begin_stop(int code) {
   uv_timer_stop(&H.node_timer);
   uv_timer_stop(&H.source_timer);
   stop_input();
+  stop_output();
   if (H.node) ptv_node_leave(H.node, ptv_rt_now());
   /* A source stopped on purpose ends its channel (a crashed one does not:
    * it may come back and take the channel again). */
@@ -762,9 +838,12 @@ int ptv_host_run(const ptv_host_config *c) {
   uv_signal_start(&H.sigterm, on_signal, SIGTERM);
   signal(SIGPIPE, SIG_IGN);
   uv_timer_start(&H.rate_timer, on_rate_timer, 1000, 1000);
+  /* without an output, /stats "media" comes from parsing (NULL: none) */
+  if (c->role == PTV_ROLE_PEER && !c->output) ptv_ts_new(&H.ts, NULL, NULL);
   if (c->duration_s > 0) uv_timer_start(&H.stop_timer, on_duration, (uint64_t)(c->duration_s * 1000), 0);
   uv_run(H.loop, UV_RUN_DEFAULT);
   if (H.node) ptv_node_free(H.node);
+  ptv_ts_free(H.ts);
   if (H.rec) fclose(H.rec);
   if (H.dlog) fclose(H.dlog);
   ptv_identity_wipe(&H.id);

@@ -5,7 +5,9 @@
  * (ptv_links: ICE, key exchange, SRTP, reliable link); the node engine
  * (ptv_node, payload mode, chunks signed by the source and verified by
  * every peer before it keeps, plays or forwards them); a timer on the
- * engine's expiry; the HTTP side (/stats); a recording of what is played.
+ * engine's expiry; the HTTP side (/stats); a recording of what is played;
+ * the played stream to the program's output (a player) or, without one,
+ * through an MPEG-TS parser for /stats "media".
  * The engine is the one the simulator runs; only this driver differs.
  */
 #ifndef PTV_HOST_H
@@ -32,6 +34,32 @@ typedef struct ptv_host_input {
   void (*stop)(void *user);
 } ptv_host_input;
 
+/* What /stats shows as "media" (see ptv_host_output). */
+typedef struct ptv_host_media {
+  const char *codec, *audio_codec; /* "h264", "aac", ...; NULL unknown */
+  uint32_t width, height;          /* 0 unknown */
+  double fps, bitrate_kbps;        /* 0 unknown */
+  uint64_t frames_played, frames_late, frames_lost;
+  int64_t first_frame_at;          /* ptv_rt_now() of the first frame; 0 */
+  int decoding;                    /* frames are decoded (a player runs) */
+} ptv_host_media;
+
+/* A peer's output supplied by the program (peertv-peer --play: ptv_player),
+ * so that this library needs no GStreamer. Without one, the host parses
+ * the played chunks itself (ptv_ts: codecs, size, frame rate, frames) for
+ * /stats. All on the loop's thread. */
+typedef struct ptv_host_output {
+  void *user;
+  /* A played chunk, in order, as --record gets it. */
+  void (*chunk)(void *user, const uint8_t *ts, size_t len, int keyframe);
+  /* A chunk due was missing. */
+  void (*gap)(void *user);
+  /* Fills what /stats shows (m is zeroed first). */
+  void (*media)(void *user, ptv_host_media *m);
+  /* The host stops (once): release the output. */
+  void (*stop)(void *user);
+} ptv_host_output;
+
 typedef struct {
   uint8_t role;             /* PTV_ROLE_PEER or PTV_ROLE_SOURCE */
   const char *tracker;      /* HOST:PORT */
@@ -56,6 +84,7 @@ typedef struct {
   const char *delay_log;    /* one line per new chunk: "id delay_us" (benchmarks) */
   const ptv_host_input *input; /* source: chunks from the program; NULL: the
                                synthetic test chunks every chunk_us */
+  const ptv_host_output *output; /* peer: where played chunks go, or NULL */
 } ptv_host_config;
 
 /* Command-line options peertv-peer and peertv-source share. Their getopt

@@ -46,6 +46,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <gst/app/gstappsink.h>
@@ -138,6 +139,7 @@ struct ptv_media {
   GstClockTime edge, last_key, gop; /* passthrough: the grid, the sender's keyframes */
   int cur_key;
   uint64_t frames;
+  FILE *capture_log; /* written by the frame probe's thread only */
 };
 
 static void set_msg(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -474,10 +476,24 @@ static GstBusSyncReply on_bus(GstBus *bus, GstMessage *msg, gpointer user) {
 
 /* ---- the pipelines ------------------------------------------------------------ */
 
+/* mpegtsmux writes PTS = running time + 1 hour (its TS_MUX_CLOCK_BASE, so
+ * that early DTS stay positive); the capture log names frames as the
+ * stream does (test/test_player joins them with a player's frame log). */
+#define TSMUX_PTS_BASE_90K 324000000ull
+
 /* Burns the frame number into each test frame (timeoverlay cannot count
- * frames in GStreamer 1.22). */
+ * frames in GStreamer 1.22), and logs its capture time (capture_log). */
 static GstPadProbeReturn on_frame(GstPad *pad, GstPadProbeInfo *info, gpointer user) {
   ptv_media *m = user;
+  GstBuffer *b = GST_PAD_PROBE_INFO_BUFFER(info);
+  if (m->capture_log && b && GST_BUFFER_PTS_IS_VALID(b)) {
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    uint64_t pts90 = (gst_util_uint64_scale(GST_BUFFER_PTS(b), 90000, GST_SECOND) + TSMUX_PTS_BASE_90K) &
+                     ((1ull << 33) - 1);
+    fprintf(m->capture_log, "%" PRIu64 " %lld\n", pts90,
+            (long long)now.tv_sec * 1000000 + now.tv_nsec / 1000);
+  }
   char t[48];
   snprintf(t, sizeof t, "frame %" PRIu64, m->frames++);
   g_object_set(m->counter, "text", t, NULL);
@@ -810,6 +826,8 @@ static void teardown(ptv_media *m) {
   drop_queue(m);
   free(m->cur);
   m->cur = NULL;
+  if (m->capture_log) fclose(m->capture_log); /* its probe's thread is joined */
+  m->capture_log = NULL;
   if (!m->handles) {
     m->handles = 1;
     on_closed((uv_handle_t *)&m->async);
@@ -1106,6 +1124,14 @@ int ptv_media_new(ptv_media **out, uv_loop_t *loop, const ptv_media_config *c,
   pthread_mutex_init(&m->mu, NULL);
   pthread_cond_init(&m->room, NULL);
   r = check_elements(m, err, err_len);
+  if (!r && c->capture_log && kind == IN_TEST) {
+    if ((m->capture_log = fopen(c->capture_log, "w")) != NULL) {
+      setvbuf(m->capture_log, NULL, _IOLBF, 0);
+    } else {
+      set_msg(err, err_len, "cannot write %s: %s", c->capture_log, strerror(errno));
+      r = PTV_ERR_IO;
+    }
+  }
   if (!r) r = build(m, err, err_len);
   if (!r && kind == IN_FILE) r = preroll(m, err, err_len);
   if (!r && uv_async_init(loop, &m->async, on_async) != 0) {

@@ -67,6 +67,13 @@ typedef struct ptv_media_config {
   uint32_t video_kbps; /* x264 target bitrate; 0: 1000 */
   uint32_t chunk_us;   /* media time per chunk, 100 ms..10 s; 0: 500 ms */
   int reencode;        /* live inputs: re-encode H.264 and AAC too */
+  /* "test" only (benchmarks): a file that gets one line per video frame as
+   * it is captured (entering the overlays, before the encoder): its PTS as
+   * mpegtsmux writes it in the stream (90 kHz, 33 bits) and the wall-clock
+   * time (CLOCK_REALTIME, microseconds since the epoch): "pts90 wall_us".
+   * NULL: none. A file that cannot be written fails ptv_media_new with
+   * PTV_ERR_IO. */
+  const char *capture_log;
 } ptv_media_config;
 
 typedef struct ptv_media_callbacks {
@@ -119,7 +126,8 @@ typedef struct ptv_media_callbacks {
  *                        showed within 3 s) or has no video
  *   PTV_ERR_IO           the file cannot be read, GStreamer failed to
  *                        initialise, the libuv handles could not be made,
- *                        or the file did not preroll within 10 s
+ *                        the file did not preroll within 10 s, or
+ *                        capture_log cannot be written
  *   PTV_ERR_NOMEM        allocation failed */
 int ptv_media_new(ptv_media **out, uv_loop_t *loop, const ptv_media_config *c,
                   const ptv_media_callbacks *cb, void *user, char *err, size_t err_len);
