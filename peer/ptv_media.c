@@ -51,6 +51,7 @@
 
 #include <gst/app/gstappsink.h>
 #include <gst/gst.h>
+#include <gst/video/video.h>
 
 #include "ptv_err.h"
 
@@ -137,6 +138,7 @@ struct ptv_media {
   size_t cur_len, cur_cap;
   GstClockTime cur_pts, last_pts;
   GstClockTime edge, last_key, gop; /* passthrough: the grid, the sender's keyframes */
+  GstClockTime key_edge; /* re-encoding: the next chunk edge (force_keys) */
   int cur_key;
   uint64_t frames;
   FILE *capture_log; /* written by the frame probe's thread only */
@@ -215,13 +217,45 @@ static int check_elements(ptv_media *m, char *err, size_t err_len) {
   return r;
 }
 
-/* x264: key-int-max frames = one chunk, so each chunk starts at a keyframe;
- * no scene-cut keyframes, which would shift the period off chunk edges. */
+/* x264 named "venc": keyframes are forced on the chunk grid (force_keys),
+ * key-int-max (two chunks) is only a fallback; no scene-cut keyframes,
+ * which would fall off the grid. */
 static char *video_encoder(const ptv_media *m) {
   unsigned keyint = (unsigned)(((uint64_t)FPS * m->chunk_us + 999999u) / 1000000u);
-  return g_strdup_printf("x264enc tune=zerolatency speed-preset=veryfast bitrate=%u key-int-max=%u "
-                         "option-string=\"scenecut=0\" ! h264parse config-interval=-1",
-                         (unsigned)m->kbps, keyint);
+  return g_strdup_printf("x264enc name=venc tune=zerolatency speed-preset=veryfast bitrate=%u "
+                         "key-int-max=%u option-string=\"scenecut=0\" ! h264parse config-interval=-1",
+                         (unsigned)m->kbps, 2 * keyint);
+}
+
+/* Forces a keyframe on the first frame at or past each chunk edge (within
+ * half a frame). A fixed key-int-max cannot do it when a chunk is not a
+ * whole number of frames: 250 ms at 30 fps gave a keyframe every 8 frames,
+ * 267 ms, and the chunks ran 7% slower than the swarm's chunk clock. Now
+ * they last 267 and 233 ms in turn, 250 on average. Runs on the encoder's
+ * streaming thread, the only user of key_edge. */
+static GstPadProbeReturn force_keys(GstPad *pad, GstPadProbeInfo *info, gpointer user) {
+  ptv_media *m = user;
+  GstBuffer *b = GST_PAD_PROBE_INFO_BUFFER(info);
+  if (!b || !GST_BUFFER_PTS_IS_VALID(b)) return GST_PAD_PROBE_OK;
+  GstClockTime pts = GST_BUFFER_PTS(b) + GST_SECOND / FPS / 2, len = (GstClockTime)m->chunk_us * 1000;
+  if (GST_CLOCK_TIME_IS_VALID(m->key_edge) && pts < m->key_edge) return GST_PAD_PROBE_OK;
+  if (!GST_CLOCK_TIME_IS_VALID(m->key_edge)) m->key_edge = GST_BUFFER_PTS(b);
+  while (m->key_edge <= pts) m->key_edge += len;
+  gst_pad_send_event(pad, gst_video_event_new_downstream_force_key_unit(
+                              GST_CLOCK_TIME_NONE, GST_CLOCK_TIME_NONE, GST_CLOCK_TIME_NONE, TRUE, 0));
+  return GST_PAD_PROBE_OK;
+}
+
+/* Hooks force_keys to the encoder "venc" in bin, if there is one. */
+static void hook_encoder(ptv_media *m, GstElement *bin) {
+  GstElement *enc = gst_bin_get_by_name(GST_BIN(bin), "venc");
+  if (!enc) return;
+  GstPad *pad = gst_element_get_static_pad(enc, "sink");
+  if (pad) {
+    gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER, force_keys, m, NULL);
+    gst_object_unref(pad);
+  }
+  gst_object_unref(enc);
 }
 
 /* Live inputs' audio arrives with jittered time stamps (a demuxer follows
@@ -368,11 +402,12 @@ static int append(ptv_media *m, const uint8_t *p, size_t n) {
   return 0;
 }
 
-/* Our own encoder puts a keyframe every chunk_us: cut there (or after
- * 2 x chunk_us without one). */
+/* Our own encoder puts a keyframe on the first frame past each chunk edge
+ * (force_keys): cut there, i.e. at a keyframe once the chunk holds all but
+ * a frame of chunk_us (or after 2 x chunk_us without one). */
 static int cut_on_keys(const ptv_media *m, GstClockTime pts, int key) {
   int64_t held = GST_CLOCK_DIFF(m->cur_pts, pts), len_ns = (int64_t)m->chunk_us * 1000;
-  return (key && held + PTS_SLACK_NS >= len_ns) || held >= 2 * len_ns;
+  return (key && held + (int64_t)(GST_SECOND / FPS) + PTS_SLACK_NS > len_ns) || held >= 2 * len_ns;
 }
 
 /* Whether the sender's next keyframe, from its last interval, falls
@@ -510,6 +545,7 @@ static int add_branch(ptv_media *m, GstPad *from, const char *desc) {
     if (bin) gst_object_unref(bin);
     return -1;
   }
+  hook_encoder(m, bin);
   gst_bin_add(GST_BIN(m->pipeline), bin);
   GstPad *in = gst_element_get_static_pad(bin, "sink"), *out = gst_element_get_static_pad(bin, "src");
   GstPad *mpad = gst_element_request_pad_simple(m->mux, "sink_%d");
@@ -607,6 +643,7 @@ static int build_test(ptv_media *m, char *err, size_t err_len) {
   }
   gst_pad_add_probe(vpad, GST_PAD_PROBE_TYPE_BUFFER, on_frame, m, NULL);
   gst_object_unref(vpad);
+  hook_encoder(m, p);
   return 0;
 }
 
@@ -844,7 +881,7 @@ static void on_watch(uv_timer_t *t);
 static int start_pipeline(ptv_media *m) {
   /* a new stream: the chunker starts over (a stopped one's rest went out) */
   m->cur_len = 0;
-  m->cur_pts = m->last_pts = m->edge = m->last_key = m->gop = GST_CLOCK_TIME_NONE;
+  m->cur_pts = m->last_pts = m->edge = m->last_key = m->gop = m->key_edge = GST_CLOCK_TIME_NONE;
   pthread_mutex_lock(&m->mu);
   m->last_data = uv_hrtime();
   m->got_chunk = 0;

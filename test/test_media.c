@@ -187,10 +187,11 @@ static void free_and_close(rec *r) {
   assert_int_equal(uv_run(r->loop, UV_RUN_DEFAULT), 0);
 }
 
-static void start_media_cfg(rec *r, uv_loop_t *loop, const char *input, int reencode) {
+static void start_media_chunk(rec *r, uv_loop_t *loop, const char *input, int reencode,
+                              uint32_t chunk_us) {
   memset(r, 0, sizeof *r);
   r->loop = loop;
-  ptv_media_config c = {.input = input, .video_kbps = 1000, .chunk_us = CHUNK_US, .reencode = reencode};
+  ptv_media_config c = {.input = input, .video_kbps = 1000, .chunk_us = chunk_us, .reencode = reencode};
   char err[256];
   int rc = ptv_media_new(&r->m, loop, &c, &CBS, r, err, sizeof err);
   if (rc) print_error("ptv_media_new(%s): %s\n", input, err);
@@ -199,6 +200,10 @@ static void start_media_cfg(rec *r, uv_loop_t *loop, const char *input, int reen
   rc = ptv_media_start(r->m);
   if (rc) print_error("ptv_media_start(%s): %s\n", input, ptv_media_error(r->m));
   assert_int_equal(rc, 0);
+}
+
+static void start_media_cfg(rec *r, uv_loop_t *loop, const char *input, int reencode) {
+  start_media_chunk(r, loop, input, reencode, CHUNK_US);
 }
 
 static void start_media(rec *r, uv_loop_t *loop, const char *input) { start_media_cfg(r, loop, input, 0); }
@@ -304,6 +309,35 @@ static void test_live_pattern(void **state) {
   print_message("test: chunks 1..%zu arrived over %.0f ms (pts span %.0f ms)\n", n - 1, span,
                 (r->pts[n - 1] - r->pts[1]) / 1e3);
   assert_true(span > (r->pts[n - 1] - r->pts[1]) / 1e3 * 0.5);
+  free(r->all);
+  free(r);
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/* 250 ms is 7.5 frames at 30 fps: keyframes are forced on the chunk grid,
+ * so chunks last 233 and 267 ms in turn and 250 ms on average, each from a
+ * keyframe (a fixed keyframe interval gave 267 ms every time, and chunks
+ * fell behind the swarm's chunk clock by 7%). */
+static void test_chunk_grid(void **state) {
+  (void)state;
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  rec *r = calloc(1, sizeof *r);
+  assert_non_null(r);
+  start_media_chunk(r, &loop, "test", 0, 250000);
+  run_for(&loop, 4000);
+  free_and_close(r);
+  size_t n = r->n < MAX_CHUNKS ? r->n : MAX_CHUNKS;
+  assert_true(n >= 10);
+  for (size_t i = 1; i < n; i++) {
+    uint64_t d = r->pts[i] - r->pts[i - 1];
+    print_message("grid chunk %2zu: key=%d, %6.1f ms after the one before\n", i, r->key[i], d / 1e3);
+    assert_int_equal(r->key[i], 1);
+    assert_true(d >= 200000 && d <= 300000);
+  }
+  double mean = (double)(r->pts[n - 1] - r->pts[1]) / (double)(n - 2);
+  print_message("grid: %zu chunks, %.1f ms apart on average\n", n, mean / 1e3);
+  assert_true(mean >= 245000 && mean <= 255000);
   free(r->all);
   free(r);
   assert_int_equal(uv_loop_close(&loop), 0);
@@ -698,6 +732,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_bad_inputs),
       cmocka_unit_test(test_free_anytime),
       cmocka_unit_test(test_live_pattern),
+      cmocka_unit_test(test_chunk_grid),
       cmocka_unit_test(test_file),
       cmocka_unit_test(test_udp),
   };
