@@ -1346,11 +1346,16 @@ static ptv_tstamp start_not_before(const ptv_node *n) {
  * in hand, play a little faster than real time (as players do for live
  * latency), so the lag falls to the target with no chunk skipped. The lag
  * undone goes back to the pause budget. */
+static ptv_tstamp catchup_target(const ptv_node *n) {
+  if (n->target_lag) return n->target_lag;
+  return n->cfg.live_catchup ? n->cfg.buffer_us + n->chunk_us : 0;
+}
+
 static void speed_up(ptv_node *n) {
   ptv_tstamp ts = n->epoch + (ptv_tstamp)n->start_chunk * n->chunk_us;
   ptv_tstamp lag = n->play_t0 > ts ? n->play_t0 - ts : 0;
   ptv_tstamp step = (ptv_tstamp)n->chunk_us * SPEEDUP_PCT / 100;
-  if (lag < n->target_lag + step) return;
+  if (lag < catchup_target(n) + step) return;
   for (ptv_chunk_id k = 0; k < SPEEDUP_AHEAD; k++)
     if (!has_chunk(n, n->play_next + k)) return;
   n->play_t0 -= step;
@@ -1458,7 +1463,7 @@ static void playout(ptv_node *n, ptv_tstamp now) {
       continue;
     }
     n->play_next++;
-    if (present && n->target_lag) speed_up(n);
+    if (present && catchup_target(n)) speed_up(n);
   }
 }
 

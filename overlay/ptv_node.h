@@ -82,6 +82,11 @@ typedef struct {
    * played) and forward them with the source's signature. */
   uint8_t carry_payload;
   ptv_tstamp keep_us;      /* payload mode: default 8 s */
+  /* 1: without a strategy's target lag (ptv_node_set_target_lag), catch up
+   * to the lag the peer started with (buffer + one chunk), undoing the
+   * pauses of late chunks and a start behind the live point, as live
+   * players do. 0 (default, the simulator's baselines): the lag only grows. */
+  uint8_t live_catchup;
 } ptv_node_config;
 
 /* Fills c with defaults (role peer, 8/14 partners, 2 s buffer, 250 ms chunks). */

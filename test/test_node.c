@@ -2175,6 +2175,46 @@ static void catchup_run(ptv_tstamp target, int set_then_clear, uint64_t seed,
   h_free(h);
 }
 
+/* ptv_node_config.live_catchup (what peertv-peer sets): a viewer that had
+ * to start at its partners' playback point, 6 s behind live, although its
+ * own buffer is 1 s, comes back to the lag it asked for (buffer + one
+ * chunk) without a strategy's target; with it off it stays 6 s behind. */
+static ptv_node_stats late_joiner_run(int catchup, uint64_t seed) {
+  const int v = FIRST_PEER + 4;
+  harness *h = h_new_uniform(5, 2000, 2000, seed);
+  for (int i = FIRST_PEER; i < v; i++) h_set_buffer(h, i, 6 * PTV_S);
+  ptv_node_config c = *ptv_node_config_get(h->node[v]);
+  c.buffer_us = 1 * PTV_S;
+  c.live_catchup = (uint8_t)catchup;
+  ptv_node_free(h->node[v]);
+  h->node[v] = ptv_node_new(&c, &node_cbs, &h->ctx[v]);
+  assert_non_null(h->node[v]);
+  h->start_at[v] = 20 * PTV_S;
+  h_run_until(h, 120 * PTV_S);
+  ptv_node_stats st = h_stats(h, v);
+  h_assert_clean(h);
+  h_free(h);
+  return st;
+}
+
+static void test_live_catchup_config(void **state) {
+  (void)state;
+  for (uint64_t seed = 43; seed <= 44; seed++) {
+    ptv_node_stats off = late_joiner_run(0, seed), on = late_joiner_run(1, seed);
+    assert_true(off.playing && on.playing);
+    if (off.lag_us < 5 * PTV_S) /* the premise: it started behind, with its partners */
+      fail_msg("seed %llu: the late joiner started only %llu us behind", (unsigned long long)seed,
+               (unsigned long long)off.lag_us);
+    assert_int_equal(off.speedup_us, 0);
+    if (on.lag_us > 2 * PTV_S || on.speedup_us == 0)
+      fail_msg("seed %llu: with live_catchup the lag is %llu us (sped up %llu us)",
+               (unsigned long long)seed, (unsigned long long)on.lag_us,
+               (unsigned long long)on.speedup_us);
+    assert_true(on.lag_us >= 1 * PTV_S + CHUNK_US);
+    assert_true(on.chunks_missed <= off.chunks_missed + 2);
+  }
+}
+
 static void test_live_catchup(void **state) {
   (void)state;
   const ptv_tstamp target = 2 * PTV_S, step = CHUNK_US / 10;
@@ -2293,6 +2333,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_stripes_suspect_report, teardown),
       cmocka_unit_test_teardown(test_stripes_offers_skip_parented, teardown),
       cmocka_unit_test_teardown(test_live_catchup, teardown),
+      cmocka_unit_test_teardown(test_live_catchup_config, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
