@@ -97,7 +97,7 @@ static void media_end(void *user, int error, const char *message) {
 static void on_timeout(uv_timer_t *t) { uv_stop(t->loop); }
 
 static void make_chunks(uv_loop_t *loop) {
-  static const ptv_media_callbacks cbs = {media_chunk, media_end};
+  static const ptv_media_callbacks cbs = {.on_chunk = media_chunk, .on_end = media_end};
   ptv_media_config mc = {.input = "test", .video_kbps = 800, .chunk_us = CHUNK_US, .capture_log = caplog};
   char err[256];
   g_loop = loop;
