@@ -2215,6 +2215,50 @@ static void test_live_catchup_config(void **state) {
   }
 }
 
+/* A viewer with live_catchup pauses for a late chunk by at most half its
+ * buffer (here 2 chunks of its 1 s), not LATE_STEP (4) chunks: it asked for
+ * low latency. Its data is cut for 3 s; its pauses then average 500 ms at
+ * most, against more without live_catchup. */
+static ptv_node_stats cut_run(int catchup, uint64_t seed, ptv_tstamp *won_before) {
+  const int v = FIRST_PEER;
+  harness *h = h_new_uniform(5, 2000, 2000, seed);
+  for (int i = FIRST_PEER; i < h->nn; i++) h_set_buffer(h, i, 1 * PTV_S);
+  ptv_node_config c = *ptv_node_config_get(h->node[v]);
+  c.live_catchup = (uint8_t)catchup;
+  ptv_node_free(h->node[v]);
+  h->node[v] = ptv_node_new(&c, &node_cbs, &h->ctx[v]);
+  assert_non_null(h->node[v]);
+  h_run_until(h, 10 * PTV_S);
+  assert_int_equal(h_stats(h, v).stalls, 0);
+  *won_before = h_stats(h, v).speedup_us; /* from a start later than planned */
+  h->drop_bulk_to_after[v] = 10 * PTV_S;
+  h_run_until(h, 13 * PTV_S);
+  h->drop_bulk_to_after[v] = PTV_TSTAMP_MAX;
+  h_run_until(h, 30 * PTV_S);
+  ptv_node_stats st = h_stats(h, v);
+  h_assert_clean(h);
+  h_free(h);
+  return st;
+}
+
+static void test_live_catchup_pause(void **state) {
+  (void)state;
+  for (uint64_t seed = 45; seed <= 46; seed++) {
+    ptv_tstamp w0, w1;
+    ptv_node_stats off = cut_run(0, seed, &w0), on = cut_run(1, seed, &w1);
+    on.speedup_us -= w1;
+    assert_true(off.stalls >= 1 && on.stalls >= 1);
+    /* stall_us is the pause not yet won back: add what catch-up won back */
+    /* (a re-anchoring pause to the partners' point may be shorter) */
+    if (off.stall_us <= (ptv_tstamp)off.stalls * 2 * CHUNK_US || off.speedup_us != 0 ||
+        on.stall_us + on.speedup_us > (ptv_tstamp)on.stalls * 2 * CHUNK_US)
+      fail_msg("seed %llu: paused %llu us in %u stalls without catch-up, %llu + %llu won back "
+               "in %u with",
+               (unsigned long long)seed, (unsigned long long)off.stall_us, off.stalls,
+               (unsigned long long)on.stall_us, (unsigned long long)on.speedup_us, on.stalls);
+  }
+}
+
 static void test_live_catchup(void **state) {
   (void)state;
   const ptv_tstamp target = 2 * PTV_S, step = CHUNK_US / 10;
@@ -2334,6 +2378,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_stripes_offers_skip_parented, teardown),
       cmocka_unit_test_teardown(test_live_catchup, teardown),
       cmocka_unit_test_teardown(test_live_catchup_config, teardown),
+      cmocka_unit_test_teardown(test_live_catchup_pause, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
