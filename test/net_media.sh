@@ -9,7 +9,7 @@
 # a 3 s file made by ffmpeg: paced in real time, it ends the channel and
 # exits 0. Bad inputs (a missing file, rtsp://x) fail at once with one line.
 # While peer 1 plays, its GET /stream.ts serves three players at once
-# (ffprobe and two ffmpeg decoding 3 s each, all without an error line) and
+# (ffprobe and two ffmpeg decoding 5 s each, all without an error line) and
 # a 2 s curl capture that starts on a TS packet and holds a PAT; /stats
 # counts them in http_streams. The source answers /stream.ts with 404.
 # A fourth peer decodes what it plays (--play=null, fakesinks): its /stats
@@ -119,9 +119,9 @@ url="http://127.0.0.1:$p1port/stream.ts"
   wait_line "$tmp/peer1.err" "playing from chunk" || true
   timeout 20 ffprobe -v error -show_streams -of json "$url" >"$tmp/http_probe.json" 2>"$tmp/http_probe.err" &
   a=$!
-  timeout 20 ffmpeg -nostdin -v error -i "$url" -t 3 -f null - >/dev/null 2>"$tmp/http_ff1.err" &
+  timeout 20 ffmpeg -nostdin -v error -i "$url" -t 5 -f null - >/dev/null 2>"$tmp/http_ff1.err" &
   b=$!
-  timeout 20 ffmpeg -nostdin -v error -i "$url" -t 3 -f null - >/dev/null 2>"$tmp/http_ff2.err" &
+  timeout 20 ffmpeg -nostdin -v error -i "$url" -t 5 -f null - >/dev/null 2>"$tmp/http_ff2.err" &
   c=$!
   curl -s --max-time 2 "$url" >"$tmp/http_cap.ts" &
   d=$!
