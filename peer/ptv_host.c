@@ -479,6 +479,7 @@ int64_t ptv_host_publish(const uint8_t *buf, size_t len, int flags) {
   }
   int64_t id = ptv_node_source_publish(H.node, buf, (uint32_t)len, flags, ptv_rt_now());
   if (id < 0) ptv_rt_log(0, "publish: %s", ptv_strerror((int)id));
+  else H.stalled = (flags & PTV_CHUNK_STALLED) != 0; /* the source's /stats says so too */
   rearm();
   return id;
 }
@@ -545,7 +546,7 @@ static json_t *stats_json(void) {
   memset(&st, 0, sizeof(st));
   if (H.node) ptv_node_get_stats(H.node, &st);
   const char *state = !H.node ? "connecting"
-                      : H.cfg.role == PTV_ROLE_SOURCE ? "source"
+                      : H.cfg.role == PTV_ROLE_SOURCE ? (H.stalled ? "stalled" : "source")
                       : !st.playing ? "joining"
                       : H.stalled ? "stalled" : "playing";
   json_object_set_new(o, "state", json_string(state));

@@ -27,13 +27,7 @@ NET_TEST=net_inputs
 # shellcheck source=test/net_lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/net_lib.sh"
 
-for _c in ffprobe ffmpeg; do
-  command -v "$_c" >/dev/null || { echo "$NET_TEST: SKIP: $_c is missing (apt-get install ffmpeg)"; exit 77; }
-done
-if command -v gst-inspect-1.0 >/dev/null && ! gst-inspect-1.0 --exists x264enc; then
-  echo "$NET_TEST: SKIP: GStreamer element x264enc is missing (apt-get install gstreamer1.0-plugins-ugly)"
-  exit 77
-fi
+media_setup
 encoders=$(ffmpeg -hide_banner -encoders 2>/dev/null)
 for _e in libx264 libvpx libopus; do
   grep -q " $_e " <<<"$encoders" || { echo "$NET_TEST: SKIP: ffmpeg lacks the $_e encoder"; exit 77; }
@@ -44,14 +38,6 @@ if ! ffmpeg -hide_banner -protocols 2>/dev/null | grep -qx ' *srt' ||
   have_srt=0
 fi
 
-# Sanitizer builds: as test/net_media.sh (the sources only run GStreamer).
-san_env=()
-if [[ ${PTV_SANITIZERS:-no} = yes ]]; then
-  printf 'leak:libfontconfig.so\nleak:libpangoft2-1.0.so\nleak:libgstpango.so\nleak:_dl_init\n' \
-    >"$tmp/lsan.supp"
-  san_env=("ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}fast_unwind_on_malloc=0"
-    "LSAN_OPTIONS=${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$tmp/lsan.supp:print_suppressions=0")
-fi
 # exec: in the background, $! is then peertv-source itself
 source_() { exec env "${san_env[@]}" "$bin/peertv-source" "$@"; }
 
@@ -180,12 +166,14 @@ send 6 "udp://127.0.0.1:$uport?pkt_size=1316"
 # buffer, about 2 s) and then the stall notices.
 t_stop=$(date +%s.%N)
 check "UDP: the peer's /stats state turns 'stalled' once the sender stopped" state_is "$pport" stalled 6
+check "UDP: the source's /stats state is 'stalled' as well" state_is "$(http_port "$tmp/udp.out")" stalled 1
 stall_s=$(echo "$(date +%s.%N) - $t_stop" | bc)
 sleep "$(echo "s = 3 - $stall_s; if (s < 0) s = 0; s" | bc)"
 send 5 "udp://127.0.0.1:$uport?pkt_size=1316" &
 send2=$!
 pids+=("$send2")
 check "UDP: a new sender brings the state back to 'playing'" state_is "$pport" playing 8
+check "UDP: and the source's back to 'source'" state_is "$(http_port "$tmp/udp.out")" source 2
 wait "$send2" || true
 echo "# udp source: $(grep -E "input" "$tmp/udp.err" | cut -d' ' -f3- | tr '\n' ';')"
 echo "# udp peer: $(grep -E "channel|playing" "$tmp/pudp.err" | cut -d' ' -f3- | tr '\n' ';')"
