@@ -54,6 +54,7 @@
 #include <gst/video/video.h>
 
 #include "ptv_err.h"
+#include "ptv_gst.h"
 
 #define TS_PACKET 188
 #define FPS 30u
@@ -144,76 +145,43 @@ struct ptv_media {
   FILE *capture_log; /* written by the frame probe's thread only */
 };
 
-static void set_msg(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_msg(char *buf, size_t len, const char *fmt, ...) {
-  if (!buf || !len) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(buf, len, fmt, ap);
-  va_end(ap);
-  /* one line: GStreamer messages may hold newlines */
-  for (char *p = buf; *p; p++)
-    if (*p == '\n' || *p == '\r') *p = ' ';
-}
-
 /* ---- GStreamer set-up --------------------------------------------------- */
 
-static pthread_once_t init_once = PTHREAD_ONCE_INIT;
-static int init_ok;
-static char init_msg[MSG_MAX];
 
-static void do_init(void) {
-  GError *e = NULL;
-  if (gst_init_check(NULL, NULL, &e)) init_ok = 1;
-  else set_msg(init_msg, sizeof init_msg, "GStreamer failed to initialise: %s", e ? e->message : "unknown error");
-  g_clear_error(&e);
-}
 
-static int have_element(const char *name) {
-  GstElementFactory *f = gst_element_factory_find(name);
-  if (!f) return 0;
-  gst_object_unref(f);
-  return 1;
-}
 
-/* Names the Debian package so the message says how to fix it. */
-static int need(const char *name, const char *pkg, char *err, size_t err_len) {
-  if (have_element(name)) return 0;
-  set_msg(err, err_len, "GStreamer element %s is missing (apt-get install %s)", name, pkg);
-  return PTV_ERR_NOT_FOUND;
-}
 
 static int check_elements(ptv_media *m, char *err, size_t err_len) {
   static const char *const aacs[] = {"fdkaacenc", "avenc_aac", "voaacenc"};
   for (size_t i = 0; i < sizeof aacs / sizeof aacs[0] && !m->aac; i++)
-    if (have_element(aacs[i])) m->aac = aacs[i];
-  if (!m->aac) return need("avenc_aac", "gstreamer1.0-libav", err, err_len);
+    if (ptv_gst_have(aacs[i])) m->aac = aacs[i];
+  if (!m->aac) return ptv_gst_need("avenc_aac", "gstreamer1.0-libav", err, err_len);
   int r = 0;
-  if (!r) r = need("x264enc", "gstreamer1.0-plugins-ugly", err, err_len);
-  if (!r) r = need("mpegtsmux", "gstreamer1.0-plugins-bad", err, err_len);
-  if (!r) r = need("h264parse", "gstreamer1.0-plugins-bad", err, err_len);
-  if (!r) r = need("aacparse", "gstreamer1.0-plugins-good", err, err_len);
-  if (!r) r = need("appsink", "gstreamer1.0-plugins-base", err, err_len);
-  if (!r) r = need("videoconvert", "gstreamer1.0-plugins-base", err, err_len);
-  if (!r) r = need("audioconvert", "gstreamer1.0-plugins-base", err, err_len);
-  if (!r) r = need("audioresample", "gstreamer1.0-plugins-base", err, err_len);
+  if (!r) r = ptv_gst_need("x264enc", "gstreamer1.0-plugins-ugly", err, err_len);
+  if (!r) r = ptv_gst_need("mpegtsmux", "gstreamer1.0-plugins-bad", err, err_len);
+  if (!r) r = ptv_gst_need("h264parse", "gstreamer1.0-plugins-bad", err, err_len);
+  if (!r) r = ptv_gst_need("aacparse", "gstreamer1.0-plugins-good", err, err_len);
+  if (!r) r = ptv_gst_need("appsink", "gstreamer1.0-plugins-base", err, err_len);
+  if (!r) r = ptv_gst_need("videoconvert", "gstreamer1.0-plugins-base", err, err_len);
+  if (!r) r = ptv_gst_need("audioconvert", "gstreamer1.0-plugins-base", err, err_len);
+  if (!r) r = ptv_gst_need("audioresample", "gstreamer1.0-plugins-base", err, err_len);
   if (m->kind == IN_TEST) {
-    if (!r) r = need("videotestsrc", "gstreamer1.0-plugins-base", err, err_len);
-    if (!r) r = need("audiotestsrc", "gstreamer1.0-plugins-base", err, err_len);
-    if (!r) r = need("clockoverlay", "gstreamer1.0-x", err, err_len);
-    if (!r) r = need("textoverlay", "gstreamer1.0-x", err, err_len);
+    if (!r) r = ptv_gst_need("videotestsrc", "gstreamer1.0-plugins-base", err, err_len);
+    if (!r) r = ptv_gst_need("audiotestsrc", "gstreamer1.0-plugins-base", err, err_len);
+    if (!r) r = ptv_gst_need("clockoverlay", "gstreamer1.0-x", err, err_len);
+    if (!r) r = ptv_gst_need("textoverlay", "gstreamer1.0-x", err, err_len);
     return r;
   }
-  if (!r) r = need("videorate", "gstreamer1.0-plugins-base", err, err_len);
-  if (m->kind == IN_FILE && !r) r = need("uridecodebin", "gstreamer1.0-plugins-base", err, err_len);
-  if (m->restartable && !r) r = need("decodebin", "gstreamer1.0-plugins-base", err, err_len);
-  if (m->restartable && !r) r = need("audiorate", "gstreamer1.0-plugins-base", err, err_len);
+  if (!r) r = ptv_gst_need("videorate", "gstreamer1.0-plugins-base", err, err_len);
+  if (m->kind == IN_FILE && !r) r = ptv_gst_need("uridecodebin", "gstreamer1.0-plugins-base", err, err_len);
+  if (m->restartable && !r) r = ptv_gst_need("decodebin", "gstreamer1.0-plugins-base", err, err_len);
+  if (m->restartable && !r) r = ptv_gst_need("audiorate", "gstreamer1.0-plugins-base", err, err_len);
   if (m->kind == IN_UDP) {
-    if (!r) r = need("udpsrc", "gstreamer1.0-plugins-good", err, err_len);
-    if (!r) r = need("tsdemux", "gstreamer1.0-plugins-bad", err, err_len);
+    if (!r) r = ptv_gst_need("udpsrc", "gstreamer1.0-plugins-good", err, err_len);
+    if (!r) r = ptv_gst_need("tsdemux", "gstreamer1.0-plugins-bad", err, err_len);
   }
-  if (m->kind == IN_SRT && !r) r = need("srtsrc", "gstreamer1.0-plugins-bad", err, err_len);
-  if (m->kind == IN_V4L2 && !r) r = need("v4l2src", "gstreamer1.0-plugins-good", err, err_len);
+  if (m->kind == IN_SRT && !r) r = ptv_gst_need("srtsrc", "gstreamer1.0-plugins-bad", err, err_len);
+  if (m->kind == IN_V4L2 && !r) r = ptv_gst_need("v4l2src", "gstreamer1.0-plugins-good", err, err_len);
   return r;
 }
 
@@ -627,7 +595,7 @@ static int build_test(ptv_media *m, char *err, size_t err_len) {
   GstElement *p = gst_parse_launch(desc, &e);
   g_free(desc);
   if (!p || e) {
-    set_msg(err, err_len, "cannot build the test pipeline: %s", e ? e->message : "?");
+    ptv_gst_msg(err, err_len, "cannot build the test pipeline: %s", e ? e->message : "?");
     g_clear_error(&e);
     if (p) gst_object_unref(p);
     return PTV_ERR_NOT_FOUND;
@@ -638,7 +606,7 @@ static int build_test(ptv_media *m, char *err, size_t err_len) {
   GstPad *vpad = m->counter ? gst_element_get_static_pad(m->counter, "video_sink") : NULL;
   if (!m->mux || !vpad) {
     if (vpad) gst_object_unref(vpad);
-    set_msg(err, err_len, "the test pipeline lacks its multiplexer or overlay");
+    ptv_gst_msg(err, err_len, "the test pipeline lacks its multiplexer or overlay");
     return PTV_ERR_NOT_FOUND;
   }
   gst_pad_add_probe(vpad, GST_PAD_PROBE_TYPE_BUFFER, on_frame, m, NULL);
@@ -652,7 +620,7 @@ static GstElement *live_source(ptv_media *m, char *err, size_t err_len) {
   const char *factory = m->kind == IN_UDP ? "udpsrc" : m->kind == IN_SRT ? "srtsrc" : "v4l2src";
   GstElement *src = gst_element_factory_make(factory, "src");
   if (!src) {
-    set_msg(err, err_len, "cannot create %s", factory);
+    ptv_gst_msg(err, err_len, "cannot create %s", factory);
     return NULL;
   }
   if (m->kind == IN_V4L2) {
@@ -661,7 +629,7 @@ static GstElement *live_source(ptv_media *m, char *err, size_t err_len) {
   }
   GError *e = NULL;
   if (!gst_uri_handler_set_uri(GST_URI_HANDLER(src), m->input, &e)) {
-    set_msg(err, err_len, "%s: %s", m->input, e && e->message ? e->message : "not a URI the source takes");
+    ptv_gst_msg(err, err_len, "%s: %s", m->input, e && e->message ? e->message : "not a URI the source takes");
     g_clear_error(&e);
     gst_object_unref(src);
     return NULL;
@@ -693,7 +661,7 @@ static int build_decoding(ptv_media *m, char *err, size_t err_len) {
     GError *e = NULL;
     gchar *uri = gst_filename_to_uri(m->input, &e);
     if (!uri) {
-      set_msg(err, err_len, "%s: %s", m->input, e ? e->message : "cannot make a URI");
+      ptv_gst_msg(err, err_len, "%s: %s", m->input, e ? e->message : "cannot make a URI");
       g_clear_error(&e);
       return PTV_ERR_INVALID_ARG;
     }
@@ -719,19 +687,19 @@ static int build_decoding(ptv_media *m, char *err, size_t err_len) {
     if (dec) gst_object_unref(dec);
     if (mux) gst_object_unref(mux);
     if (sink) gst_object_unref(sink);
-    set_msg(err, err_len, "cannot create the %s pipeline's elements", m->kind == IN_FILE ? "file" : "input");
+    ptv_gst_msg(err, err_len, "cannot create the %s pipeline's elements", m->kind == IN_FILE ? "file" : "input");
     return PTV_ERR_NOT_FOUND;
   }
   gst_bin_add_many(GST_BIN(m->pipeline), dec, mux, sink, NULL);
   if (src) {
     gst_bin_add(GST_BIN(m->pipeline), src);
     if (!gst_element_link(src, dec)) {
-      set_msg(err, err_len, "cannot link the input to decodebin");
+      ptv_gst_msg(err, err_len, "cannot link the input to decodebin");
       return PTV_ERR_NOT_FOUND;
     }
   }
   if (!gst_element_link(mux, sink)) {
-    set_msg(err, err_len, "cannot link mpegtsmux to appsink");
+    ptv_gst_msg(err, err_len, "cannot link mpegtsmux to appsink");
     return PTV_ERR_NOT_FOUND;
   }
   m->mux = gst_object_ref(mux);
@@ -745,7 +713,7 @@ static int setup_sink(ptv_media *m, char *err, size_t err_len) {
   GstElement *sink = gst_bin_get_by_name(GST_BIN(m->pipeline), "sink");
   if (!sink || !GST_IS_APP_SINK(sink)) {
     if (sink) gst_object_unref(sink);
-    set_msg(err, err_len, "the pipeline has no appsink");
+    ptv_gst_msg(err, err_len, "the pipeline has no appsink");
     return PTV_ERR_NOT_FOUND;
   }
   /* sync=false: live sources pace themselves, and files are paced by the
@@ -795,13 +763,13 @@ static int preroll(ptv_media *m, char *err, size_t err_len) {
   pthread_mutex_lock(&m->mu);
   int video = m->have_video;
   pthread_mutex_unlock(&m->mu);
-  if (msg[0]) set_msg(err, err_len, "%s", msg);
-  else if (r == GST_STATE_CHANGE_FAILURE) set_msg(err, err_len, "%s: GStreamer cannot play it", m->input);
+  if (msg[0]) ptv_gst_msg(err, err_len, "%s", msg);
+  else if (r == GST_STATE_CHANGE_FAILURE) ptv_gst_msg(err, err_len, "%s: GStreamer cannot play it", m->input);
   else if (r == GST_STATE_CHANGE_ASYNC && !streams)
-    set_msg(err, err_len, "%s: no playable stream found (a truncated or damaged file?)", m->input);
+    ptv_gst_msg(err, err_len, "%s: no playable stream found (a truncated or damaged file?)", m->input);
   else if (r == GST_STATE_CHANGE_ASYNC)
-    set_msg(err, err_len, "%s: not decodable within %u s", m->input, (unsigned)(PREROLL_NS / GST_SECOND));
-  else if (!video) set_msg(err, err_len, "%s: the file has no video stream", m->input);
+    ptv_gst_msg(err, err_len, "%s: not decodable within %u s", m->input, (unsigned)(PREROLL_NS / GST_SECOND));
+  else if (!video) ptv_gst_msg(err, err_len, "%s: the file has no video stream", m->input);
   else return 0;
   return r == GST_STATE_CHANGE_ASYNC && streams && !msg[0] ? PTV_ERR_IO : PTV_ERR_MALFORMED;
 }
@@ -934,7 +902,7 @@ static void on_watch(uv_timer_t *t) {
   item *it = calloc(1, sizeof *it);
   if (!it) return;
   it->type = IT_FAIL;
-  set_msg(it->msg, sizeof it->msg, "%s: no data for %.1f s", m->input, (double)(now - last) / 1e9);
+  ptv_gst_msg(it->msg, sizeof it->msg, "%s: no data for %.1f s", m->input, (double)(now - last) / 1e9);
   push(m, it);
 }
 
@@ -1078,7 +1046,7 @@ static int check_input(const char *in, int *kind, char *err, size_t err_len) {
     int srt = in[0] == 's';
     *kind = srt ? IN_SRT : IN_UDP;
     if (valid_hostport(in + 6, srt)) return 0;
-    set_msg(err, err_len, "bad input '%s' (expected %s://HOST:PORT%s)", in, srt ? "srt" : "udp",
+    ptv_gst_msg(err, err_len, "bad input '%s' (expected %s://HOST:PORT%s)", in, srt ? "srt" : "udp",
             srt ? "[?mode=listener|caller...]" : "");
     return PTV_ERR_PARSE;
   }
@@ -1087,13 +1055,13 @@ static int check_input(const char *in, int *kind, char *err, size_t err_len) {
     *kind = IN_V4L2;
     path = in + 7;
     if (path[0] != '/') {
-      set_msg(err, err_len, "bad input '%s' (expected v4l2:///dev/videoN)", in);
+      ptv_gst_msg(err, err_len, "bad input '%s' (expected v4l2:///dev/videoN)", in);
       return PTV_ERR_PARSE;
     }
   } else {
     *kind = IN_FILE;
     if (!*in || strstr(in, "://")) {
-      set_msg(err, err_len, "unsupported input '%s' (expected \"test\", a file path, udp://HOST:PORT, "
+      ptv_gst_msg(err, err_len, "unsupported input '%s' (expected \"test\", a file path, udp://HOST:PORT, "
               "srt://HOST:PORT or v4l2:///dev/videoN)", in);
       return PTV_ERR_INVALID_ARG;
     }
@@ -1101,18 +1069,18 @@ static int check_input(const char *in, int *kind, char *err, size_t err_len) {
   struct stat st;
   if (stat(path, &st) != 0) {
     if (errno == ENOENT || errno == ENOTDIR) {
-      set_msg(err, err_len, "no such %s: %s", *kind == IN_V4L2 ? "device" : "file", path);
+      ptv_gst_msg(err, err_len, "no such %s: %s", *kind == IN_V4L2 ? "device" : "file", path);
       return PTV_ERR_NOT_FOUND;
     }
-    set_msg(err, err_len, "%s: %s", path, strerror(errno));
+    ptv_gst_msg(err, err_len, "%s: %s", path, strerror(errno));
     return PTV_ERR_IO;
   }
   if (*kind == IN_V4L2 ? !S_ISCHR(st.st_mode) : !S_ISREG(st.st_mode)) {
-    set_msg(err, err_len, "%s: %s", path, *kind == IN_V4L2 ? "not a video device" : "not a regular file");
+    ptv_gst_msg(err, err_len, "%s: %s", path, *kind == IN_V4L2 ? "not a video device" : "not a regular file");
     return PTV_ERR_INVALID_ARG;
   }
   if (access(path, R_OK) != 0) {
-    set_msg(err, err_len, "%s: %s", path, strerror(errno));
+    ptv_gst_msg(err, err_len, "%s: %s", path, strerror(errno));
     return PTV_ERR_IO;
   }
   return 0;
@@ -1123,28 +1091,24 @@ int ptv_media_new(ptv_media **out, uv_loop_t *loop, const ptv_media_config *c,
   if (err && err_len) err[0] = '\0';
   if (out) *out = NULL;
   if (!out || !loop || !c || !c->input || !cb) {
-    set_msg(err, err_len, "missing argument");
+    ptv_gst_msg(err, err_len, "missing argument");
     return PTV_ERR_INVALID_ARG;
   }
   uint32_t kbps = c->video_kbps ? c->video_kbps : DEF_KBPS;
   uint32_t chunk_us = c->chunk_us ? c->chunk_us : DEF_CHUNK_US;
   if (kbps > MAX_KBPS || chunk_us < MIN_CHUNK_US || chunk_us > MAX_CHUNK_US) {
-    set_msg(err, err_len, "video_kbps must be at most %u and chunk_us within %u..%u", MAX_KBPS, MIN_CHUNK_US,
+    ptv_gst_msg(err, err_len, "video_kbps must be at most %u and chunk_us within %u..%u", MAX_KBPS, MIN_CHUNK_US,
             MAX_CHUNK_US);
     return PTV_ERR_INVALID_ARG;
   }
   int kind;
   int r = check_input(c->input, &kind, err, err_len); /* before any GStreamer work */
   if (r) return r;
-  pthread_once(&init_once, do_init);
-  if (!init_ok) {
-    set_msg(err, err_len, "%s", init_msg);
-    return PTV_ERR_IO;
-  }
+  if (ptv_gst_init(err, err_len) != 0) return PTV_ERR_IO;
   ptv_media *m = calloc(1, sizeof *m);
   if (!m || !(m->input = strdup(c->input))) {
     free(m);
-    set_msg(err, err_len, "out of memory");
+    ptv_gst_msg(err, err_len, "out of memory");
     return PTV_ERR_NOMEM;
   }
   m->loop = loop;
@@ -1165,14 +1129,14 @@ int ptv_media_new(ptv_media **out, uv_loop_t *loop, const ptv_media_config *c,
     if ((m->capture_log = fopen(c->capture_log, "w")) != NULL) {
       setvbuf(m->capture_log, NULL, _IOLBF, 0);
     } else {
-      set_msg(err, err_len, "cannot write %s: %s", c->capture_log, strerror(errno));
+      ptv_gst_msg(err, err_len, "cannot write %s: %s", c->capture_log, strerror(errno));
       r = PTV_ERR_IO;
     }
   }
   if (!r) r = build(m, err, err_len);
   if (!r && kind == IN_FILE) r = preroll(m, err, err_len);
   if (!r && uv_async_init(loop, &m->async, on_async) != 0) {
-    set_msg(err, err_len, "uv_async_init failed");
+    ptv_gst_msg(err, err_len, "uv_async_init failed");
     r = PTV_ERR_IO;
   }
   if (r) {

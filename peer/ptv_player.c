@@ -22,6 +22,7 @@
 #include <gst/gst.h>
 
 #include "ptv_err.h"
+#include "ptv_gst.h"
 #include "ptv_ts.h"
 
 #define DEF_LATENCY_MS 100u
@@ -73,17 +74,6 @@ struct ptv_player {
   char err[MSG_MAX];
 };
 
-static void set_msg(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_msg(char *buf, size_t len, const char *fmt, ...) {
-  if (!buf || !len) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(buf, len, fmt, ap);
-  va_end(ap);
-  for (char *p = buf; *p; p++)
-    if (*p == '\n' || *p == '\r') *p = ' ';
-}
-
 static int64_t mono_us(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -98,38 +88,20 @@ static int64_t wall_us(void) {
 
 /* ---- GStreamer set-up ---------------------------------------------------- */
 
-static pthread_once_t init_once = PTHREAD_ONCE_INIT;
-static int init_ok;
-static char init_msg[MSG_MAX];
 
-static void do_init(void) {
-  GError *e = NULL;
-  if (gst_init_check(NULL, NULL, &e)) init_ok = 1;
-  else set_msg(init_msg, sizeof init_msg, "GStreamer failed to initialise: %s", e ? e->message : "unknown error");
-  g_clear_error(&e);
-}
 
-static int need(const char *name, const char *pkg, char *err, size_t err_len) {
-  GstElementFactory *f = gst_element_factory_find(name);
-  if (f) {
-    gst_object_unref(f);
-    return 0;
-  }
-  set_msg(err, err_len, "GStreamer element %s is missing (apt-get install %s)", name, pkg);
-  return PTV_ERR_NOT_FOUND;
-}
 
 static int check_elements(const ptv_player_config *c, char *err, size_t err_len) {
-  int r = need("appsrc", "gstreamer1.0-plugins-base", err, err_len);
-  if (!r) r = need("decodebin", "gstreamer1.0-plugins-base", err, err_len);
-  if (!r) r = need("videoconvert", "gstreamer1.0-plugins-base", err, err_len);
-  if (!r) r = need("audioconvert", "gstreamer1.0-plugins-base", err, err_len);
-  if (!r) r = need("audioresample", "gstreamer1.0-plugins-base", err, err_len);
-  if (!r) r = need("h264parse", "gstreamer1.0-plugins-bad", err, err_len);
-  if (!r) r = need("avdec_h264", "gstreamer1.0-libav", err, err_len);
-  if (!r && c->null_sinks) r = need("fakesink", "libgstreamer1.0-0", err, err_len);
-  if (!r && !c->null_sinks) r = need("autovideosink", "gstreamer1.0-plugins-good", err, err_len);
-  if (!r && !c->null_sinks) r = need("autoaudiosink", "gstreamer1.0-plugins-good", err, err_len);
+  int r = ptv_gst_need("appsrc", "gstreamer1.0-plugins-base", err, err_len);
+  if (!r) r = ptv_gst_need("decodebin", "gstreamer1.0-plugins-base", err, err_len);
+  if (!r) r = ptv_gst_need("videoconvert", "gstreamer1.0-plugins-base", err, err_len);
+  if (!r) r = ptv_gst_need("audioconvert", "gstreamer1.0-plugins-base", err, err_len);
+  if (!r) r = ptv_gst_need("audioresample", "gstreamer1.0-plugins-base", err, err_len);
+  if (!r) r = ptv_gst_need("h264parse", "gstreamer1.0-plugins-bad", err, err_len);
+  if (!r) r = ptv_gst_need("avdec_h264", "gstreamer1.0-libav", err, err_len);
+  if (!r && c->null_sinks) r = ptv_gst_need("fakesink", "libgstreamer1.0-0", err, err_len);
+  if (!r && !c->null_sinks) r = ptv_gst_need("autovideosink", "gstreamer1.0-plugins-good", err, err_len);
+  if (!r && !c->null_sinks) r = ptv_gst_need("autoaudiosink", "gstreamer1.0-plugins-good", err, err_len);
   return r;
 }
 
@@ -245,7 +217,7 @@ static GstBusSyncReply on_bus(GstBus *bus, GstMessage *msg, gpointer user) {
     gst_message_parse_error(msg, &e, &dbg);
     pthread_mutex_lock(&p->mu);
     if (!p->err[0])
-      set_msg(p->err, sizeof p->err, "%s: %s", src ? GST_OBJECT_NAME(src) : "?",
+      ptv_gst_msg(p->err, sizeof p->err, "%s: %s", src ? GST_OBJECT_NAME(src) : "?",
               e && e->message ? e->message : "unknown GStreamer error");
     pthread_mutex_unlock(&p->mu);
     g_clear_error(&e);
@@ -320,12 +292,12 @@ static int build(ptv_player *p) {
   const char *vc = ti.video_codec ? video_caps(ti.video_type) : NULL;
   const char *ac = ti.audio_codec ? audio_caps(ti.audio_type) : NULL;
   if (!vc && !ac) {
-    set_msg(p->err, sizeof p->err, "the stream has no video or audio we can play (video %s, audio %s)",
+    ptv_gst_msg(p->err, sizeof p->err, "the stream has no video or audio we can play (video %s, audio %s)",
             ti.video_codec ? ti.video_codec : "none", ti.audio_codec ? ti.audio_codec : "none");
     return PTV_ERR_IO;
   }
   if (!p->pre_sink[0] || !p->pre_sink[1]) {
-    set_msg(p->err, sizeof p->err, "cannot make the player's sinks");
+    ptv_gst_msg(p->err, sizeof p->err, "cannot make the player's sinks");
     return PTV_ERR_IO;
   }
   char *vdesc = vc ? g_strdup_printf("appsrc name=vsrc caps=\"%s\" ! decodebin name=vdec ! queue ! "
@@ -343,7 +315,7 @@ static int build(ptv_player *p) {
   GstElement *pl = gst_parse_launch(desc, &e);
   g_free(desc);
   if (!pl || e) {
-    set_msg(p->err, sizeof p->err, "cannot build the player: %s", e ? e->message : "?");
+    ptv_gst_msg(p->err, sizeof p->err, "cannot build the player: %s", e ? e->message : "?");
     g_clear_error(&e);
     if (pl) gst_object_unref(pl);
     return PTV_ERR_IO;
@@ -366,7 +338,7 @@ static int build(ptv_player *p) {
     if (ok && !k) p->vsink = gst_object_ref(sink);
     gst_object_unref(sink); /* ours (the warm-up's) */
     if (!ok) {
-      set_msg(p->err, sizeof p->err, "cannot link the player's %s sink", k ? "audio" : "video");
+      ptv_gst_msg(p->err, sizeof p->err, "cannot link the player's %s sink", k ? "audio" : "video");
       teardown_pipeline(p);
       return PTV_ERR_IO;
     }
@@ -395,7 +367,7 @@ static int build(ptv_player *p) {
   gst_element_set_base_time(pl, p->base);
   if (gst_element_set_state(pl, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
     pthread_mutex_lock(&p->mu);
-    if (!p->err[0]) set_msg(p->err, sizeof p->err, "GStreamer could not start the player");
+    if (!p->err[0]) ptv_gst_msg(p->err, sizeof p->err, "GStreamer could not start the player");
     pthread_mutex_unlock(&p->mu);
     teardown_pipeline(p);
     return PTV_ERR_IO;
@@ -522,14 +494,10 @@ int ptv_player_new(ptv_player **out, uv_loop_t *loop, const ptv_player_config *c
   if (err && err_len) err[0] = '\0';
   if (out) *out = NULL;
   if (!out || !loop || !c) {
-    set_msg(err, err_len, "missing argument");
+    ptv_gst_msg(err, err_len, "missing argument");
     return PTV_ERR_INVALID_ARG;
   }
-  pthread_once(&init_once, do_init);
-  if (!init_ok) {
-    set_msg(err, err_len, "%s", init_msg);
-    return PTV_ERR_IO;
-  }
+  if (ptv_gst_init(err, err_len) != 0) return PTV_ERR_IO;
   int r = check_elements(c, err, err_len);
   if (r) return r;
   if (!c->null_sinks) {
@@ -545,7 +513,7 @@ int ptv_player_new(ptv_player **out, uv_loop_t *loop, const ptv_player_config *c
 
   ptv_player *p = calloc(1, sizeof *p);
   if (!p) {
-    set_msg(err, err_len, "out of memory");
+    ptv_gst_msg(err, err_len, "out of memory");
     return PTV_ERR_NOMEM;
   }
   p->loop = loop;
@@ -554,12 +522,12 @@ int ptv_player_new(ptv_player **out, uv_loop_t *loop, const ptv_player_config *c
   p->async.data = p;
   pthread_mutex_init(&p->mu, NULL);
   if ((r = ptv_ts_new(&p->ts, on_unit, p)) != 0) {
-    set_msg(err, err_len, "out of memory");
+    ptv_gst_msg(err, err_len, "out of memory");
   } else if (c->frame_log && !(p->flog = fopen(c->frame_log, "w"))) {
-    set_msg(err, err_len, "cannot write %s: %s", c->frame_log, strerror(errno));
+    ptv_gst_msg(err, err_len, "cannot write %s: %s", c->frame_log, strerror(errno));
     r = PTV_ERR_IO;
   } else if (uv_async_init(loop, &p->async, on_async) != 0) {
-    set_msg(err, err_len, "uv_async_init failed");
+    ptv_gst_msg(err, err_len, "uv_async_init failed");
     r = PTV_ERR_IO;
   }
   if (r) {

@@ -79,3 +79,28 @@ net_finish() { # exit status: 1 (logs kept) if any check failed
     exit 1
   fi
 }
+
+# media_setup: for the tests with real video (net_media, net_inputs,
+# net_video10). Skips the test (77) without ffprobe, ffmpeg or GStreamer's
+# x264enc, and sets san_env: in sanitizer builds, the environment for our
+# programs that run GStreamer. What GStreamer's libraries never free at exit
+# is not ours (as in test/test_media.c): fontconfig's and pango's caches
+# (the test pattern's overlays) and GLib's first quark table; whole stacks
+# through those libraries (no frame pointers) need the slow unwinder.
+media_setup() {
+  local _c
+  for _c in ffprobe ffmpeg; do
+    command -v "$_c" >/dev/null || { echo "$NET_TEST: SKIP: $_c is missing (apt-get install ffmpeg)"; exit 77; }
+  done
+  if command -v gst-inspect-1.0 >/dev/null && ! gst-inspect-1.0 --exists x264enc; then
+    echo "$NET_TEST: SKIP: GStreamer element x264enc is missing (apt-get install gstreamer1.0-plugins-ugly)"
+    exit 77
+  fi
+  san_env=()
+  if [[ ${PTV_SANITIZERS:-no} = yes ]]; then
+    printf 'leak:libfontconfig.so\nleak:libpangoft2-1.0.so\nleak:libgstpango.so\nleak:_dl_init\n' \
+      >"$tmp/lsan.supp"
+    san_env=("ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}fast_unwind_on_malloc=0"
+      "LSAN_OPTIONS=${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$tmp/lsan.supp:print_suppressions=0")
+  fi
+}

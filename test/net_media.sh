@@ -25,25 +25,8 @@ NET_TEST=net_media
 # shellcheck source=test/net_lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/net_lib.sh"
 
-for _c in ffprobe ffmpeg; do
-  command -v "$_c" >/dev/null || { echo "$NET_TEST: SKIP: $_c is missing (apt-get install ffmpeg)"; exit 77; }
-done
-if command -v gst-inspect-1.0 >/dev/null && ! gst-inspect-1.0 --exists x264enc; then
-  echo "$NET_TEST: SKIP: GStreamer element x264enc is missing (apt-get install gstreamer1.0-plugins-ugly)"
-  exit 77
-fi
+media_setup
 
-# Sanitizer builds: what GStreamer's libraries never free at exit is not
-# ours (as in test/test_media.c): fontconfig's and pango's caches (the test
-# pattern's overlays) and GLib's first quark table. Whole stacks through
-# those libraries (no frame pointers) need the slow unwinder: sources only.
-san_env=()
-if [[ ${PTV_SANITIZERS:-no} = yes ]]; then
-  printf 'leak:libfontconfig.so\nleak:libpangoft2-1.0.so\nleak:libgstpango.so\nleak:_dl_init\n' \
-    >"$tmp/lsan.supp"
-  san_env=("ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}fast_unwind_on_malloc=0"
-    "LSAN_OPTIONS=${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$tmp/lsan.supp")
-fi
 
 CHUNK_MS=500
 RUN_S=12

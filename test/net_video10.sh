@@ -28,23 +28,8 @@ NET_TEST=net_video10
 # shellcheck source=test/net_lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/net_lib.sh"
 
-for _c in ffprobe ffmpeg; do
-  command -v "$_c" >/dev/null || { echo "$NET_TEST: SKIP: $_c is missing (apt-get install ffmpeg)"; exit 77; }
-done
-if command -v gst-inspect-1.0 >/dev/null && ! gst-inspect-1.0 --exists x264enc; then
-  echo "$NET_TEST: SKIP: GStreamer element x264enc is missing (apt-get install gstreamer1.0-plugins-ugly)"
-  exit 77
-fi
+media_setup
 
-# Sanitizer builds: as in test/net_media.sh (GStreamer's caches that are
-# never freed are not ours; the source needs the slow unwinder).
-san_env=()
-if [[ ${PTV_SANITIZERS:-no} = yes ]]; then
-  printf 'leak:libfontconfig.so\nleak:libpangoft2-1.0.so\nleak:libgstpango.so\nleak:_dl_init\n' \
-    >"$tmp/lsan.supp"
-  san_env=("ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}fast_unwind_on_malloc=0"
-    "LSAN_OPTIONS=${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$tmp/lsan.supp")
-fi
 
 # The default: 7.5 frames at 30 fps, so chunks of 233 and 267 ms in turn
 # (keyframes forced on the chunk grid); the duration check catches chunks
