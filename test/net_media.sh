@@ -125,10 +125,14 @@ url="http://127.0.0.1:$p1port/stream.ts"
 http_job=$!
 pids+=("$http_job")
 
-# A 3 s file (video and audio), broadcast on a channel of its own meanwhile,
-# with one peer recording it.
+# A 3 s H.264 MP4 with B-frames and AAC (issue 5's file input), broadcast on
+# a channel of its own meanwhile, with one peer recording it. (ultrafast
+# would leave the B-frames out: veryfast with 2 of them, checked below.)
 ffmpeg -v error -f lavfi -i testsrc=size=320x240:rate=25 -f lavfi -i sine=frequency=440 -t 3 \
-  -c:v libx264 -preset ultrafast -c:a aac -shortest "$tmp/in.mp4"
+  -c:v libx264 -preset veryfast -bf 2 -c:a aac -shortest "$tmp/in.mp4"
+check "the file input has B-frames" \
+  test "$(ffprobe -v error -select_streams v:0 -show_entries frame=pict_type -of csv=p=0 "$tmp/in.mp4" |
+    grep -c B)" -gt 0
 t_file=$(date +%s.%N)
 env "${san_env[@]}" "$bin/peertv-source" --tracker "127.0.0.1:$tport" --channel file --input "$tmp/in.mp4" \
   --chunk-ms "$CHUNK_MS" --key "$tmp/file.key" --local-addr 127.0.0.1 \
@@ -165,7 +169,7 @@ echo "# /stream.ts on peer 1: ffprobe exit ${ra:-?} ($hstreams), ffmpeg exits ${
 for f in http_probe http_ff1 http_ff2; do [[ ! -s $tmp/$f.err ]] || echo "# $f: $(head -3 "$tmp/$f.err")"; done
 check "GET /stream.ts: ffprobe sees h264 640x360 + aac" \
   test "${ra:-1}" = 0 -a -n "$(grep "h264|video|640|360" <<<"$hstreams")" -a -n "$(grep "aac|audio" <<<"$hstreams")"
-check "GET /stream.ts: two ffmpeg at once decode 3 s each, exit 0, no error line" \
+check "GET /stream.ts: two ffmpeg at once decode 5 s each, exit 0, no error line" \
   test "${rb:-1}" = 0 -a "${rc:-1}" = 0 -a ! -s "$tmp/http_ff1.err" -a ! -s "$tmp/http_ff2.err" -a ! -s "$tmp/http_probe.err"
 # 188-byte packets, one line each: the first starts with 0x47, and some
 # packet is on PID 0 with payload_unit_start (a PAT)
