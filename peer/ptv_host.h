@@ -81,6 +81,9 @@ typedef struct {
   const char *description;
   double duration_s;        /* stop after this long (0: until a signal) */
   const char *stats_file;   /* write the final /stats JSON here at exit */
+  int32_t poll_us;          /* --poll-interval: handle network I/O at most
+                               every this long. 0: the default, the chunk
+                               duration / 25 within 1..10 ms; < 0: at once */
   const char *delay_log;    /* one line per new chunk: "id delay_us" (benchmarks) */
   const ptv_host_input *input; /* source: chunks from the program; NULL: the
                                synthetic test chunks every chunk_us */
@@ -95,7 +98,7 @@ enum {
   PTV_OPT_TRACKER = PTV_OPT_BASE, PTV_OPT_CHANNEL, PTV_OPT_HTTP, PTV_OPT_UPLOAD,
   PTV_OPT_STUN, PTV_OPT_TURN, PTV_OPT_TURN_USER, PTV_OPT_TURN_PASS, PTV_OPT_LOCAL,
   PTV_OPT_RELAY_ONLY, PTV_OPT_KEY, PTV_OPT_DURATION, PTV_OPT_STATS_FILE,
-  PTV_OPT_VERBOSE, PTV_OPT_QUIET
+  PTV_OPT_VERBOSE, PTV_OPT_QUIET, PTV_OPT_POLL
 };
 #define PTV_HOST_LONG_OPTIONS                                                              \
   {"tracker", required_argument, NULL, PTV_OPT_TRACKER},                                 \
@@ -112,7 +115,8 @@ enum {
       {"duration", required_argument, NULL, PTV_OPT_DURATION},                           \
       {"stats-file", required_argument, NULL, PTV_OPT_STATS_FILE},                       \
       {"verbose", no_argument, NULL, PTV_OPT_VERBOSE},                                   \
-      {"quiet", no_argument, NULL, PTV_OPT_QUIET}
+      {"quiet", no_argument, NULL, PTV_OPT_QUIET},                                       \
+      {"poll-interval", required_argument, NULL, PTV_OPT_POLL}
 
 /* Applies one shared option (code from getopt_long; 'v' and 'q' count as
  * --verbose and --quiet). Returns 1 if it was one, 0 if the code is the

@@ -170,6 +170,7 @@ void ptv_link_config_default(ptv_link_config *cfg) {
   cfg->max_ack_delay = 10 * PTV_MS;
   cfg->ack_every = 2;
   cfg->target_delay = 25 * PTV_MS;
+  cfg->burst_time = 2 * PTV_MS;
 }
 
 static int fill_config(ptv_link_config *out, const ptv_link_config *in) {
@@ -199,6 +200,7 @@ static int fill_config(ptv_link_config *out, const ptv_link_config *in) {
   DEF(max_ack_delay)
   DEF(ack_every)
   DEF(target_delay)
+  DEF(burst_time)
 #undef DEF
   if (out->mtu < PTV_LINK_MIN_MTU || out->mtu > PTV_LINK_MAX_MTU ||
       out->max_msg > PTV_LINK_MAX_MSG || out->max_queue_bytes < out->max_msg ||
@@ -238,7 +240,7 @@ static uint64_t cwnd(const ptv_link *l) {
  * delay p50 48 vs 60 ms; one peer serving 20 forwards 302 vs 239 Mbit/s per
  * core. */
 static size_t burst_bytes(const ptv_link *l) {
-  double b = l->rate * 0.002;
+  double b = l->rate * ((double)l->cfg.burst_time / PTV_S);
   double floor = 8.0 * (double)l->cfg.mtu;
 
   return (size_t)(b > floor ? b : floor);
@@ -1400,6 +1402,11 @@ ptrdiff_t ptv_link_write(ptv_link *l, uint8_t *out, size_t cap,
   l->next_pn++;
   advance_ring(l);
   l->st.packets_sent++;
+  if (kind == K_NONE || kind == K_FORGET) {
+    l->st.packets_ack_only++;
+  } else if (kind == K_DATA && !m->bulk) {
+    l->st.packets_ctrl++;
+  }
   l->st.bytes_sent += p;
   return (ptrdiff_t)p;
 }

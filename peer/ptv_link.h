@@ -119,6 +119,11 @@ typedef struct {
                                packets (or any out of order); default 2.
                                Higher: fewer acks, less CPU per byte */
   ptv_tstamp target_delay;  /* queueing delay target; default 25 ms */
+  ptv_tstamp burst_time;    /* the pacer lets this much of the rate (at
+                               least 8 datagrams) go back to back; default
+                               2 ms. A driver that handles I/O only every
+                               T should give T, or the rate is capped at
+                               one burst per T */
 } ptv_link_config;
 
 typedef struct {
@@ -137,6 +142,8 @@ typedef struct {
   uint64_t cwnd;            /* bytes-in-flight cap */
   uint64_t bytes_in_flight;
   uint64_t packets_sent, bytes_sent; /* every datagram written */
+  uint64_t packets_ack_only;  /* of those: acks (and forgets) alone */
+  uint64_t packets_ctrl;      /* of those: carrying control message data */
   uint64_t packets_recv, bytes_recv; /* every datagram accepted */
   uint64_t bytes_acked;     /* datagram bytes the partner acknowledged */
   uint64_t retransmits;     /* fragments sent again */

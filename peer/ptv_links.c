@@ -76,6 +76,7 @@ struct ptv_links {
   ptv_uvglib glib;
   ptv_ice *ice;
   ptv_pacer pacer;
+  ptv_tstamp burst_time; /* pacers' bursts: the driver's poll interval */
   uv_timer_t timer;
   uv_prepare_t flush_prep; /* bundles go out before the loop polls ... */
   uv_check_t flush_check;  /* ... and after the callbacks of a poll */
@@ -209,6 +210,7 @@ static void try_up(ptv_links *l, path *p) {
   lc.init_rate_bps = 10000000;
   lc.ack_every = 8;
   lc.max_ack_delay = 20 * PTV_MS;
+  lc.burst_time = l->burst_time > 2 * PTV_MS ? l->burst_time : 2 * PTV_MS;
   ptv_link_callbacks cb = {.on_message = on_link_message, .on_closed = on_link_closed};
   p->link = ptv_link_new(&lc, &cb, p, ptv_rt_now());
   if (!p->link) {
@@ -617,6 +619,9 @@ int ptv_links_new(ptv_links **out, uv_loop_t *loop, const ptv_links_config *c,
   }
   g_main_context_unref(l->ctx);
   ptv_uvglib_keepalive(&l->glib, 0);
+  /* libnice's callbacks only queue and send: nothing iterates the context
+   * from inside a dispatch, so its sources need no blocking around one */
+  ptv_uvglib_set_recursive(&l->glib);
   ptv_ice_config ic;
   memset(&ic, 0, sizeof(ic));
   int rv = ice_config(l, &ic);
@@ -646,6 +651,17 @@ int ptv_links_new(ptv_links **out, uv_loop_t *loop, const ptv_links_config *c,
 
 void ptv_links_set_self(ptv_links *l, ptv_id self) { l->self = self; }
 
+/* The upload limit's bucket holds a poll interval's worth (at least 16
+ * datagrams): emptied once per interval, a smaller one would cap the rate
+ * at one bucket per interval. */
+void ptv_links_set_poll_interval(ptv_links *l, ptv_tstamp us) {
+  l->burst_time = us;
+  if (!l->cfg.upload_kbps) return;
+  uint64_t b = (uint64_t)l->cfg.upload_kbps * 1000u / 8u * us / PTV_S;
+  ptv_pacer_set_rate(&l->pacer, (uint64_t)l->cfg.upload_kbps * 1000u, b > 16 * MTU ? b : 16 * MTU,
+                     ptv_rt_now());
+}
+
 void ptv_links_close(ptv_links *l, ptv_id peer) {
   path *p = find(l, peer);
   if (p) path_free(l, p);
@@ -659,6 +675,8 @@ void ptv_links_get_stats(const ptv_links *l, ptv_links_stats *st) {
       ptv_link_get_stats(l->paths[i]->link, &ls);
       st->retransmits += ls.retransmits;
       st->losses += ls.losses;
+      st->dgrams_ack_only += ls.packets_ack_only;
+      st->dgrams_ctrl += ls.packets_ctrl;
     }
 }
 

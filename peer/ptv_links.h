@@ -64,6 +64,8 @@ typedef struct {
   uint64_t srtp_rejected;   /* datagrams that failed SRTP authentication */
   uint64_t queued_dropped;  /* messages given up before their path was up */
   uint64_t retransmits, losses;
+  uint64_t dgrams_ack_only, dgrams_ctrl; /* of dgrams_out, over the paths now up:
+                                            acks alone; control messages */
 } ptv_links_stats;
 
 /* Creates the manager (one libnice agent on the loop's GLib context).
@@ -74,6 +76,12 @@ int ptv_links_new(ptv_links **out, uv_loop_t *loop, const ptv_links_config *c,
 
 /* Our overlay id (known after the tracker's WELCOME); paths need it. */
 void ptv_links_set_self(ptv_links *l, ptv_id self);
+
+/* The driver handles I/O at most every `us` (0: at once): the pacers (the
+ * upload limit's, and those of paths set up from now on) let that much of
+ * their rate go back to back, else one burst per interval would cap the
+ * rate. */
+void ptv_links_set_poll_interval(ptv_links *l, ptv_tstamp us);
 
 /* Sends a message to `peer` (setting its path up if needed). bulk: chunk
  * data, given up at `deadline` (0: none). Returns 0, PTV_ERR_AGAIN (queue

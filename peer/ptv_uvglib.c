@@ -169,6 +169,27 @@ static void poll_sync(ptv_uvglib *g, ptv_uvglib_poll *p) {
   }
 }
 
+/* Marks the sources attached since the last scan can-recurse. Source ids
+ * are handed out in increasing order per context; a throw-away source
+ * tells the newest one. */
+static void recurse_scan(ptv_uvglib *g) {
+  GSource *probe = g_idle_source_new();
+  guint top = g_source_attach(probe, g->ctx);
+  g_source_destroy(probe);
+  g_source_unref(probe);
+  for (guint id = g->scanned_id + 1; id < top; id++) {
+    GSource *src = g_main_context_find_source_by_id(g->ctx, id);
+    if (src && !g_source_is_destroyed(src))
+      g_source_set_can_recurse(src, TRUE);
+  }
+  g->scanned_id = top;
+}
+
+void ptv_uvglib_set_recursive(ptv_uvglib *g) {
+  g->recursive = 1;
+  recurse_scan(g);
+}
+
 static void on_noop_timer(uv_timer_t *h) { (void)h; }
 static void on_noop_idle(uv_idle_t *h) { (void)h; }
 
@@ -205,6 +226,7 @@ static void on_prepare(uv_prepare_t *h) {
       p->g = g;
       p->fd = g->fds[i].fd;
       g_hash_table_insert(g->polls, GINT_TO_POINTER(p->fd), p);
+      g->scanned_nfds = -1; /* a new fd: a new source */
     }
     if (p->gen != g->gen) {
       p->gen = g->gen;
@@ -212,6 +234,10 @@ static void on_prepare(uv_prepare_t *h) {
       p->revents = 0;
     }
     p->want |= g->fds[i].events;
+  }
+  if (g->recursive && n != g->scanned_nfds) {
+    recurse_scan(g); /* sockets came or went: new sources */
+    g->scanned_nfds = n;
   }
   g_hash_table_iter_init(&it, g->polls);
   while (g_hash_table_iter_next(&it, &key, &val)) {
@@ -255,7 +281,8 @@ static void on_check(uv_check_t *h) {
   }
   if (g_main_context_check(g->ctx, g->max_prio, g->fds, g->nfds)) {
     g_main_context_dispatch(g->ctx);
-    if (g->wake_fd >= 0) { /* see "Self-wakeups" in the header */
+    /* see "Self-wakeups" in the header (recursive: rare, left to GLib) */
+    if (g->wake_fd >= 0 && !g->recursive) {
       uint64_t v;
       while (read(g->wake_fd, &v, sizeof(v)) > 0) {
       }

@@ -32,6 +32,8 @@ for p in peer source; do
     "$bin/peertv-$p" --tracker 127.0.0.1:1 --channel c --upload-limit fast
   check "peertv-$p: a bad --duration is named" expect 2 "duration wants seconds" \
     "$bin/peertv-$p" --tracker 127.0.0.1:1 --channel c --duration -3
+  check "peertv-$p: a bad --poll-interval is named" expect 2 "poll-interval wants milliseconds" \
+    "$bin/peertv-$p" --tracker 127.0.0.1:1 --channel c --poll-interval 500
   check "peertv-$p: a tracker that is not HOST:PORT" expect 1 "must be HOST:PORT" \
     "$bin/peertv-$p" --tracker nowhere --channel c --key "$tmp/$p.key"
   check "peertv-$p: --relay-only without --turn" expect 1 "relay-only needs --turn" \

@@ -1216,6 +1216,52 @@ static void test_api_args(void **state) {
   ptv_link_free(NULL);
 }
 
+/* burst_time: a driver that handles I/O every T sets it to T, so the pacer
+ * lets T's worth go at once; with the default 2 ms a link at 20 Mbit/s
+ * would send 8 datagrams per wakeup, a 4 ms poll capping it near 19. */
+static int burst_after_idle(ptv_tstamp burst_time) {
+  ptv_link_config cfg;
+  ptv_link *l;
+  uint8_t *m, out[MTU];
+  int n = 0;
+
+  ptv_link_config_default(&cfg);
+  cfg.mtu = MTU;
+  cfg.init_rate_bps = cfg.max_rate_bps = 20000000;
+  if (burst_time) {
+    cfg.burst_time = burst_time;
+  }
+  l = ptv_link_new(&cfg, &cbs, NULL, 1);
+  assert_non_null(l);
+  m = make_msg(1, 200000);
+  assert_int_equal(ptv_link_send(l, m, 200000, 1, 0, 1), 0);
+  free(m);
+  while (ptv_link_write(l, out, sizeof(out), 1) > 0) {
+  }
+  /* 20 ms later the bucket is full again: count what goes at once */
+  while (ptv_link_write(l, out, sizeof(out), 20 * PTV_MS) > 0) {
+    n++;
+  }
+  ptv_link_free(l);
+  return n;
+}
+
+static void test_burst_time(void **state) {
+  ptv_link_config cfg;
+  int d, b10;
+
+  (void)state;
+  ptv_link_config_default(&cfg);
+  assert_int_equal(cfg.burst_time, 2 * PTV_MS);
+  d = burst_after_idle(0);
+  b10 = burst_after_idle(10 * PTV_MS);
+  print_message("burst: %d datagrams (2 ms), %d (10 ms)\n", d, b10);
+  /* 2 ms of 20 Mbit/s is 5 kB: the floor of 8 datagrams (+1 on credit) */
+  assert_true(d >= 8 && d <= 9);
+  /* 10 ms is 25 kB: 21-22 datagrams of 1,160 bytes */
+  assert_true(b10 >= 21 && b10 <= 23);
+}
+
 /* ---- pacer -------------------------------------------------------------- */
 
 static void test_pacer(void **state) {
@@ -1289,6 +1335,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_api_args),
       cmocka_unit_test(test_pacer),
+      cmocka_unit_test(test_burst_time),
       cmocka_unit_test(test_malformed),
       cmocka_unit_test(test_fragmentation),
       cmocka_unit_test(test_control_order_loss),

@@ -283,6 +283,72 @@ static void test_gsocket_udp_dispatches(void **state) {
   g_object_unref(u.rx);
 }
 
+/* ---- recursive: no blocking around a dispatch ----------------------------- */
+
+typedef struct {
+  udptest u;
+  GSource *src;
+  int wakeups_seen; /* GLib signalled its wakeup fd before our callback */
+  int recurse_seen; /* our source was marked can-recurse when dispatched */
+} rectest;
+
+static gboolean on_rec_in(GSocket *s, GIOCondition cond, gpointer data) {
+  rectest *r = data;
+  uint64_t v;
+  /* Blocking a source around its dispatch removes its fd (a wakeup write);
+   * a can-recurse source is not blocked, so nothing was written. */
+  if (read(r->u.h->g.wake_fd, &v, sizeof(v)) > 0)
+    r->wakeups_seen++;
+  if (g_source_get_can_recurse(r->src))
+    r->recurse_seen++;
+  return on_gsocket_in(s, cond, &r->u);
+}
+
+static void run_rectest(int recursive, rectest *r) {
+  harness h;
+  memset(r, 0, sizeof(*r));
+  r->u.h = &h;
+  h_init(&h, 5000);
+  assert_true(h.g.wake_fd >= 0);
+  if (recursive)
+    ptv_uvglib_set_recursive(&h.g); /* before the source: found by a rescan */
+  r->u.rx = g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM, G_SOCKET_PROTOCOL_UDP, NULL);
+  assert_non_null(r->u.rx);
+  g_socket_set_blocking(r->u.rx, FALSE);
+  GInetAddress *lo = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
+  GSocketAddress *sa = g_inet_socket_address_new(lo, 0);
+  assert_true(g_socket_bind(r->u.rx, sa, TRUE, NULL));
+  g_object_unref(sa);
+  g_object_unref(lo);
+  socklen_t bl = sizeof(r->u.to);
+  assert_int_equal(getsockname(g_socket_get_fd(r->u.rx), (struct sockaddr *)&r->u.to, &bl), 0);
+  r->u.tx = socket(AF_INET, SOCK_DGRAM, 0);
+  assert_true(r->u.tx >= 0);
+  r->src = g_socket_create_source(r->u.rx, G_IO_IN, NULL);
+  g_source_set_callback(r->src, (GSourceFunc)(void (*)(void))on_rec_in, r, NULL);
+  g_source_attach(r->src, h.ctx);
+  uv_timer_init(&h.loop, &r->u.writer);
+  r->u.writer.data = &r->u;
+  uv_timer_start(&r->u.writer, on_udp_write, 5, 5);
+  h_finish(&h);
+  g_source_unref(r->src);
+  close(r->u.tx);
+  g_object_unref(r->u.rx);
+}
+
+static void test_recursive_skips_block(void **state) {
+  (void)state;
+  rectest r;
+  run_rectest(0, &r);
+  assert_int_equal(r.u.got, 10);
+  assert_int_equal(r.recurse_seen, 0);
+  assert_true(r.wakeups_seen > 0); /* the cost this option removes */
+  run_rectest(1, &r);
+  assert_int_equal(r.u.got, 10);
+  assert_true(r.recurse_seen > 0);
+  assert_int_equal(r.wakeups_seen, 0);
+}
+
 /* ---- sources added from inside a dispatch --------------------------------- */
 
 typedef struct {
@@ -499,6 +565,7 @@ int main(void) {
       cmocka_unit_test(test_keepalive_off_returns),
       cmocka_unit_test(test_iochannel_dispatches_on_data),
       cmocka_unit_test(test_gsocket_udp_dispatches),
+      cmocka_unit_test(test_recursive_skips_block),
       cmocka_unit_test(test_sources_added_from_dispatch),
       cmocka_unit_test(test_many_fds),
       cmocka_unit_test(test_epollerr_then_data),
