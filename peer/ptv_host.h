@@ -83,7 +83,7 @@ typedef struct {
   const char *stats_file;   /* write the final /stats JSON here at exit */
   int32_t poll_us;          /* --poll-interval: handle network I/O at most
                                every this long. 0: the default, the chunk
-                               duration / 25 within 1..10 ms; < 0: at once */
+                               duration / 25 within 1..5 ms; < 0: at once */
   const char *delay_log;    /* one line per new chunk: "id delay_us" (benchmarks) */
   const ptv_host_input *input; /* source: chunks from the program; NULL: the
                                synthetic test chunks every chunk_us */
