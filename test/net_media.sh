@@ -193,10 +193,15 @@ check "--play=null: /stats media is h264 640x360 + aac, decoding" \
   test "$(jq -r '[.codec, .width, .height, .audio_codec, .decoding] | join(" ")' <<<"${m1:-null}" 2>/dev/null)" = "h264 640 360 aac true"
 f1=$(jq -r '.frames_played // 0' <<<"${m1:-null}" 2>/dev/null) || f1=0
 f2=$(jq -r '.frames_played // 0' <<<"${m2:-null}" 2>/dev/null) || f2=0
+d1=$(jq -r '.frames_dropped // 999999' <<<"${m1:-null}" 2>/dev/null) || d1=999999
 d2=$(jq -r '.frames_dropped // 999999' <<<"${m2:-null}" 2>/dev/null) || d2=999999
-# 2 s at 30 fps is 60 frames: 40..80 allows for the chunk-wise playout
-check "--play=null: frames_played grows ~30/s ($f1 -> $f2) and few are dropped ($d2 <= 10%)" \
-  test "$f1" -gt 0 -a $((f2 - f1)) -ge 40 -a $((f2 - f1)) -le 80 -a $((d2 * 10)) -le "$f2"
+# 2 s at 30 fps is 60 frames: 40..80 allows for the chunk-wise playout.
+# Drops are counted over those 2 s: the first frames after the start may be
+# late when the decoders start short of CPU (under AddressSanitizer on 2
+# cores, 10-13 of them at session 10's code), which the player's timeline
+# absorbs; late frames while playing are what must stay rare.
+check "--play=null: frames_played grows ~30/s ($f1 -> $f2) and few are dropped while playing ($d1 -> $d2, <= 10%)" \
+  test "$f1" -gt 0 -a $((f2 - f1)) -ge 40 -a $((f2 - f1)) -le 80 -a $(((d2 - d1) * 10)) -le $((f2 - f1))
 wait "$player_pid" || echo "# peer 4 exited $?"
 check "--play=null: the final stats file has media.frames_played >= $f2" \
   test "$(jq -r '.media.frames_played // 0' "$tmp/player.json" 2>/dev/null || echo 0)" -ge "$f2"
