@@ -424,14 +424,21 @@ static void test_pause(void **state) {
   ptv_player_get_stats(f.p, &s);
   print_stats("pause", &s);
   finish(&loop, &f);
-  uint64_t frames = 0;
+  uint64_t frames = 0, after = 0;
   for (size_t i = 0; i < NCHUNKS; i++) frames += frames_in_chunk(i);
+  for (size_t i = f.pause_at; i < NCHUNKS; i++) after += frames_in_chunk(i);
   /* the chunks after the pause come late: the timeline moves (once, or
    * more if frames also came late at the start), and what came late is
-   * not dropped for it: what the sink dropped is no more than in order */
+   * not dropped for it. Without the move every frame after the pause
+   * would be late; the bound leaves room for the start's late frames,
+   * which vary with load (under ASan on 2 busy cores: 12 in order and 20
+   * here in one run, so "no more than in order + 3" was flaky) */
   assert_true(s.rebases >= 1);
   assert_int_equal(s.frames_played + s.frames_late, frames);
-  assert_true(s.frames_late <= late_in_order + 3);
+  print_message("pause: %llu late, %llu in order, %llu frames after the pause\n",
+                (unsigned long long)s.frames_late, (unsigned long long)late_in_order,
+                (unsigned long long)after);
+  assert_true(s.frames_late < late_in_order + after / 2);
   assert_int_equal(uv_loop_close(&loop), 0);
 }
 
