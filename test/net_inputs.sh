@@ -26,6 +26,7 @@ set -euo pipefail
 NET_TEST=net_inputs
 # shellcheck source=test/net_lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/net_lib.sh"
+clear_udp_lock -s
 
 media_setup
 encoders=$(ffmpeg -hide_banner -encoders 2>/dev/null)

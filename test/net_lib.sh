@@ -31,6 +31,16 @@ trap net_cleanup EXIT
 
 n=0
 failed=0
+# clear_udp_lock -s|-x: net_inputs.sh sends MPEG-TS in clear over loopback
+# UDP, which net_capture.sh's capture of all loopback UDP would take for a
+# leak (a clean-clone run failed on it when the two overlapped under make
+# -j2): the sender holds this lock shared, the capture exclusive, for the
+# rest of the script (fd 9).
+clear_udp_lock() {
+  exec 9>"$top_builddir/test/clear-udp.lock"
+  flock "$1" 9
+}
+
 check() { # check DESCRIPTION COMMAND...: one TAP-like line
   local what=$1
   shift
