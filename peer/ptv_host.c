@@ -95,8 +95,8 @@ static void set_poll_interval(uint32_t chunk_us) {
  * many partners arrive a few ms apart, and waking for each one is the
  * largest cost of a peer (each wakeup a context switch, and a wakeup for
  * the sender to pay too). Sleeping between passes lets them queue and be
- * taken in one pass: at 10 peers with 100 ms chunks and 4 ms, 21% less
- * CPU for 25 ms more source-to-peer delay (docs/BENCHMARKS.md). */
+ * taken in one pass: at 10 and 30 peers with 100 ms chunks and 4 ms,
+ * 12-19% less CPU for 20-35 ms more median delay (docs/BENCHMARKS.md). */
 static void run_loop(void) {
   ptv_tstamp t0 = ptv_rt_now();
   while (uv_run(H.loop, UV_RUN_ONCE)) {
