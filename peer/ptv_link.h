@@ -124,6 +124,11 @@ typedef struct {
                                2 ms. A driver that handles I/O only every
                                T should give T, or the rate is capped at
                                one burst per T */
+  ptv_tstamp sched_delay;   /* round-trip delay the two ends' scheduling
+                               adds, not the network's: a driver handling
+                               I/O every T adds up to T at each end, so
+                               give 2T. Taken off the queueing delay the
+                               congestion control sees; default 0 */
 } ptv_link_config;
 
 typedef struct {

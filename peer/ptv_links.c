@@ -211,6 +211,7 @@ static void try_up(ptv_links *l, path *p) {
   lc.ack_every = 8;
   lc.max_ack_delay = 20 * PTV_MS;
   lc.burst_time = l->burst_time > 2 * PTV_MS ? l->burst_time : 2 * PTV_MS;
+  lc.sched_delay = 2 * l->burst_time; /* the partner naps as long as we do */
   ptv_link_callbacks cb = {.on_message = on_link_message, .on_closed = on_link_closed};
   p->link = ptv_link_new(&lc, &cb, p, ptv_rt_now());
   if (!p->link) {
