@@ -339,6 +339,11 @@ static gboolean on_start(gpointer data) {
 }
 
 static GSource *add_source(ptv_ice *ice, GSource *s, GSourceFunc fn, void *data) {
+  /* Default priority, idles included: they mean "soon", not "when nothing
+   * else is ready". A peer napping between I/O passes finds datagrams at
+   * almost every pass, and GLib runs no lower-priority source meanwhile: a
+   * link's gathering waited 1.5-7.7 s at --poll-interval 10-20. */
+  g_source_set_priority(s, G_PRIORITY_DEFAULT);
   g_source_set_callback(s, fn, data, NULL);
   g_source_attach(s, ice->ctx);
   return s; /* we keep the reference, to destroy it early */

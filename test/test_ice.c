@@ -9,7 +9,8 @@
  * intact; a wrong remote password ends in FAILED within the configured
  * timeout; garbage candidate lines give PTV_ERR_PARSE; 10 links between two
  * engines all connect; freeing links while they connect (also from inside
- * their callbacks) is safe, and nothing leaks fds (or memory, under ASan). */
+ * their callbacks) is safe, and nothing leaks fds (or memory, under ASan);
+ * a link connects beside a source that is ready at every pass. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -432,6 +433,41 @@ static void test_segments_batched(void **state) {
 
 static int pair0_side1_final(world *w) { return w->p[0].st[1] == PTV_ICE_FAILED; }
 
+/* A peer that naps between I/O passes finds datagrams waiting at almost
+ * every pass: sources of default priority are ready each time, and GLib
+ * runs none of lower priority meanwhile. A link's start (candidate
+ * gathering) must not wait for an idle moment: it waited 1.5-7.7 s for one
+ * with --poll-interval 10-20 at 6 peers. Here a busy source of default
+ * priority is ready at every pass. */
+static gboolean busy_cb(gpointer data) {
+  (*(unsigned *)data)++;
+  return G_SOURCE_CONTINUE;
+}
+
+static void test_connect_while_busy(void **state) {
+  (void)state;
+  world *w = calloc(1, sizeof(*w));
+  unsigned busy_runs = 0;
+  w_init(w, 0);
+  GSource *busy = g_idle_source_new();
+  g_source_set_priority(busy, G_PRIORITY_DEFAULT);
+  g_source_set_callback(busy, busy_cb, &busy_runs, NULL);
+  g_source_attach(busy, w->ctx);
+  open_pair(w, 0);
+  int ok = run_until(w, all_connected, 3000, NULL);
+  print_message("states %d/%d gathered %d/%d cands %d/%d busy %u\n", w->p[0].st[0], w->p[0].st[1],
+                w->p[0].gathered[0], w->p[0].gathered[1], w->p[0].ncand[0], w->p[0].ncand[1], busy_runs);
+  assert_true(ok);
+  print_message("connected in %llu / %llu ms beside a source ready at every pass (%u runs)\n",
+                (unsigned long long)w->p[0].t_connected[0],
+                (unsigned long long)w->p[0].t_connected[1], busy_runs);
+  assert_true(busy_runs > 10);
+  g_source_destroy(busy);
+  g_source_unref(busy);
+  w_finish(w);
+  free(w);
+}
+
 static void test_wrong_password_fails(void **state) {
   (void)state;
   world *w = calloc(1, sizeof(*w));
@@ -586,6 +622,7 @@ int main(void) {
       cmocka_unit_test(test_connect_and_exchange),
       cmocka_unit_test(test_segments_batched),
       cmocka_unit_test(test_wrong_password_fails),
+      cmocka_unit_test(test_connect_while_busy),
       cmocka_unit_test(test_ten_links),
       cmocka_unit_test(test_free_while_connecting),
   };
