@@ -2222,3 +2222,14 @@ uint8_t ptv_node_nstripes(const ptv_node *n) { return n->nstripes; }
 ptv_tstamp ptv_node_tree_delay(const ptv_node *n) { return n->tree_delay; }
 const ptv_sampler *ptv_node_view(const ptv_node *n) { return &n->view; }
 int ptv_node_has_chunk(const ptv_node *n, ptv_chunk_id id) { return has_chunk(n, id); }
+int ptv_node_pending(const ptv_node *n, ptv_chunk_id id, ptv_id *from, int *offered,
+                     ptv_tstamp *timeout) {
+  for (int i = 0; i < n->ndlq; i++)
+    if (n->dlq[i].id == id) {
+      *from = n->dlq[i].from;
+      *offered = n->dlq[i].offered;
+      *timeout = n->dlq[i].timeout;
+      return 1;
+    }
+  return 0;
+}

@@ -220,6 +220,12 @@ size_t ptv_node_partners(const ptv_node *n, ptv_partner_info *out, size_t max);
 const ptv_node_config *ptv_node_config_get(const ptv_node *n);
 const ptv_sampler *ptv_node_view(const ptv_node *n);
 int ptv_node_has_chunk(const ptv_node *n, ptv_chunk_id id);
+/* Whether chunk id is on its way: promised by a partner's offer (*offered
+ * 1) or pulled from it (0); *from is that partner and *timeout when we stop
+ * waiting for it. Returns 1, or 0 if it is not on its way (outputs
+ * untouched). For diagnostics (a peer's log of its misses). */
+int ptv_node_pending(const ptv_node *n, ptv_chunk_id id, ptv_id *from, int *offered,
+                     ptv_tstamp *timeout);
 /* The strategy's per-node state (ptv_strategy.init), or NULL. */
 void *ptv_node_strategy_state(const ptv_node *n);
 

@@ -12,7 +12,9 @@
 #   t=44     a new peer joins (the restarted tracker must know the members)
 #   t=64     every surviving peer kept continuity >= 0.99 over t=32..64,
 #            streaming went on, it is back with the tracker, the newcomer
-#            plays, and the restarted tracker still lists the channel
+#            plays, the restarted tracker still lists the channel, and
+#            each peer's /stats gives a reason (on its way, held by a
+#            partner, held by none) for every chunk it missed
 #
 # Environment: top_builddir (default ../build), PTV_NET_SCALE (multiplies
 # the durations, e.g. 2 for a slow machine), PTV_KEEP=1 keeps the logs.
@@ -107,19 +109,25 @@ at 64
 snapshot snap3 "$late" "$late"
 bad=0
 notrk=0
+whyless=0
 snapshot snap2 $((KILL + 1)) "$NPEERS"
 for i in $(seq $((KILL + 1)) "$NPEERS"); do
   [[ -s $tmp/snap2.$i ]] || { echo "# peer $i: no /stats"; bad=$((bad + 1)); notrk=$((notrk + 1)); continue; }
-  read -r due miss partners trk failedp < <(jq -r \
-    '[.chunks_due, .chunks_missed, .partners, .tracker_connected, .paths.failed] | @tsv' "$tmp/snap2.$i")
+  read -r due miss partners trk failedp why < <(jq -r \
+    '[.chunks_due, .chunks_missed, .partners, .tracker_connected, .paths.failed,
+      "\(.engine.missed_on_way)/\(.engine.missed_held)/\(.engine.missed_nowhere)"] | @tsv' "$tmp/snap2.$i")
   d=$((due - due1[$i]))
   m=$((miss - miss1[$i]))
-  echo "# t=64 peer $i: due +$d missed +$m partners $partners tracker $trk paths failed $failedp"
+  echo "# t=64 peer $i: due +$d missed +$m (in all, on its way/held/nowhere: $why) partners $partners tracker $trk paths failed $failedp"
   if ((d < 90)) || ((m * 100 > d)); then bad=$((bad + 1)); fi
+  # /stats says why every miss happened
+  IFS=/ read -r w1 w2 w3 <<<"$why"
+  if [[ ! $w1$w2$w3 =~ ^[0-9]+$ ]] || ((w1 + w2 + w3 != miss)); then whyless=$((whyless + 1)); fi
   [[ $trk == true ]] || notrk=$((notrk + 1))
 done
 check "the $((NPEERS - KILL)) surviving peers keep continuity >= 0.99 through the kills and the tracker restart" test "$bad" -eq 0
 check "every surviving peer is back with the restarted tracker" test "$notrk" -eq 0
+check "every surviving peer's /stats gives a reason for each chunk it missed" test "$whyless" -eq 0
 late_ok=0
 if [[ -s $tmp/snap3.$late ]]; then
   read -r st c due partners < <(jq -r '[.state, .continuity, .chunks_due, .partners] | @tsv' "$tmp/snap3.$late")
