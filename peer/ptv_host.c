@@ -81,9 +81,9 @@ static void begin_stop(int code);
  * runs of 10, a survivor missing 2 of 127 chunks that partners had
  * promised or been asked for and then, dead or lagging, not sent; at 5 ms
  * none of 3 (2-4 survivors per run missed one). A second request to
- * another partner once the first was overdue and its supplier silent cut
- * those misses, but cost the simulator's catastrophic failure (Chandelier,
- * seed 1: 0.80 -> 0.43), so it is not in. Two faults that made longer naps
+ * another partner once the first was overdue cut those misses, but moved
+ * the simulator's results both ways, some far (catastrophic, mesh, seed 2:
+ * share >= 0.99 1.00 -> 0.72), so it is not in (docs/BENCHMARKS.md). Two faults that made longer naps
  * fail outright are fixed: congestion control took the naps for queueing
  * delay, and libnice links started from idle-priority sources, which a
  * napping loop starved. */
