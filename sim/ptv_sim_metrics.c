@@ -34,6 +34,15 @@ double ptv_percentile(double *v, size_t n, double q) {
   return v[k - 1];
 }
 
+double ptv_jain(const double *v, size_t n) {
+  double s = 0, s2 = 0;
+  for (size_t i = 0; i < n; i++) {
+    s += v[i];
+    s2 += v[i] * v[i];
+  }
+  return s2 > 0 ? s * s / ((double)n * s2) : 1.0;
+}
+
 double ptv_r_max(double u_s, double sum_u, double n) {
   if (n <= 0) return u_s;
   double r = (u_s + sum_u) / n;

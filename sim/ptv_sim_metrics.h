@@ -33,6 +33,11 @@ void ptv_row_write_csv(const ptv_series_row *r, FILE *f);
 /* q-quantile (0..1) of v[0..n) by nearest rank; sorts v in place. 0 if n==0. */
 double ptv_percentile(double *v, size_t n, double q);
 
+/* Jain's fairness index of v[0..n): (sum v)^2 / (n x sum v^2), in (0, 1],
+ * 1 when all are equal (also when n == 0 or all are 0); 1/n when one holds
+ * everything. How evenly a shortfall is shared. */
+double ptv_jain(const double *v, size_t n);
+
 /* Kumar-Liu-Ross maximum sustainable rate: min(u_s, (u_s + sum_u) / n). */
 double ptv_r_max(double u_s, double sum_u, double n);
 

@@ -905,6 +905,9 @@ void ptv_world_summarize(ptv_world *w, ptv_world_summary *o) {
   o->cont_stayed_mean = nstay ? sum_stay / nstay : 0;
   o->cont_stayed_share_ge_099 = nstay ? (double)stay_ok / nstay : 0;
   o->cont_honest_share_ge_099 = nhonest ? (double)honest_ok / nhonest : 0;
+  o->cont_jain = ptv_jain(cont, nc);
+  o->cont_p10 = ptv_percentile(cont, nc, 0.10); /* sorts cont */
+  o->cont_p50 = ptv_percentile(cont, nc, 0.50);
   o->startup_p50 = ptv_percentile(start, nstart, 0.5);
   o->startup_p95 = ptv_percentile(start, nstart, 0.95);
   o->lag_p50 = ptv_percentile(lag, nlag, 0.5);

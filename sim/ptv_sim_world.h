@@ -29,6 +29,9 @@ typedef struct {
   double cont_mean, cont_share_ge_099;
   double cont_stayed_mean, cont_stayed_share_ge_099; /* peers online at the end */
   double cont_honest_share_ge_099; /* peers that are not free-riders */
+  /* how evenly continuity is spread over the peers that played: its 10th
+   * percentile and median, and Jain's fairness index */
+  double cont_p10, cont_p50, cont_jain;
   uint32_t peers_played, never_started;
   double startup_p50, startup_p95, lag_p50, lag_p95;
   /* playback pauses per playing peer (late play, re-anchoring): how many,

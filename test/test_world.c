@@ -20,6 +20,7 @@
 
 #include "ptv_err.h"
 #include "ptv_sim_scenario.h"
+#include "ptv_sim_metrics.h"
 #include "ptv_sim_world.h"
 
 #define ERRLEN 512
@@ -490,6 +491,37 @@ static void test_limits_poor_peers(void **state) {
   result_free(&r);
 }
 
+/* Jain's index: 1 for equal shares, 1/n when one peer has everything, and
+ * the summary's spread figures order as percentiles must. */
+static void test_fairness(void **state) {
+  (void)state;
+  const double eq[] = {0.5, 0.5, 0.5, 0.5}, one[] = {1, 0, 0, 0}, two[] = {1, 0.5};
+  assert_near(ptv_jain(eq, 4), 1.0, 1e-12);
+  assert_near(ptv_jain(one, 4), 0.25, 1e-12);
+  assert_near(ptv_jain(two, 2), 2.25 / 2.5, 1e-12);
+  assert_near(ptv_jain(NULL, 0), 1.0, 1e-12);
+  assert_near(ptv_jain(one + 1, 3), 1.0, 1e-12); /* all zero: equal */
+  run_result r;
+  /* 40 peers on 300 kbps each for a 500 kbps stream (RI 0.72): a shortfall
+   * to share */
+  run_text("seed 3\n"
+           "stream rate=500kbps chunk=250ms\n"
+           "source upload=2500kbps\n"
+           "peers upload=300kbps download=8Mbps\n"
+           "latency uniform 20ms 40ms\n"
+           "join 40 over 5s\n"
+           "run 40s\n",
+           -1, &r);
+  print_message("RI %.2f: continuity mean %.3f p10 %.3f p50 %.3f Jain %.3f\n",
+                r.sum.resource_index, r.sum.cont_mean, r.sum.cont_p10, r.sum.cont_p50,
+                r.sum.cont_jain);
+  assert_true(r.sum.cont_mean < 0.95);
+  assert_true(r.sum.cont_p10 <= r.sum.cont_p50 && r.sum.cont_p50 <= 1.0);
+  assert_true(r.sum.cont_p10 <= r.sum.cont_mean);
+  assert_true(r.sum.cont_jain > 0 && r.sum.cont_jain <= 1.0);
+  result_free(&r);
+}
+
 /* ---- the engines through the simulator ----------------------------------- */
 
 static void test_well_provisioned_swarm(void **state) {
@@ -670,6 +702,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_limits_constant_upload, teardown_rows),
       cmocka_unit_test_teardown(test_limits_source_bound, teardown_rows),
       cmocka_unit_test_teardown(test_limits_poor_peers, teardown_rows),
+      cmocka_unit_test_teardown(test_fairness, teardown_rows),
       cmocka_unit_test_teardown(test_well_provisioned_swarm, teardown_rows),
       cmocka_unit_test_teardown(test_nat_symmetric_no_relay, teardown_rows),
       cmocka_unit_test_teardown(test_nat_symmetric_with_relay, teardown_rows),
