@@ -82,11 +82,11 @@ static void begin_stop(int code);
  * promised or been asked for and then, dead or lagging, not sent; at 5 ms
  * none of 3 (2-4 survivors per run missed one). A second request to
  * another partner once the first was overdue cut those misses, but moved
- * the simulator's results both ways, some far (catastrophic, mesh, seed 2:
- * share >= 0.99 1.00 -> 0.72), so it is not in (docs/BENCHMARKS.md). Two faults that made longer naps
- * fail outright are fixed: congestion control took the naps for queueing
- * delay, and libnice links started from idle-priority sources, which a
- * napping loop starved. */
+ * the simulator's results both ways, some far (catastrophic, mesh, seed
+ * 2: share >= 0.99 1.00 -> 0.72), so it is not in (docs/BENCHMARKS.md).
+ * Two faults that made longer naps fail outright are fixed: congestion
+ * control took the naps for queueing delay, and libnice links started
+ * from idle-priority sources, which a napping loop starved. */
 static void set_poll_interval(uint32_t chunk_us) {
   if (H.cfg.poll_us < 0) {
     H.poll_us = 0;
@@ -294,7 +294,7 @@ static void node_playout(void *user, ptv_chunk_id id, int present, ptv_tstamp no
     ptv_tstamp until = 0;
     ptv_node_get_stats(H.node, &st);
     if (ptv_node_pending(H.node, id, &from, &offered, &until))
-      ptv_rt_log(2, "missed chunk %u: %s %u, waited for until %+.0f ms", id,
+      ptv_rt_log(2, "missed chunk %u: %s %u (we would give up on it at %+.0f ms)", id,
                  offered ? "promised by" : "pulled from", from, ((double)until - (double)now) / 1e3);
     else
       ptv_rt_log(2, "missed chunk %u: %s", id,

@@ -199,9 +199,14 @@ d2=$(jq -r '.frames_dropped // 999999' <<<"${m2:-null}" 2>/dev/null) || d2=99999
 # Drops are counted over those 2 s: the first frames after the start may be
 # late when the decoders start short of CPU (under AddressSanitizer on 2
 # cores, 10-13 of them at session 10's code), which the player's timeline
-# absorbs; late frames while playing are what must stay rare.
-check "--play=null: frames_played grows ~30/s ($f1 -> $f2) and few are dropped while playing ($d1 -> $d2, <= 10%)" \
-  test "$f1" -gt 0 -a $((f2 - f1)) -ge 40 -a $((f2 - f1)) -le 80 -a $(((d2 - d1) * 10)) -le $((f2 - f1))
+# absorbs; late frames while playing are what must stay rare: at most 10%,
+# or 25% under AddressSanitizer, where the decoders run 2-3x slower and
+# `make check -j2` runs another test beside (a clean-clone run at session
+# 12's code: 12 late of 65; the same build alone, twice: none).
+drop_pct=10
+[[ ${PTV_SANITIZERS:-no} = yes ]] && drop_pct=25
+check "--play=null: frames_played grows ~30/s ($f1 -> $f2) and few are dropped while playing ($d1 -> $d2, <= $drop_pct%)" \
+  test "$f1" -gt 0 -a $((f2 - f1)) -ge 40 -a $((f2 - f1)) -le 80 -a $(((d2 - d1) * 100)) -le $((drop_pct * (f2 - f1)))
 wait "$player_pid" || echo "# peer 4 exited $?"
 check "--play=null: the final stats file has media.frames_played >= $f2" \
   test "$(jq -r '.media.frames_played // 0' "$tmp/player.json" 2>/dev/null || echo 0)" -ge "$f2"
