@@ -734,6 +734,16 @@ static void test_stream_chunks(void **state) {
   world_free(&w);
 }
 
+/* The link settings ptv_links gives on a path (peer/ptv_links.c try_up):
+ * ack every 8 packets or 20 ms, capped at 20 Mbit/s. */
+static void driver_config(ptv_link_config *cfg) {
+  ptv_link_config_default(cfg);
+  cfg->mtu = MTU;
+  cfg->ack_every = 8;
+  cfg->max_ack_delay = 20 * PTV_MS;
+  cfg->max_rate_bps = 20000000;
+}
+
 /* Loopback with the driver's settings (ack every 8 packets or 20 ms, 10
  * Mbit/s start, 20 Mbit/s cap): srtt is a fraction of a millisecond, so
  * 2 x rate x srtt is far below 8 packets. The window must still hold two
@@ -769,12 +779,8 @@ static void test_loopback_chunk_latency(void **state) {
 
   (void)state;
   rng_state = 8;
-  ptv_link_config_default(&cfg);
-  cfg.mtu = MTU;
-  cfg.ack_every = 8;
-  cfg.max_ack_delay = 20 * PTV_MS;
+  driver_config(&cfg);
   cfg.init_rate_bps = 10000000;
-  cfg.max_rate_bps = 20000000;
   world_init(&w, &cfg, 0, 0, 30, 0, 16);
   /* Chunks of 18.7 kB, 100 ms apart; the first three are warm-up (srtt
    * falls from its 100 ms initial value to the path's). */
@@ -853,11 +859,7 @@ static double napping_goodput(ptv_tstamp sched, ptv_link_stats *sa) {
   double g;
 
   rng_state = 31;
-  ptv_link_config_default(&cfg);
-  cfg.mtu = MTU;
-  cfg.ack_every = 8;
-  cfg.max_ack_delay = 20 * PTV_MS;
-  cfg.max_rate_bps = 20000000;
+  driver_config(&cfg);
   cfg.burst_time = 60 * PTV_MS;
   cfg.sched_delay = sched;
   world_init(&w, &cfg, 0, 0, 50, 0, MAXMSGS);
