@@ -76,7 +76,7 @@ struct ptv_links {
   ptv_uvglib glib;
   ptv_ice *ice;
   ptv_pacer pacer;
-  ptv_tstamp burst_time; /* pacers' bursts: the driver's poll interval */
+  ptv_tstamp poll_us; /* the driver's poll interval: pacers' bursts, links' sched_delay */
   uv_timer_t timer;
   uv_prepare_t flush_prep; /* bundles go out before the loop polls ... */
   uv_check_t flush_check;  /* ... and after the callbacks of a poll */
@@ -210,8 +210,8 @@ static void try_up(ptv_links *l, path *p) {
   lc.init_rate_bps = 10000000;
   lc.ack_every = 8;
   lc.max_ack_delay = 20 * PTV_MS;
-  lc.burst_time = l->burst_time > 2 * PTV_MS ? l->burst_time : 2 * PTV_MS;
-  lc.sched_delay = 2 * l->burst_time; /* the partner naps as long as we do */
+  lc.burst_time = l->poll_us > 2 * PTV_MS ? l->poll_us : 2 * PTV_MS;
+  lc.sched_delay = 2 * l->poll_us; /* the partner naps as long as we do */
   ptv_link_callbacks cb = {.on_message = on_link_message, .on_closed = on_link_closed};
   p->link = ptv_link_new(&lc, &cb, p, ptv_rt_now());
   if (!p->link) {
@@ -656,7 +656,7 @@ void ptv_links_set_self(ptv_links *l, ptv_id self) { l->self = self; }
  * datagrams): emptied once per interval, a smaller one would cap the rate
  * at one bucket per interval. */
 void ptv_links_set_poll_interval(ptv_links *l, ptv_tstamp us) {
-  l->burst_time = us;
+  l->poll_us = us;
   if (!l->cfg.upload_kbps) return;
   uint64_t b = (uint64_t)l->cfg.upload_kbps * 1000u / 8u * us / PTV_S;
   ptv_pacer_set_rate(&l->pacer, (uint64_t)l->cfg.upload_kbps * 1000u, b > 16 * MTU ? b : 16 * MTU,
