@@ -1518,6 +1518,27 @@ int ptv_node_drop_partner(ptv_node *n, ptv_id id, ptv_tstamp now) {
   return 0;
 }
 
+int ptv_node_partner_unanswered(ptv_node *n, ptv_id id, ptv_tstamp now) {
+  partner *p = find_partner(n, id);
+  if (!p || p->state != P_UP) return PTV_ERR_NOT_FOUND;
+  int released = 0;
+  for (int i = 0; i < n->ndlq;) {
+    if (n->dlq[i].from == id) {
+      if (p->outstanding && !n->dlq[i].offered) p->outstanding--;
+      n->dlq[i] = n->dlq[--n->ndlq];
+      released++;
+    } else {
+      i++;
+    }
+  }
+  p->choke_until = now + CHOKE_US;
+  if (released) {
+    n->st.unanswered++;
+    schedule(n, now);
+  }
+  return 0;
+}
+
 static void fill_partners(ptv_node *n, ptv_tstamp now, int max_new) {
   if (n->cfg.role == PTV_ROLE_SOURCE) return;
   uint32_t have = count_partners(n, 0);

@@ -189,6 +189,7 @@ typedef struct {
   uint32_t partner_changes;  /* partners dropped by choice (not failures) */
   uint32_t bad_msgs;         /* malformed messages received */
   uint64_t req_sent, req_timeouts, busy_recv, dup_chunks, late_chunks;
+  uint64_t unanswered;       /* ptv_node_partner_unanswered calls that released a chunk */
   uint64_t offers_sent, offers_declined, offer_idle; /* idle: nothing to offer */
   /* why chunks were missed: on their way, held by a partner but not asked
    * for, or held by no partner */
@@ -262,6 +263,13 @@ void ptv_node_set_slot_pct(ptv_node *n, uint8_t pct);
  * delivered only deliv/65535 of what it took on (a likely free-rider);
  * their strategy's on_report hook hears it. */
 void ptv_node_report_suspect(ptv_node *n, ptv_id id, uint16_t deliv, ptv_tstamp now);
+/* The driver's transport says partner `id` has answered nothing for a while
+ * (a link acknowledging nothing through its probe timeouts: dead, or cut
+ * off). The chunks it promised us or we asked it for are asked of others at
+ * once, not after the request timeout (which is sized for a slow partner
+ * and can outlast the deadline), and it gets no new request for a while.
+ * It stays a partner: it may be only slow. Returns 0 or PTV_ERR_NOT_FOUND. */
+int ptv_node_partner_unanswered(ptv_node *n, ptv_id id, ptv_tstamp now);
 
 /* ---- actions a strategy may take ---- */
 

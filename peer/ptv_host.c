@@ -482,6 +482,16 @@ static void links_deliver(void *user, ptv_id peer, const uint8_t *buf, size_t le
   rearm();
 }
 
+/* The link to `peer` answers nothing: what it owes us is asked of others
+ * now, not at the engine's request timeout (sized for slow partners, it
+ * outlasted the deadline when partners died: docs/BENCHMARKS.md). */
+static void links_unanswered(void *user, ptv_id peer) {
+  (void)user;
+  if (!H.node) return;
+  ptv_node_partner_unanswered(H.node, peer, ptv_rt_now());
+  rearm();
+}
+
 static int links_signal(void *user, ptv_id peer, uint8_t kind, const uint8_t *data, size_t len) {
   (void)user;
   return ptv_tclient_signal(H.tc, peer, kind, data, len);
@@ -661,6 +671,7 @@ static json_t *stats_json(void) {
   json_object_set_new(e, "ctrl_bytes_up", json_integer((json_int_t)st.ctrl_bytes_up));
   json_object_set_new(e, "requests", json_integer((json_int_t)st.req_sent));
   json_object_set_new(e, "request_timeouts", json_integer((json_int_t)st.req_timeouts));
+  json_object_set_new(e, "asked_elsewhere", json_integer((json_int_t)st.unanswered));
   json_object_set_new(e, "offers", json_integer((json_int_t)st.offers_sent));
   json_object_set_new(e, "offers_declined", json_integer((json_int_t)st.offers_declined));
   json_object_set_new(e, "busy", json_integer((json_int_t)st.busy_recv));
@@ -687,6 +698,7 @@ static json_t *stats_json(void) {
   json_object_set_new(l, "failed", json_integer((json_int_t)ls.paths_failed));
   json_object_set_new(l, "srtp_rejected", json_integer((json_int_t)ls.srtp_rejected));
   json_object_set_new(l, "retransmits", json_integer((json_int_t)ls.retransmits));
+  json_object_set_new(l, "unanswered", json_integer((json_int_t)ls.unanswered));
   json_object_set_new(l, "datagrams_out", json_integer((json_int_t)ls.dgrams_out));
   json_object_set_new(l, "datagrams_in", json_integer((json_int_t)ls.dgrams_in));
   json_object_set_new(l, "datagrams_ack_only", json_integer((json_int_t)ls.dgrams_ack_only));
@@ -872,7 +884,8 @@ int ptv_host_run(const ptv_host_config *c) {
                          .stun = c->stun, .turn = c->turn, .turn_user = c->turn_user,
                          .turn_pass = c->turn_pass, .local_addr = c->local_addr,
                          .relay_only = c->relay_only};
-  ptv_links_callbacks lcb = {.deliver = links_deliver, .signal = links_signal};
+  ptv_links_callbacks lcb = {.deliver = links_deliver, .signal = links_signal,
+                             .unanswered = links_unanswered};
   int rv = ptv_links_new(&H.links, H.loop, &lc, &lcb, NULL);
   if (rv != 0) {
     fprintf(stderr, "cannot set up the network side: %s%s\n", ptv_strerror(rv),

@@ -115,6 +115,9 @@ struct ptv_link {
   int have_rtt;
   ptv_tstamp minrtt_cur, minrtt_prev, minrtt_epoch;
   unsigned pto_count;
+  int waiting;           /* ack-eliciting data in flight ... */
+  ptv_tstamp wait_since; /* ... and nothing acked since this time */
+  unsigned ua_count;     /* on_unanswered calls in this wait */
   int probes;
   ptv_tstamp probe_time;
 
@@ -644,6 +647,17 @@ static ptv_tstamp pto_time(const ptv_link *l) {
   return l->last_eliciting_sent + (base << shift);
 }
 
+/* When the partner counts as not answering (on_unanswered): three probe
+ * timeouts' worth (without backoff) after the wait began, then one more
+ * per further call. A live partner acks within srtt + max_ack_delay. */
+static ptv_tstamp unanswered_time(const ptv_link *l) {
+  ptv_tstamp base = srtt_or_init(l) +
+                    tmax(4 * (l->have_rtt ? l->rttvar : INIT_RTT / 2), GRANULARITY) +
+                    l->cfg.max_ack_delay;
+
+  return l->wait_since + (3 + (ptv_tstamp)l->ua_count) * base;
+}
+
 /* ---- acks received ------------------------------------------------------ */
 
 static void on_ack(ptv_link *l, const pnrange *rg, size_t n,
@@ -696,6 +710,10 @@ static void on_ack(ptv_link *l, const pnrange *rg, size_t n,
     return;
   }
   l->st.bytes_acked += acked;
+  /* an answer: whatever is still in flight is waited for from now */
+  l->waiting = l->inflight > 0;
+  l->wait_since = now;
+  l->ua_count = 0;
   l->dlv_bytes += acked;
   l->dlv_time = now;
   l->pto_count = 0;
@@ -1375,6 +1393,11 @@ ptrdiff_t ptv_link_write(ptv_link *l, uint8_t *out, size_t cap,
     r->delivered_time = l->dlv_time;
     l->inflight += p;
     l->last_eliciting_sent = now;
+    if (!l->waiting) {
+      l->waiting = 1;
+      l->wait_since = now;
+      l->ua_count = 0;
+    }
     if (flags & F_FORGET) {
       r->flags |= RF_FORGET;
       r->forget = l->forget_below;
@@ -1427,6 +1450,9 @@ ptv_tstamp ptv_link_get_expiry(const ptv_link *l) {
   t = l->last_recv + l->cfg.idle_timeout;
   t = tmin(t, l->last_eliciting_sent + l->keepalive);
   t = tmin(t, l->loss_time != 0 ? l->loss_time : pto_time(l));
+  if (l->waiting && l->cb.on_unanswered != NULL) {
+    t = tmin(t, unanswered_time(l));
+  }
   for (m = l->bulk.head; m != NULL; m = m->next) {
     if (m->deadline != 0) {
       t = tmin(t, m->deadline);
@@ -1470,6 +1496,12 @@ void ptv_link_handle_expiry(ptv_link *l, ptv_tstamp now) {
     l->st.pto_count++;
     l->probes = 2;
     l->probe_time = now;
+  }
+  if (l->waiting && l->cb.on_unanswered != NULL && now >= unanswered_time(l)) {
+    if (l->ua_count++ == 0) {
+      l->st.unanswered++;
+    }
+    l->cb.on_unanswered(l->user, now - l->wait_since);
   }
 }
 

@@ -139,6 +139,13 @@ typedef struct {
   /* The link closed: idle timeout, or packet numbers exhausted after 2^32
    * datagrams. Called once; optional (may be NULL). */
   void (*on_closed)(void *user);
+  /* The partner has acknowledged nothing for `waited`, while we had
+   * ack-eliciting data in flight: 3 x (srtt + 4 rttvar + max_ack_delay),
+   * three probe timeouts' worth, and then again at each further such
+   * period until an ack comes. It is gone, cut off or stalled (the idle
+   * timeout closes the link much later). Called from
+   * ptv_link_handle_expiry; optional (may be NULL). */
+  void (*on_unanswered)(void *user, ptv_tstamp waited);
 } ptv_link_callbacks;
 
 typedef struct {
@@ -154,6 +161,8 @@ typedef struct {
   uint64_t retransmits;     /* fragments sent again */
   uint64_t losses;          /* packets declared lost */
   uint64_t pto_count;       /* probe timeouts fired */
+  uint64_t unanswered;      /* waits that went unanswered (on_unanswered
+                               called, once or more) */
   uint64_t loss_events;     /* rate decreases for loss */
   uint64_t delay_events;    /* rate decreases for queueing delay */
   uint64_t msgs_sent;       /* messages fully acknowledged */

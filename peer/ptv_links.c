@@ -60,6 +60,8 @@ typedef struct path {
   ptv_tstamp created, failed_at;
   ptv_tstamp last_use; /* last engine message sent or delivered */
   const char *fail_why; /* failure noticed inside ptv_link_recv: acted on after */
+  int unanswered;       /* the link's probes went unanswered: tell the owner */
+  uint64_t ua_counted;  /* of the link's unanswered waits, those in l->st */
   char remote_ufrag[64]; /* the partner's current ICE attempt */
   size_t blen;
   uint8_t bundle[BUNDLE_MAX];
@@ -198,6 +200,12 @@ static void on_link_closed(void *user) {
   p->failed_at = 1;
 }
 
+static void on_link_unanswered(void *user, ptv_tstamp waited) {
+  path *p = user;
+  (void)waited;
+  p->unanswered = 1; /* acted on in the timer, outside the link's call */
+}
+
 static void try_up(ptv_links *l, path *p) {
   if (p->state != PS_SETUP || !p->ice_up || !p->keys_ready) return;
   ptv_link_config lc;
@@ -212,7 +220,8 @@ static void try_up(ptv_links *l, path *p) {
   lc.max_ack_delay = 20 * PTV_MS;
   lc.burst_time = l->poll_us > 2 * PTV_MS ? l->poll_us : 2 * PTV_MS;
   lc.sched_delay = 2 * l->poll_us; /* the partner naps as long as we do */
-  ptv_link_callbacks cb = {.on_message = on_link_message, .on_closed = on_link_closed};
+  ptv_link_callbacks cb = {.on_message = on_link_message, .on_closed = on_link_closed,
+                           .on_unanswered = on_link_unanswered};
   p->link = ptv_link_new(&lc, &cb, p, ptv_rt_now());
   if (!p->link) {
     path_fail(l, p, "out of memory");
@@ -542,6 +551,22 @@ static void on_timer(uv_timer_t *t) {
     path *p = l->paths[i];
     if (p->state == PS_UP) {
       if (ptv_link_get_expiry(p->link) <= now) ptv_link_handle_expiry(p->link, now);
+      if (p->unanswered && !ptv_link_is_closed(p->link)) {
+        ptv_link_stats ls;
+        ptv_link_get_stats(p->link, &ls);
+        p->unanswered = 0;
+        l->st.unanswered += ls.unanswered - p->ua_counted; /* waits, not calls */
+        p->ua_counted = ls.unanswered;
+        if (l->cb.unanswered) {
+          ptv_id peer = p->peer;
+          l->cb.unanswered(l->user, peer);
+          /* the owner may have closed paths: start the scan again */
+          if (i >= l->npaths || l->paths[i] != p) {
+            i = (unsigned)-1;
+            continue;
+          }
+        }
+      }
       if (ptv_link_is_closed(p->link)) {
         path_fail(l, p, "link idle");
       } else if (now - p->last_use > PATH_IDLE_US) {

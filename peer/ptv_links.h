@@ -41,6 +41,10 @@ typedef struct {
   /* Signalling to relay to `peer` through the tracker. Return 0, or
    * non-zero if it cannot go now (the path setup then times out). */
   int (*signal)(void *user, ptv_id peer, uint8_t kind, const uint8_t *data, size_t len);
+  /* The path to `peer` is up but has answered none of our probes (see
+   * ptv_link_callbacks.on_unanswered): what we are waiting for from it
+   * is better asked of others. Optional. */
+  void (*unanswered)(void *user, ptv_id peer);
 } ptv_links_callbacks;
 
 typedef struct {
@@ -64,6 +68,8 @@ typedef struct {
   uint64_t srtp_rejected;   /* datagrams that failed SRTP authentication */
   uint64_t queued_dropped;  /* messages given up before their path was up */
   uint64_t retransmits, losses;
+  uint64_t unanswered;      /* times a path went unanswered (its partner
+                               dead or stalled: ptv_link on_unanswered) */
   uint64_t dgrams_ack_only, dgrams_ctrl; /* of dgrams_out, over the paths now up:
                                             acks alone; control messages */
 } ptv_links_stats;

@@ -111,7 +111,7 @@ static void pump(ptv_link *a, ptv_link *b, ptv_tstamp now) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  static const ptv_link_callbacks cbs = {fz_on_message, fz_on_closed};
+  static const ptv_link_callbacks cbs = {fz_on_message, fz_on_closed, NULL};
   static uint8_t msg[FZ_MAX_MSG];
   ptv_link_config cfg;
   ptv_link *a, *b;
@@ -210,7 +210,7 @@ static uint64_t fz_rand(void) {
 }
 
 static void make_seeds(void) {
-  static const ptv_link_callbacks cbs = {fz_on_message, fz_on_closed};
+  static const ptv_link_callbacks cbs = {fz_on_message, fz_on_closed, NULL};
   ptv_link_config cfg;
   uint8_t buf[FZ_MTU], m[3000];
   int s;

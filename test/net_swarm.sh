@@ -17,7 +17,9 @@
 #            partner, held by none) for every chunk it missed
 #
 # Environment: top_builddir (default ../build), PTV_NET_SCALE (multiplies
-# the durations, e.g. 2 for a slow machine), PTV_KEEP=1 keeps the logs.
+# the durations, e.g. 2 for a slow machine), PTV_KEEP=1 keeps the logs,
+# PTV_NET_ARGS more options for the source and every peer (A/B runs, e.g.
+# "--poll-interval 10 -v").
 # Prints `ok N - ...` / `not ok N - ...`; exits non-zero on any failure.
 set -euo pipefail
 
@@ -38,12 +40,13 @@ at() { # at SECONDS: sleep until that many (scaled) seconds after t0
   now=$(date +%s.%N)
   if (($(echo "$target > $now" | bc))); then sleep "$(echo "$target - $now" | bc)"; fi
 }
+read -r -a more <<<"${PTV_NET_ARGS:-}"
 t0=$(date +%s.%N)
 start_tracker 127.0.0.1:0
 echo "# tracker on 127.0.0.1:$tport, http $hport; $NPEERS peers, $KILL killed"
 
 "$bin/peertv-source" --tracker "127.0.0.1:$tport" --channel swarm --rate 2M --chunk-ms 250 \
-  --key "$tmp/source.key" --local-addr 127.0.0.1 --http 127.0.0.1:0 \
+  --key "$tmp/source.key" --local-addr 127.0.0.1 --http 127.0.0.1:0 "${more[@]}" \
   >"$tmp/source.out" 2>"$tmp/source.err" &
 pids+=("$!")
 wait_line "$tmp/source.err" "joined channel"
@@ -52,7 +55,7 @@ peer_pid=()
 peer_port=()
 for i in $(seq "$NPEERS"); do
   "$bin/peertv-peer" --tracker "127.0.0.1:$tport" --channel swarm --local-addr 127.0.0.1 \
-    --http 127.0.0.1:0 --upload-limit 8M --stats-file "$tmp/peer$i.json" \
+    --http 127.0.0.1:0 --upload-limit 8M --stats-file "$tmp/peer$i.json" "${more[@]}" \
     >"$tmp/peer$i.out" 2>"$tmp/peer$i.err" &
   peer_pid[i]=$!
   pids+=("$!")
@@ -101,7 +104,7 @@ start_tracker "127.0.0.1:$tport"
 at 44
 late=$((NPEERS + 1))
 "$bin/peertv-peer" --tracker "127.0.0.1:$tport" --channel swarm --local-addr 127.0.0.1 \
-  --http 127.0.0.1:0 --upload-limit 8M >"$tmp/peer$late.out" 2>"$tmp/peer$late.err" &
+  --http 127.0.0.1:0 --upload-limit 8M "${more[@]}" >"$tmp/peer$late.out" 2>"$tmp/peer$late.err" &
 pids+=("$!")
 peer_port[late]=$(http_port "$tmp/peer$late.out")
 

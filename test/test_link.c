@@ -110,6 +110,9 @@ typedef struct {
   size_t bulk_seen_n;
   int closed;
   int strict_ctrl; /* control messages carry idx = arrival order */
+  unsigned unanswered;        /* on_unanswered calls */
+  uint32_t ctrl_sent;         /* control messages a test hook sent */
+  ptv_tstamp unanswered_first; /* when the first came */
 } endpoint;
 
 typedef struct {
@@ -171,7 +174,16 @@ static void on_closed(void *user) {
   e->closed++;
 }
 
-static const ptv_link_callbacks cbs = {on_message, on_closed};
+static void on_unanswered(void *user, ptv_tstamp waited) {
+  endpoint *e = user;
+
+  assert_true(waited > 0);
+  if (e->unanswered++ == 0) {
+    e->unanswered_first = e->now;
+  }
+}
+
+static const ptv_link_callbacks cbs = {on_message, on_closed, on_unanswered};
 
 /* Parsed view of a datagram, by the documented wire format. */
 typedef struct {
@@ -929,6 +941,63 @@ static void test_idle_timeout(void **state) {
   world_free(&w);
 }
 
+/* ---- a partner that stops answering ------------------------------------ */
+
+/* A sends a small control message every 100 ms (requests, say) over a 20 ms
+ * path losing 2% each way. While B answers, A must not call it unanswered;
+ * once B dies, A says so within a few round trips (its probe timeouts),
+ * long before the idle timeout closes the link; once B is back, A stops. */
+static void ping_every_100ms(void *ctx, ptv_tstamp now) {
+  world *w = ctx;
+
+  if (now >= w->hook_at) {
+    uint8_t *m = make_msg(w->ea.ctrl_sent, 16);
+
+    assert_int_equal(ptv_link_send(w->a, m, 16, 0, 0, now), 0);
+    free(m);
+    w->ea.ctrl_sent++;
+    w->hook_at = now + 100 * PTV_MS;
+  }
+}
+
+static void test_unanswered(void **state) {
+  world w;
+  ptv_link_stats st;
+  unsigned n;
+
+  (void)state;
+  rng_state = 17;
+  world_init(&w, NULL, 0, 0, 20 * PTV_MS, 20000, 1);
+  w.hook = ping_every_100ms;
+  w.hook_ctx = &w;
+  run(&w, 60 * PTV_S);
+  ptv_link_get_stats(w.a, &st);
+  print_message("B answering, 60 s: %llu probe timeouts, %u unanswered\n",
+                (unsigned long long)st.pto_count, w.ea.unanswered);
+  assert_true(w.eb.ctrl_got >= 550);
+  assert_true(st.pto_count > 0); /* loss did make A probe */
+  assert_int_equal(w.ea.unanswered, 0);
+  w.b_dead = 1;
+  run(&w, 62 * PTV_S);
+  print_message("B dead at 60 s: first unanswered after %.0f ms (srtt %.0f ms), %u calls\n",
+                (double)(w.ea.unanswered_first - 60 * PTV_S) / 1e3, (double)st.srtt / 1e3,
+                w.ea.unanswered);
+  assert_true(w.ea.unanswered >= 1);
+  ptv_link_get_stats(w.a, &st);
+  assert_int_equal(st.unanswered, 1); /* one wait, however many calls */
+  assert_true(w.ea.unanswered_first <= 60 * PTV_S + 500 * PTV_MS);
+  assert_false(ptv_link_is_closed(w.a));
+  assert_int_equal(w.ea.closed, 0);
+  /* B comes back: once it acks, no more calls. */
+  w.b_dead = 0;
+  run(&w, 64 * PTV_S);
+  n = w.ea.unanswered;
+  run(&w, 90 * PTV_S);
+  assert_int_equal(w.ea.unanswered, n);
+  assert_false(ptv_link_is_closed(w.a));
+  world_free(&w);
+}
+
 /* ---- malformed datagrams ------------------------------------------------ */
 
 static size_t frag(uint8_t *d, uint32_t pn, int bulk, uint32_t id,
@@ -971,7 +1040,7 @@ static void rx_on_message(void *user, const uint8_t *buf, size_t len,
 }
 
 static void test_malformed(void **state) {
-  static const ptv_link_callbacks rcb = {rx_on_message, NULL};
+  static const ptv_link_callbacks rcb = {rx_on_message, NULL, NULL};
   ptv_link *l = ptv_link_new(NULL, &rcb, NULL, 0);
   uint8_t d[MTU], pl[300], bad[300];
   size_t n, i;
@@ -1420,6 +1489,7 @@ int main(void) {
       cmocka_unit_test(test_cc_max_rate),
       cmocka_unit_test(test_cc_sched_delay),
       cmocka_unit_test(test_idle_timeout),
+      cmocka_unit_test(test_unanswered),
       cmocka_unit_test(test_garbage_during_transfer),
   };
 

@@ -1105,6 +1105,87 @@ static void test_partner_failure(void **state) {
   h_free(h);
 }
 
+/* ---- 5b. a partner the transport says answers nothing --------------------- */
+
+static struct {
+  ptv_id watch_from, watch_to;
+  ptv_tstamp until;
+  int asks; /* REQUEST or SELECT from watch_from to watch_to before until */
+} g_un;
+
+static void un_tap(harness *h, ptv_id from, ptv_id to, const ptv_msg *m) {
+  if (from == g_un.watch_from && to == g_un.watch_to && h->now < g_un.until &&
+      (m->type == PTV_MSG_REQUEST || m->type == PTV_MSG_SELECT))
+    g_un.asks++;
+}
+
+/* A partner dies while a chunk is on its way from it (promised or pulled).
+ * The driver's link notices (its probes go unanswered) long before the
+ * engine's own partner timeout: ptv_node_partner_unanswered must release
+ * the chunk at once so it is asked of someone else, keep new requests away
+ * from the silent partner for a while, and the chunk must still be played. */
+static void test_partner_unanswered(void **state) {
+  (void)state;
+  const ptv_tstamp crash = 6 * PTV_S;
+  memset(&g_un, 0, sizeof(g_un));
+  harness *h = h_new_uniform(11, 2000, 3000, 5);
+  h->tap = un_tap;
+  /* Run until some peer waits for a chunk from another peer (not the
+   * source), then crash that supplier. */
+  int who = -1, x = -1;
+  ptv_chunk_id chunk = 0;
+  for (ptv_tstamp t = crash; t <= crash + 2 * PTV_S && who < 0; t += 5 * PTV_MS) {
+    h_run_until(h, t);
+    for (int i = FIRST_PEER; i < h->nn && who < 0; i++) {
+      ptv_node_stats st = h_stats(h, i);
+      for (ptv_chunk_id id = st.play_next; id <= st.newest + 16 && who < 0; id++) {
+        ptv_id from;
+        int offered;
+        ptv_tstamp timeout;
+        if (ptv_node_pending(h->node[i], id, &from, &offered, &timeout) && from >= FIRST_PEER &&
+            timeout > h->now + 100 * PTV_MS) {
+          who = i;
+          x = (int)from;
+          chunk = id;
+        }
+      }
+    }
+  }
+  if (who < 0) fail_msg("no peer waited for a chunk from another peer");
+  assert_int_equal(ptv_node_partner_unanswered(h->node[who], 99, h->now), PTV_ERR_NOT_FOUND);
+  h->dead[x] = 1;
+  /* The engine alone keeps waiting: nothing tells it yet. */
+  h_run_until(h, h->now + 50 * PTV_MS);
+  ptv_id from = PTV_ID_NONE;
+  int offered;
+  ptv_tstamp timeout;
+  assert_true(ptv_node_pending(h->node[who], chunk, &from, &offered, &timeout));
+  assert_int_equal(from, (ptv_id)x);
+  ptv_node_stats before = h_stats(h, who);
+  g_un.watch_from = (ptv_id)who;
+  g_un.watch_to = (ptv_id)x;
+  g_un.until = h->now + 300 * PTV_MS; /* within the choke (400 ms) */
+  assert_int_equal(ptv_node_partner_unanswered(h->node[who], (ptv_id)x, h->now), 0);
+  ptv_node_stats after = h_stats(h, who);
+  assert_int_equal(after.unanswered, before.unanswered + 1);
+  from = PTV_ID_NONE;
+  if (ptv_node_pending(h->node[who], chunk, &from, &offered, &timeout))
+    assert_int_not_equal(from, (ptv_id)x); /* asked of someone else */
+  /* Still a partner (it may be only slow); a second call releases nothing. */
+  assert_true(has_partner(h->node[who], (ptv_id)x, 1));
+  assert_int_equal(ptv_node_partner_unanswered(h->node[who], (ptv_id)x, h->now), 0);
+  assert_int_equal(h_stats(h, who).unanswered, after.unanswered);
+  h_run_until(h, h->now + 3 * PTV_S);
+  assert_int_equal(g_un.asks, 0);
+  int played = 0;
+  for (size_t k = 0; k < h->ctx[who].nplays; k++)
+    if (h->ctx[who].plays[k].id == chunk) played = h->ctx[who].plays[k].present;
+  if (!played) fail_msg("peer %d did not play chunk %u, released from dead %d", who, chunk, x);
+  print_message("peer %d: chunk %u, on its way from %d when it died, asked elsewhere and played\n",
+                who, chunk, x);
+  h_free(h);
+}
+
 /* ---- 6. malformed input -------------------------------------------------- */
 
 static void test_malformed_input(void **state) {
@@ -2359,6 +2440,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_playout_never_stalls_data_cut, teardown),
       cmocka_unit_test_teardown(test_upload_pacing, teardown),
       cmocka_unit_test_teardown(test_partner_failure, teardown),
+      cmocka_unit_test_teardown(test_partner_unanswered, teardown),
       cmocka_unit_test_teardown(test_malformed_input, teardown),
       cmocka_unit_test_teardown(test_graceful_leave, teardown),
       cmocka_unit_test_teardown(test_source, teardown),
