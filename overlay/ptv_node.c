@@ -52,6 +52,12 @@ _Static_assert(RARITY_SCAN <= 64, "useful_for scans one 64-bit word");
 #define OFFER_AHEAD_US (300 * PTV_MS) /* offer again this long before idle */
 #define OFFER_WINDOW_US (600 * PTV_MS) /* offers in flight cover this much sending */
 #define PUSH_HOLD 8    /* chunk times a stripe push may wait in the upload queue */
+#ifndef PROMISE_HOLD
+#define PROMISE_HOLD 2 /* chunk times a selected offer may wait ... */
+#endif
+#ifndef PROMISE_MAX
+#define PROMISE_MAX (500 * PTV_MS) /* ... at least 200 ms, at most this */
+#endif
 #ifndef PUSH_LEAD
 #define PUSH_LEAD (250 * PTV_MS)
 #endif
@@ -121,7 +127,8 @@ typedef struct {
   uint32_t size;
   uint8_t push;
   ptv_tstamp queued;
-  ptv_tstamp expire; /* given up (BUSY TOO_LATE) after this; = deadline unless pushed */
+  ptv_tstamp expire; /* given up (BUSY TOO_LATE) after this; = deadline unless pushed
+                        or promised (promise_hold) */
 } upreq;
 
 /* Payload mode: one chunk's bytes and the source's signature. */
@@ -430,6 +437,25 @@ static void bm_dirty(ptv_node *n, ptv_tstamp now) {
 
 /* ---- upload side -------------------------------------------------------- */
 
+static void send_busy(ptv_node *n, ptv_id to, ptv_chunk_id id, uint8_t reason) {
+  ptv_msg b;
+  MSG_INIT(b, PTV_MSG_BUSY, busy);
+  b.u.busy.chunk = id;
+  b.u.busy.reason = reason;
+  send_msg(n, to, &b);
+}
+
+/* How long a chunk we promised (a selected offer) may wait in the upload
+ * queue. Newer chunks go first, so under load an old promise could wait
+ * behind them until the receiver gave up on it, after its own timeout
+ * (600 ms more than it expected), often past the deadline: on loopback the
+ * busiest peer's promises were most of the chunks missed. Refused in
+ * time, the receiver asks elsewhere at once. */
+static ptv_tstamp promise_hold(const ptv_node *n) {
+  ptv_tstamp h = (ptv_tstamp)PROMISE_HOLD * n->chunk_us;
+  return h < 200 * PTV_MS ? 200 * PTV_MS : h > PROMISE_MAX ? PROMISE_MAX : h;
+}
+
 static void serve_uploads(ptv_node *n, ptv_tstamp now) {
   while (n->nupq > 0 && n->busy_until <= now) {
     int best = -1;
@@ -443,7 +469,8 @@ static void serve_uploads(ptv_node *n, ptv_tstamp now) {
       if (r.expire < now) n->st.push_late++;
       else n->st.push_wait_us += now - r.queued, n->st.push_sent++;
     }
-    if (r.expire < now || !has_chunk(n, r.id) || (n->pl && !pl_get(n, r.id))) {
+    int promise = !r.push && n->cfg.role != PTV_ROLE_SOURCE && r.deadline > r.expire;
+    if ((r.expire < now && !promise) || !has_chunk(n, r.id) || (n->pl && !pl_get(n, r.id))) {
       /* Tell the requester at once, so it asks elsewhere in time. */
       ptv_msg b;
       MSG_INIT(b, PTV_MSG_BUSY, busy);
@@ -488,6 +515,18 @@ static void serve_uploads(ptv_node *n, ptv_tstamp now) {
     if (n->copies && n->copies[r.id % PTV_CHUNKSET_BITS] < 255) n->copies[r.id % PTV_CHUNKSET_BITS]++;
     ptv_tstamp start = n->busy_until > now ? n->busy_until : now;
     n->busy_until = start + tx_us((uint32_t)(len + vlen), n->cfg.upload_kbps);
+  }
+  /* Promises that waited out their hold, whatever their place in the queue
+   * (one the free uplink just took went above). */
+  for (int i = 0; i < n->nupq && n->cfg.role != PTV_ROLE_SOURCE;) {
+    upreq *r = &n->upq[i];
+    if (!r->push && r->deadline > r->expire && r->expire < now) {
+      n->st.promises_expired++;
+      send_busy(n, r->to, r->id, PTV_BUSY_TOO_LATE);
+      *r = n->upq[--n->nupq];
+    } else {
+      i++;
+    }
   }
 }
 
@@ -1013,6 +1052,12 @@ static void on_select(ptv_node *n, partner *p, const ptv_msg_ids *sel, ptv_tstam
      * keep the source from promising more than its uplink carries. */
     ptv_tstamp dl = n->cfg.role == PTV_ROLE_SOURCE ? now : (PTV_TSTAMP_MAX >> 1) - id;
     if (!has_chunk(n, id)) continue;
+    if (n->nupq == UPQ_MAX && n->cfg.role != PTV_ROLE_SOURCE) {
+      /* answer: silence cost the receiver its promise timeout */
+      n->st.upq_full++;
+      send_busy(n, p->id, id, PTV_BUSY_OVERLOAD);
+      continue;
+    }
     /* A busy mesh source says so at once, not when its uplink frees up:
      * those it could not serve took the chunk for promised meanwhile and
      * declined every peer's offer of it (on loopback: 100 ms more delay).
@@ -1045,6 +1090,7 @@ static void on_select(ptv_node *n, partner *p, const ptv_msg_ids *sel, ptv_tstam
       continue;
     }
     enqueue_upload(n, p->id, id, dl);
+    if (n->cfg.role != PTV_ROLE_SOURCE) n->upq[n->nupq - 1].expire = now + promise_hold(n);
   }
   serve_uploads(n, now);
 }
@@ -1929,6 +1975,9 @@ ptv_tstamp ptv_node_get_expiry(const ptv_node *n) {
   t = tmin(t, n->t_bm_keep);
   t = tmin(t, n->t_bm_flush);
   if (n->nupq > 0) t = tmin(t, n->busy_until);
+  for (int i = 0; i < n->nupq && n->cfg.role != PTV_ROLE_SOURCE; i++)
+    if (!n->upq[i].push && n->upq[i].deadline > n->upq[i].expire)
+      t = tmin(t, n->upq[i].expire + 1); /* a promise's hold: serve_uploads */
   for (int i = 0; i < n->maxp; i++)
     if (n->p[i].offer_until > n->last_now) t = tmin(t, n->p[i].offer_until);
   if (n->busy_until > n->last_now + OFFER_AHEAD_US && n->have.count)

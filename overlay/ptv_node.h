@@ -202,6 +202,7 @@ typedef struct {
    * while the stripe had a parent, with no parent for the stripe */
   uint64_t stripe_parent, stripe_other, stripe_orphan;
   uint64_t push_sent, push_late, push_wait_us, upq_full;
+  uint64_t promises_expired; /* selected offers refused after waiting promise_hold */
   ptv_tstamp speedup_us;     /* lag undone by live catch-up */
   ptv_tstamp stall_us;       /* total pause, which is what the lag grew by */
   uint64_t chunks_bad;       /* chunks refused by verify_chunk (payload mode) */
