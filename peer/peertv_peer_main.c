@@ -97,7 +97,7 @@ static void usage(FILE *f) {
         "  --duration SECONDS     leave after this long (default: until SIGINT/SIGTERM)\n"
         "  --poll-interval MS     handle network I/O at most every MS ms: less CPU,\n"
         "                         up to MS more delay per hop (default auto: the\n"
-        "                         chunk duration / 25, within 1..5; 0: at once;\n"
+        "                         chunk duration / 10, within 1..10; 0: at once;\n"
         "                         with --play, default 0)\n"
         "  --stats-file FILE      write the final /stats JSON there when leaving\n"
         "  --delay-log FILE       one line per chunk received: chunk id, its delay\n"

@@ -298,7 +298,7 @@ static void usage(FILE *f) {
         "  --duration SECONDS     stop after this long (default: until SIGINT/SIGTERM)\n"
         "  --poll-interval MS     handle network I/O at most every MS ms: less CPU,\n"
         "                         up to MS more delay per hop (default auto: the\n"
-        "                         chunk duration / 25, within 1..5; 0: at once)\n"
+        "                         chunk duration / 10, within 1..10; 0: at once)\n"
         "  --stats-file FILE      write the final /stats JSON there when stopping\n"
         "  -v, --verbose          more log lines; -q, --quiet: errors only\n"
         "  --help, --version\n\n"

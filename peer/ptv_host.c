@@ -76,25 +76,26 @@ static void begin_stop(int code);
 /* ---- the loop ------------------------------------------------------------- */
 
 /* --poll-interval: with the chunk duration known (a source's own, a peer's
- * from the tracker's WELCOME). A 100 ms chunk gives 4 ms. Not above 5 ms:
- * at 10 ms (every peer with -v and --delay-log) test/net_swarm.sh failed 4
- * runs of 10, a survivor missing 2 of 127 chunks that partners had
- * promised or been asked for and then, dead or lagging, not sent; at 5 ms
- * none of 3 (2-4 survivors per run missed one). A second request to
- * another partner once the first was overdue cut those misses, but moved
- * the simulator's results both ways, some far (catastrophic, mesh, seed
- * 2: share >= 0.99 1.00 -> 0.72), so it is not in (docs/BENCHMARKS.md).
- * Two faults that made longer naps fail outright are fixed: congestion
- * control took the naps for queueing delay, and libnice links started
- * from idle-priority sources, which a napping loop starved. */
+ * from the tracker's WELCOME). A 100 ms chunk gives 10 ms, the most (1 ms
+ * the least). At 10 ms against 4 ms (scripts/bench-net, docs/BENCHMARKS.md
+ * sessions 12-13): CPU per peer 1.8-2.5% against 2.8-3.1% at 10 peers,
+ * 3.0% against 3.7-4.7% at 30; delay p50/p95 100/135 ms against 67/123 at
+ * 10 peers, 157/220 against 98/150 at 30. It was at most 5 ms while
+ * test/net_swarm.sh failed 4 runs of 10 at 10 ms, survivors missing chunks
+ * promised or pulled from partners that died or lagged; the links now
+ * report a partner that stops answering (ptv_node_partner_unanswered) and
+ * a peer keeps or refuses a promise within 2 chunk times: 7 of 7 runs
+ * passed. Two faults that made longer naps fail outright are fixed too:
+ * congestion control took the naps for queueing delay, and libnice links
+ * started from idle-priority sources, which a napping loop starved. */
 static void set_poll_interval(uint32_t chunk_us) {
   if (H.cfg.poll_us < 0) {
     H.poll_us = 0;
   } else if (H.cfg.poll_us > 0) {
     H.poll_us = (ptv_tstamp)H.cfg.poll_us;
   } else {
-    ptv_tstamp t = chunk_us / 25u;
-    H.poll_us = t < PTV_MS ? PTV_MS : t > 5 * PTV_MS ? 5 * PTV_MS : t;
+    ptv_tstamp t = chunk_us / 10u;
+    H.poll_us = t < PTV_MS ? PTV_MS : t > 10 * PTV_MS ? 10 * PTV_MS : t;
   }
   ptv_links_set_poll_interval(H.links, H.poll_us);
 }
@@ -103,8 +104,7 @@ static void set_poll_interval(uint32_t chunk_us) {
  * many partners arrive a few ms apart, and waking for each one is the
  * largest cost of a peer (each wakeup a context switch, and a wakeup for
  * the sender to pay too). Sleeping between passes lets them queue and be
- * taken in one pass: at 10 and 30 peers with 100 ms chunks and 4 ms,
- * 12-19% less CPU for 20-35 ms more median delay (docs/BENCHMARKS.md). */
+ * taken in one pass (set_poll_interval has the figures). */
 static void run_loop(void) {
   ptv_tstamp t0 = ptv_rt_now();
   while (uv_run(H.loop, UV_RUN_ONCE)) {
@@ -672,6 +672,7 @@ static json_t *stats_json(void) {
   json_object_set_new(e, "requests", json_integer((json_int_t)st.req_sent));
   json_object_set_new(e, "request_timeouts", json_integer((json_int_t)st.req_timeouts));
   json_object_set_new(e, "asked_elsewhere", json_integer((json_int_t)st.unanswered));
+  json_object_set_new(e, "promises_refused", json_integer((json_int_t)st.promises_expired));
   json_object_set_new(e, "offers", json_integer((json_int_t)st.offers_sent));
   json_object_set_new(e, "offers_declined", json_integer((json_int_t)st.offers_declined));
   json_object_set_new(e, "busy", json_integer((json_int_t)st.busy_recv));
