@@ -126,6 +126,7 @@ typedef struct {
   ptv_tstamp deadline;
   uint32_t size;
   uint8_t push;
+  uint8_t promise;   /* a peer's selected offer: kept or refused by expire */
   ptv_tstamp queued;
   ptv_tstamp expire; /* given up (BUSY TOO_LATE) after this; = deadline unless pushed
                         or promised (promise_hold) */
@@ -469,14 +470,9 @@ static void serve_uploads(ptv_node *n, ptv_tstamp now) {
       if (r.expire < now) n->st.push_late++;
       else n->st.push_wait_us += now - r.queued, n->st.push_sent++;
     }
-    int promise = !r.push && n->cfg.role != PTV_ROLE_SOURCE && r.deadline > r.expire;
-    if ((r.expire < now && !promise) || !has_chunk(n, r.id) || (n->pl && !pl_get(n, r.id))) {
-      /* Tell the requester at once, so it asks elsewhere in time. */
-      ptv_msg b;
-      MSG_INIT(b, PTV_MSG_BUSY, busy);
-      b.u.busy.chunk = r.id;
-      b.u.busy.reason = PTV_BUSY_TOO_LATE;
-      send_msg(n, r.to, &b);
+    /* (a promise past its hold that the free uplink takes now still goes) */
+    if ((r.expire < now && !r.promise) || !has_chunk(n, r.id) || (n->pl && !pl_get(n, r.id))) {
+      send_busy(n, r.to, r.id, PTV_BUSY_TOO_LATE); /* so it asks elsewhere in time */
       continue;
     }
     uint32_t meta = n->meta[r.id % PTV_CHUNKSET_BITS];
@@ -518,9 +514,9 @@ static void serve_uploads(ptv_node *n, ptv_tstamp now) {
   }
   /* Promises that waited out their hold, whatever their place in the queue
    * (one the free uplink just took went above). */
-  for (int i = 0; i < n->nupq && n->cfg.role != PTV_ROLE_SOURCE;) {
+  for (int i = 0; i < n->nupq;) {
     upreq *r = &n->upq[i];
-    if (!r->push && r->deadline > r->expire && r->expire < now) {
+    if (r->promise && r->expire < now) {
       n->st.promises_expired++;
       send_busy(n, r->to, r->id, PTV_BUSY_TOO_LATE);
       *r = n->upq[--n->nupq];
@@ -538,6 +534,7 @@ static void enqueue_upload(ptv_node *n, ptv_id to, ptv_chunk_id id,
   }
   upreq *r = &n->upq[n->nupq++];
   r->push = 0;
+  r->promise = 0;
   r->queued = n->last_now;
   r->id = id;
   r->to = to;
@@ -1066,11 +1063,7 @@ static void on_select(ptv_node *n, partner *p, const ptv_msg_ids *sel, ptv_tstam
      * the simulator (1,000 peers, seed 1, share >= 0.99: churn 0.96 ->
      * 0.90, free-riders 0.65 -> 0.02, steady 1.00 -> 0.99). */
     if (n->cfg.role == PTV_ROLE_SOURCE && !n->nstripes && n->busy_until > now) {
-      ptv_msg b;
-      MSG_INIT(b, PTV_MSG_BUSY, busy);
-      b.u.busy.chunk = id;
-      b.u.busy.reason = PTV_BUSY_TOO_LATE;
-      send_msg(n, p->id, &b);
+      send_busy(n, p->id, id, PTV_BUSY_TOO_LATE);
       /* A first copy (no one else can supply it): offer it again once the
        * uplink is free, not before (no offer to p until then: it would be
        * refused too). Left marked in our copy of p's map, it was offered
@@ -1090,7 +1083,10 @@ static void on_select(ptv_node *n, partner *p, const ptv_msg_ids *sel, ptv_tstam
       continue;
     }
     enqueue_upload(n, p->id, id, dl);
-    if (n->cfg.role != PTV_ROLE_SOURCE) n->upq[n->nupq - 1].expire = now + promise_hold(n);
+    if (n->cfg.role != PTV_ROLE_SOURCE) {
+      n->upq[n->nupq - 1].promise = 1;
+      n->upq[n->nupq - 1].expire = now + promise_hold(n);
+    }
   }
   serve_uploads(n, now);
 }
@@ -1975,9 +1971,8 @@ ptv_tstamp ptv_node_get_expiry(const ptv_node *n) {
   t = tmin(t, n->t_bm_keep);
   t = tmin(t, n->t_bm_flush);
   if (n->nupq > 0) t = tmin(t, n->busy_until);
-  for (int i = 0; i < n->nupq && n->cfg.role != PTV_ROLE_SOURCE; i++)
-    if (!n->upq[i].push && n->upq[i].deadline > n->upq[i].expire)
-      t = tmin(t, n->upq[i].expire + 1); /* a promise's hold: serve_uploads */
+  for (int i = 0; i < n->nupq; i++)
+    if (n->upq[i].promise) t = tmin(t, n->upq[i].expire + 1); /* its hold: serve_uploads */
   for (int i = 0; i < n->maxp; i++)
     if (n->p[i].offer_until > n->last_now) t = tmin(t, n->p[i].offer_until);
   if (n->busy_until > n->last_now + OFFER_AHEAD_US && n->have.count)
