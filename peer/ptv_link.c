@@ -634,28 +634,27 @@ static void detect_losses(ptv_link *l, ptv_tstamp now) {
   advance_ring(l);
 }
 
+/* One probe timeout without backoff (RFC 9002): srtt + 4 rttvar + the
+ * partner's ack delay. */
+static ptv_tstamp pto_base(const ptv_link *l) {
+  return srtt_or_init(l) + tmax(4 * (l->have_rtt ? l->rttvar : INIT_RTT / 2), GRANULARITY) +
+         l->cfg.max_ack_delay;
+}
+
 static ptv_tstamp pto_time(const ptv_link *l) {
-  ptv_tstamp base;
   unsigned shift = l->pto_count < MAX_PTO_SHIFT ? l->pto_count : MAX_PTO_SHIFT;
 
   if (l->inflight == 0) {
     return PTV_TSTAMP_MAX;
   }
-  base = srtt_or_init(l) +
-         tmax(4 * (l->have_rtt ? l->rttvar : INIT_RTT / 2), GRANULARITY) +
-         l->cfg.max_ack_delay;
-  return l->last_eliciting_sent + (base << shift);
+  return l->last_eliciting_sent + (pto_base(l) << shift);
 }
 
 /* When the partner counts as not answering (on_unanswered): three probe
  * timeouts' worth (without backoff) after the wait began, then one more
  * per further call. A live partner acks within srtt + max_ack_delay. */
 static ptv_tstamp unanswered_time(const ptv_link *l) {
-  ptv_tstamp base = srtt_or_init(l) +
-                    tmax(4 * (l->have_rtt ? l->rttvar : INIT_RTT / 2), GRANULARITY) +
-                    l->cfg.max_ack_delay;
-
-  return l->wait_since + (3 + (ptv_tstamp)l->ua_count) * base;
+  return l->wait_since + (3 + (ptv_tstamp)l->ua_count) * pto_base(l);
 }
 
 /* ---- acks received ------------------------------------------------------ */
