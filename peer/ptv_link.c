@@ -142,6 +142,7 @@ struct ptv_link {
   unsigned ack_elicit;
   uint64_t recv_since_ack;
   ptv_tstamp ack_deadline;
+  int ack_hold; /* ptv_link_hold_acks */
   uint32_t ctrl_next, bulk_base;
   uint8_t delivered[BULK_WIN / 8];
   rmsg *reasm;
@@ -1332,7 +1333,7 @@ ptrdiff_t ptv_link_write(ptv_link *l, uint8_t *out, size_t cap,
     kind = K_PING;
   }
   ack_due = l->nrr > 0 && l->ack_elicit > 0 && now >= l->ack_deadline;
-  if (kind == K_NONE && !ack_due) {
+  if (kind == K_NONE && (!ack_due || l->ack_hold)) {
     return 0;
   }
 
@@ -1564,6 +1565,12 @@ void ptv_link_free(ptv_link *l) {
 }
 
 int ptv_link_is_closed(const ptv_link *l) { return l != NULL && l->closed; }
+
+void ptv_link_hold_acks(ptv_link *l, int on) {
+  if (l != NULL) {
+    l->ack_hold = on != 0;
+  }
+}
 
 void ptv_link_get_stats(const ptv_link *l, ptv_link_stats *st) {
   if (l == NULL || st == NULL) {

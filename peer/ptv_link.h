@@ -245,6 +245,15 @@ void ptv_link_handle_expiry(ptv_link *link, ptv_tstamp now);
 /* 1 once the link has closed, else 0. */
 int ptv_link_is_closed(const ptv_link *link);
 
+/* on != 0: until called again with 0, ptv_link_write emits no datagram
+ * that would carry only an ack; acks still ride on every other datagram.
+ * For a driver that sends control messages at set points (ptv_links: once
+ * per loop pass) and would rather an ack wait for them than leave alone
+ * just before: an ack-only datagram costs as much CPU as any other. The
+ * ack stays due (ptv_link_get_expiry keeps reporting it), so the driver
+ * must write without the hold soon, within its own poll interval. */
+void ptv_link_hold_acks(ptv_link *link, int on);
+
 /* Fills *st. */
 void ptv_link_get_stats(const ptv_link *link, ptv_link_stats *st);
 

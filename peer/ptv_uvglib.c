@@ -287,9 +287,16 @@ static void on_check(uv_check_t *h) {
       while (read(g->wake_fd, &v, sizeof(v)) > 0) {
       }
     }
+    if (g->after_cb && !g->closing)
+      g->after_cb(g->after_arg);
   }
   /* `g` is still valid even if a callback closed it: it is freed only after
    * the close callbacks, which run later in this iteration. */
+}
+
+void ptv_uvglib_set_after_dispatch(ptv_uvglib *g, ptv_uvglib_after_cb cb, void *arg) {
+  g->after_cb = cb;
+  g->after_arg = arg;
 }
 
 int ptv_uvglib_init(ptv_uvglib *g, uv_loop_t *loop, GMainContext *ctx) {

@@ -89,6 +89,9 @@ typedef struct ptv_uvglib ptv_uvglib;
  * may then be freed. */
 typedef void (*ptv_uvglib_close_cb)(ptv_uvglib *g);
 
+/* Called after each GLib dispatch (ptv_uvglib_set_after_dispatch). */
+typedef void (*ptv_uvglib_after_cb)(void *arg);
+
 /* Caller-allocated, like a libuv handle. Fields are private. */
 struct ptv_uvglib {
   uv_loop_t *loop;
@@ -112,6 +115,8 @@ struct ptv_uvglib {
   guint scanned_id;    /* sources up to this id have been marked */
   gint scanned_nfds;   /* GLib's fd count at the last scan */
   ptv_uvglib_close_cb close_cb;
+  ptv_uvglib_after_cb after_cb; /* ptv_uvglib_set_after_dispatch */
+  void *after_arg;
 };
 
 /* Marks every source of the context (now and, checked when GLib's fd set
@@ -121,6 +126,15 @@ struct ptv_uvglib {
  * be re-entered anyway. ptv_links' own context (libnice's sockets and
  * timers) is one. */
 void ptv_uvglib_set_recursive(ptv_uvglib *g);
+
+/* cb (NULL: none) runs right after every g_main_context_dispatch, in the
+ * same libuv check callback, unless a GLib callback closed the
+ * integration. For work that GLib callbacks make due and that is cheaper
+ * done once per iteration than once per callback: ptv_links writes its
+ * datagrams there, once for all those received in the pass. A libuv check
+ * handle cannot do it: libuv runs check handles last-started first, so one
+ * started after ptv_uvglib_init runs before the dispatch. */
+void ptv_uvglib_set_after_dispatch(ptv_uvglib *g, ptv_uvglib_after_cb cb, void *arg);
 
 /* Starts driving `ctx` (NULL: g_main_context_default()) from `loop`.
  * Takes a reference on the context and acquires it.

@@ -998,6 +998,66 @@ static void test_unanswered(void **state) {
   world_free(&w);
 }
 
+/* ---- held acks ------------------------------------------------------------ */
+
+static void ignore_message(void *user, const uint8_t *buf, size_t len, int bulk) {
+  (void)user;
+  (void)buf;
+  (void)len;
+  (void)bulk;
+}
+
+/* ptv_link_hold_acks: no ack leaves alone while held, the ack stays due,
+ * it rides on a control message, and leaves alone once the hold ends. */
+static void test_hold_acks(void **state) {
+  static const ptv_link_callbacks cb = {ignore_message, NULL, NULL};
+  ptv_link_config cfg;
+  ptv_link *a, *b;
+  uint8_t d[MTU], msg[40];
+  ptrdiff_t n;
+  ptv_tstamp t;
+
+  (void)state;
+  ptv_link_config_default(&cfg);
+  a = ptv_link_new(&cfg, &cb, NULL, 0);
+  b = ptv_link_new(&cfg, &cb, NULL, 0);
+  assert_non_null(a);
+  assert_non_null(b);
+  memset(msg, 7, sizeof(msg));
+  /* A's control message reaches B at 1 ms; B's ack is due 10 ms later. */
+  assert_int_equal(ptv_link_send(a, msg, sizeof(msg), 0, 0, 0), 0);
+  n = ptv_link_write(a, d, sizeof(d), 0);
+  assert_true(n > 0);
+  assert_int_equal(ptv_link_recv(b, d, (size_t)n, 1 * PTV_MS), 0);
+  t = 1 * PTV_MS + cfg.max_ack_delay;
+  assert_true(ptv_link_get_expiry(b) <= t);
+  ptv_link_hold_acks(b, 1);
+  assert_int_equal(ptv_link_write(b, d, sizeof(d), t), 0);
+  assert_true(ptv_link_get_expiry(b) <= t); /* still due */
+  /* A control message from B carries the ack. */
+  assert_int_equal(ptv_link_send(b, msg, sizeof(msg), 0, 0, t), 0);
+  n = ptv_link_write(b, d, sizeof(d), t);
+  assert_true(n > 0);
+  assert_true(d[1] & 0x01); /* ack */
+  assert_true(d[1] & 0x04); /* data */
+  assert_int_equal(ptv_link_recv(a, d, (size_t)n, t + PTV_MS), 0);
+  /* A's ack of that, then another message: held again, then let go. */
+  assert_int_equal(ptv_link_send(a, msg, sizeof(msg), 0, 0, t + PTV_MS), 0);
+  n = ptv_link_write(a, d, sizeof(d), t + PTV_MS);
+  assert_true(n > 0);
+  assert_int_equal(ptv_link_recv(b, d, (size_t)n, t + 2 * PTV_MS), 0);
+  t += 2 * PTV_MS + cfg.max_ack_delay;
+  assert_int_equal(ptv_link_write(b, d, sizeof(d), t), 0);
+  ptv_link_hold_acks(b, 0);
+  n = ptv_link_write(b, d, sizeof(d), t);
+  assert_true(n > 0);
+  assert_int_equal(d[1], 0x01); /* an ack alone */
+  assert_int_equal(ptv_link_write(b, d, sizeof(d), t), 0);
+  ptv_link_hold_acks(NULL, 1); /* harmless */
+  ptv_link_free(a);
+  ptv_link_free(b);
+}
+
 /* ---- malformed datagrams ------------------------------------------------ */
 
 static size_t frag(uint8_t *d, uint32_t pn, int bulk, uint32_t id,
@@ -1490,6 +1550,7 @@ int main(void) {
       cmocka_unit_test(test_cc_sched_delay),
       cmocka_unit_test(test_idle_timeout),
       cmocka_unit_test(test_unanswered),
+      cmocka_unit_test(test_hold_acks),
       cmocka_unit_test(test_garbage_during_transfer),
   };
 

@@ -4,7 +4,8 @@
  * ptv_uvglib and checks that GLib sources (timeouts, idles, fd watches
  * through GIOChannel and GSocket) dispatch under uv_run: on time, when data
  * arrives from a libuv callback, when added from inside a dispatch, with
- * many fds, when fd numbers are closed and reused, after EPOLLERR, and that
+ * many fds, when fd numbers are closed and reused, after EPOLLERR, that the
+ * after-dispatch hook runs once per dispatch, and that
  * closing releases everything (the tests also run under ASan). */
 #include <stdarg.h>
 #include <stddef.h>
@@ -281,6 +282,74 @@ static void test_gsocket_udp_dispatches(void **state) {
   assert_int_equal(u.got, 10);
   close(u.tx);
   g_object_unref(u.rx);
+}
+
+/* ---- after-dispatch hook ----------------------------------------------------- */
+
+/* Two sockets made readable before one poll: both GLib callbacks run in
+ * one dispatch, and the hook runs once after them, not once per callback
+ * (ptv_links writes its datagrams there, once per pass). */
+typedef struct {
+  harness *h;
+  int fds[2][2]; /* two socketpairs: [i][0] watched, [i][1] written */
+  uv_timer_t writer;
+  int cbs;          /* GLib callbacks run */
+  int after;        /* hook calls */
+  int cbs_at_first; /* callbacks run when the hook first ran */
+  int rounds;       /* writes done (one byte to each pair per round) */
+} aftertest;
+
+static gboolean on_after_in(GIOChannel *ch, GIOCondition cond, gpointer data) {
+  aftertest *a = data;
+  char b;
+  (void)cond;
+  assert_int_equal(read(g_io_channel_unix_get_fd(ch), &b, 1), 1);
+  a->cbs++;
+  return G_SOURCE_CONTINUE;
+}
+
+static void on_after_hook(void *arg) {
+  aftertest *a = arg;
+  if (a->after++ == 0)
+    a->cbs_at_first = a->cbs;
+  if (a->cbs == 2 * 3)
+    h_stop(a->h);
+}
+
+static void on_after_write(uv_timer_t *t) {
+  aftertest *a = t->data;
+  for (int i = 0; i < 2; i++)
+    assert_int_equal(write(a->fds[i][1], "x", 1), 1);
+  if (++a->rounds == 3)
+    uv_close((uv_handle_t *)&a->writer, NULL);
+}
+
+static void test_after_dispatch_once_per_pass(void **state) {
+  (void)state;
+  harness h;
+  aftertest a = {.h = &h};
+  h_init(&h, 5000);
+  ptv_uvglib_set_after_dispatch(&h.g, on_after_hook, &a);
+  for (int i = 0; i < 2; i++) {
+    assert_int_equal(socketpair(AF_UNIX, SOCK_DGRAM, 0, a.fds[i]), 0);
+    GIOChannel *ch = g_io_channel_unix_new(a.fds[i][0]);
+    GSource *s = g_io_create_watch(ch, G_IO_IN);
+    g_source_set_callback(s, (GSourceFunc)(void (*)(void))on_after_in, &a, NULL);
+    g_source_attach(s, h.ctx);
+    g_source_unref(s);
+    g_io_channel_unref(ch);
+  }
+  uv_timer_init(&h.loop, &a.writer);
+  a.writer.data = &a;
+  uv_timer_start(&a.writer, on_after_write, 20, 20);
+  h_finish(&h);
+  assert_int_equal(a.cbs, 6);
+  assert_int_equal(a.cbs_at_first, 2); /* after both callbacks of the pass */
+  assert_int_equal(a.after, 3);        /* one per pass with data, no more */
+  for (int i = 0; i < 2; i++) {
+    close(a.fds[i][0]);
+    close(a.fds[i][1]);
+  }
 }
 
 /* ---- recursive: no blocking around a dispatch ----------------------------- */
@@ -566,6 +635,7 @@ int main(void) {
       cmocka_unit_test(test_iochannel_dispatches_on_data),
       cmocka_unit_test(test_gsocket_udp_dispatches),
       cmocka_unit_test(test_recursive_skips_block),
+      cmocka_unit_test(test_after_dispatch_once_per_pass),
       cmocka_unit_test(test_sources_added_from_dispatch),
       cmocka_unit_test(test_many_fds),
       cmocka_unit_test(test_epollerr_then_data),
