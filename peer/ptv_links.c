@@ -25,8 +25,13 @@
 #define RETRY_US (5 * PTV_S)     /* a failed path is not retried sooner */
 #define MAX_PATHS 256
 #define SETUP_DEFAULT_US (10 * PTV_S)
-#define PATH_IDLE_US (15 * PTV_S) /* no engine message either way: the
-                                     partnership is over, close the path */
+/* No engine message either way for this long: the partnership is over (or
+ * there was none: gossip), close the path. Partners talk every chunk; a
+ * path to a peer sampled for gossip (about one a second) mostly idles. At
+ * 15 s a peer of 30 held about 20 paths for 7-14 partners, each a GLib
+ * source in every loop pass; at 5 s about 16, for 3-4% less CPU (bench-net
+ * --compare, docs/BENCHMARKS.md session 14) and as many path set-ups. */
+#define PATH_IDLE_US (5 * PTV_S)
 /* Control messages to one partner made in one loop pass travel as one link
  * message (ptv_wire frames back to back): buffer maps, offers and selects
  * were most datagrams, each a system call, an SRTP seal and an ack. */
