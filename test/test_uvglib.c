@@ -78,6 +78,16 @@ static guint attach(harness *h, GSource *s, GSourceFunc fn, void *data) {
   return id;
 }
 
+/* Watches fd for input through a GIOChannel source in the harness context. */
+static void watch_in(harness *h, int fd, GIOFunc fn, void *data) {
+  GIOChannel *ch = g_io_channel_unix_new(fd);
+  GSource *s = g_io_create_watch(ch, G_IO_IN);
+  g_source_set_callback(s, (GSourceFunc)(void (*)(void))fn, data, NULL);
+  g_source_attach(s, h->ctx);
+  g_source_unref(s);
+  g_io_channel_unref(ch);
+}
+
 /* ---- timeout and idle ----------------------------------------------------- */
 
 typedef struct {
@@ -196,12 +206,7 @@ static void test_iochannel_dispatches_on_data(void **state) {
   fdtest f = {.h = &h};
   h_init(&h, 5000);
   assert_int_equal(socketpair(AF_UNIX, SOCK_DGRAM, 0, f.fds), 0);
-  GIOChannel *ch = g_io_channel_unix_new(f.fds[0]);
-  GSource *s = g_io_create_watch(ch, G_IO_IN);
-  g_source_set_callback(s, (GSourceFunc)(void (*)(void))on_channel_in, &f, NULL);
-  g_source_attach(s, h.ctx);
-  g_source_unref(s);
-  g_io_channel_unref(ch);
+  watch_in(&h, f.fds[0], on_channel_in, &f);
   uv_timer_init(&h.loop, &f.writer);
   f.writer.data = &f;
   uv_timer_start(&f.writer, on_write_timer, 30, 0);
@@ -332,12 +337,7 @@ static void test_after_dispatch_once_per_pass(void **state) {
   ptv_uvglib_set_after_dispatch(&h.g, on_after_hook, &a);
   for (int i = 0; i < 2; i++) {
     assert_int_equal(socketpair(AF_UNIX, SOCK_DGRAM, 0, a.fds[i]), 0);
-    GIOChannel *ch = g_io_channel_unix_new(a.fds[i][0]);
-    GSource *s = g_io_create_watch(ch, G_IO_IN);
-    g_source_set_callback(s, (GSourceFunc)(void (*)(void))on_after_in, &a, NULL);
-    g_source_attach(s, h.ctx);
-    g_source_unref(s);
-    g_io_channel_unref(ch);
+    watch_in(&h, a.fds[i][0], on_after_in, &a);
   }
   uv_timer_init(&h.loop, &a.writer);
   a.writer.data = &a;
