@@ -62,7 +62,7 @@ typedef struct path {
   ptv_link *link;
   /* The pump writes only paths whose link may have something to send: one
    * called since (dirty) or one whose expiry has come. Writing and asking
-   * every path each time was 5% of a peer's CPU at 30 peers. */
+   * every path each time was 5% of a peer's CPU at 30 peers by perf. */
   int dirty;
   ptv_tstamp expiry; /* ptv_link_get_expiry when last asked */
   pending *pq, **pq_tail;
@@ -223,7 +223,8 @@ static void on_flush_check(uv_check_t *h) {
 /* After GLib's dispatch, once for all the datagrams it delivered: chunks
  * the engine sent on receipt, with acks riding. The engine's control
  * replies wait in the bundles for the next prepare, a poll interval away:
- * sent here they made 30% more datagrams (docs/BENCHMARKS.md, session 14). */
+ * sent here, a third to a half more control datagrams left and a peer
+ * used more CPU, not less (docs/BENCHMARKS.md, session 14). */
 static void on_after_dispatch(void *arg) {
   ptv_links *l = arg;
   if (l->pump_due) pump(l, 0);
@@ -371,9 +372,8 @@ static void ice_recv(void *user, ptv_ice_link *il, uint32_t tag, const uint8_t *
       path_fail(l, l->paths[i], why);
     }
   /* Not pump() here: once after GLib's dispatch (on_after_dispatch), for
-   * all datagrams of the pass, so acks leave with the engine's replies and
-   * the paths are scanned once (it ran per datagram: about 900 times a
-   * second at 30 peers). */
+   * all datagrams of the pass, so the paths are scanned once (it ran per
+   * datagram: about 900 times a second at 30 peers). */
   l->pump_due = 1;
 }
 
