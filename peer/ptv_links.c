@@ -545,12 +545,12 @@ static void pump(ptv_links *l, int acks) {
       /* GSO: every datagram of a batch the size of the first, but the last */
       size_t blen = 0, seg = 0;
       int nseg = 0;
+      ptv_link_hold_acks(p->link, !acks);
       for (int j = 0; j < BATCH; j++) {
         if (l->cfg.upload_kbps && ptv_pacer_next(&l->pacer, MTU, now) > now) {
           paced = 1;
           break;
         }
-        ptv_link_hold_acks(p->link, !acks);
         ptrdiff_t n = ptv_link_write(p->link, dg, sizeof(dg), now);
         if (n <= 0) break;
         int m = ptv_srtp_protect(&p->srtp, dg, (size_t)n, pkt, sizeof(pkt));
