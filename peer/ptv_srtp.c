@@ -9,6 +9,7 @@
 
 #include "ptv_be.h"
 #include "ptv_err.h"
+#include "ptv_aes.h"
 
 _Static_assert(PTV_SRTP_LIB_SLACK >= SRTP_MAX_TRAILER_LEN,
                "libsrtp writes up to SRTP_MAX_TRAILER_LEN after a packet");
@@ -23,9 +24,15 @@ static int g_srtp_ready; /* unlocked once-flag: see the header */
 
 int ptv_srtp_global_init(void) {
   if (!g_srtp_ready) {
-    if (srtp_init() != srtp_err_status_ok) {
+    /* bad_param: another part of the process initialised libsrtp first
+     * (it refuses a second srtp_init); its crypto kernel is ours too. */
+    srtp_err_status_t st = srtp_init();
+    if (st != srtp_err_status_ok && st != srtp_err_status_bad_param) {
       return PTV_ERR_CRYPTO;
     }
+    /* OpenSSL's AES in place of NSS's (ptv_aes.h). If libsrtp refuses
+     * it, its own stays: the same bytes, more CPU. */
+    (void)ptv_aes_install();
     g_srtp_ready = 1;
   }
   return 0;

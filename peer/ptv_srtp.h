@@ -1,5 +1,5 @@
 /* ptv_srtp.h -- every datagram of a peer link protected with SRTP
- * (AEAD_AES_128_GCM, RFC 7714) through libsrtp2.
+ * (AEAD_AES_128_GCM, RFC 7714) through libsrtp2, the AES from OpenSSL.
  *
  * Each datagram becomes the payload of one RTP packet:
  *   12-byte RTP header: V=2, P=0, X=0, CC=0, M=0, PT=96 (dynamic),
@@ -60,7 +60,9 @@ typedef struct {
   uint32_t scratch[(PTV_SRTP_SCRATCH_LEN + 3) / 4];
 } ptv_srtp;
 
-/* Runs srtp_init() once per process (not thread-safe; see above).
+/* Runs srtp_init() once per process (not thread-safe; see above), unless
+ * something else in the process already did, and installs OpenSSL's AES
+ * under libsrtp (ptv_aes.h; if libsrtp refuses it, its own stays).
  * Returns 0 or PTV_ERR_CRYPTO. Called by ptv_srtp_init as needed. */
 int ptv_srtp_global_init(void);
 

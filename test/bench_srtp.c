@@ -17,6 +17,7 @@
 #include <srtp2/srtp.h>
 
 #include "ptv_err.h"
+#include "ptv_aes.h"
 #include "ptv_identity.h"
 #include "ptv_kx.h"
 #include "ptv_srtp.h"
@@ -101,8 +102,9 @@ int main(int argc, char **argv) {
   }
   prot = (double)bytes * 8 / tp / 1e6;
   unprot = (double)bytes * 8 / tu / 1e6;
-  printf("datagram %d bytes, %.0f packets, AES-GCM-128 (%s)\n", DGRAM,
-         (double)bytes / DGRAM, srtp_get_version_string());
+  printf("datagram %d bytes, %.0f packets, AES-GCM-128 (%s, %s)\n", DGRAM,
+         (double)bytes / DGRAM, srtp_get_version_string(),
+         ptv_aes_installed() ? "AES from OpenSSL" : "libsrtp's own AES");
   printf("protect:    %8.0f Mbit/s per core (%.0f packets/s)\n", prot,
          (double)bytes / DGRAM / tp);
   printf("unprotect:  %8.0f Mbit/s per core (%.0f packets/s)\n", unprot,
