@@ -122,7 +122,10 @@ static void path_free(ptv_links *l, path *p) {
       l->paths[i] = l->paths[--l->npaths];
       break;
     }
-  if (p->ice) ptv_ice_link_free(p->ice);
+  if (p->ice) {
+    ptv_ice_link_free(p->ice);
+    ptv_uvglib_fds_changed(&l->glib); /* its sockets close: numbers free for reuse */
+  }
   ptv_link_free(p->link);
   ptv_srtp_free(&p->srtp);
   ptv_kx_wipe(&p->kx);
@@ -150,6 +153,7 @@ static void path_fail(ptv_links *l, path *p, const char *why) {
   p->failed_at = ptv_rt_now();
   if (p->ice) {
     ptv_ice_link_free(p->ice);
+    ptv_uvglib_fds_changed(&l->glib);
     p->ice = NULL;
   }
   ptv_link_free(p->link);
@@ -389,6 +393,7 @@ static path *path_new(ptv_links *l, ptv_id peer) {
   p->created = p->last_use = ptv_rt_now();
   /* the smaller id is controlling, whoever starts: no role conflict */
   p->ice = ptv_ice_link_new(l->ice, peer, l->self < peer);
+  ptv_uvglib_fds_changed(&l->glib); /* new sockets, maybe on reused numbers */
   if (!p->ice) {
     free(p);
     return NULL;

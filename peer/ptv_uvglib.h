@@ -31,9 +31,11 @@
  *
  * File descriptors GLib closes and reuses. GLib sources may close an fd and
  * a later socket may get the same number. Prepare therefore fstat()s each
- * fd it keeps polling (when its events change, and otherwise at most every
- * 100 ms, with the loop woken at least that often while fds are polled:
- * one fstat per fd per iteration was most of a peer's system calls) and
+ * fd it keeps polling (when its events change, in the 3 prepares after the
+ * owner said fds changed (ptv_uvglib_fds_changed), and otherwise at most
+ * every second, with the loop woken at least that often while fds are
+ * polled: one fstat per fd per iteration was most of a peer's system
+ * calls, and every 100 ms still 170 a second at 30 peers) and
  * compares (st_dev, st_ino) with what it saw
  * when polling started: a different file means the number was reused, so
  * the uv_poll is restarted (re-registered with epoll); EBADF means GLib
@@ -112,6 +114,7 @@ struct ptv_uvglib {
   int always_ready;    /* some fd cannot be polled and is always ready */
   int wake_fd;         /* GLib's own wakeup fd when known, else -1 */
   int recursive;       /* ptv_uvglib_set_recursive */
+  int recheck;         /* prepares left that check every fd (ptv_uvglib_fds_changed) */
   guint scanned_id;    /* sources up to this id have been marked */
   gint scanned_nfds;   /* GLib's fd count at the last scan */
   ptv_uvglib_close_cb close_cb;
@@ -135,6 +138,13 @@ void ptv_uvglib_set_recursive(ptv_uvglib *g);
  * handle cannot do it: libuv runs check handles last-started first, so one
  * started after ptv_uvglib_init runs before the dispatch. */
 void ptv_uvglib_set_after_dispatch(ptv_uvglib *g, ptv_uvglib_after_cb cb, void *arg);
+
+/* The caller created or destroyed something that opens or closes fds GLib
+ * polls (ptv_links: a libnice stream): the next 3 prepares check every fd
+ * for reuse at once, not within the second. A number can only be reused
+ * after a close, and one closed and reopened within one iteration never
+ * leaves GLib's set, so nothing else tells. Cheap: call it freely. */
+void ptv_uvglib_fds_changed(ptv_uvglib *g);
 
 /* Starts driving `ctx` (NULL: g_main_context_default()) from `loop`.
  * Takes a reference on the context and acquires it.

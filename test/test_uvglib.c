@@ -490,6 +490,8 @@ typedef struct {
   int hits[NSOCK];
   int round;        /* 0: first writes; 1: after half were closed and reopened */
   int total;
+  int hint;         /* announce the reuse with ptv_uvglib_fds_changed */
+  uint64_t reopened_ms, done_ms;
   uv_timer_t writer;
 } many;
 
@@ -528,21 +530,29 @@ static gboolean many_in(GIOChannel *ch, GIOCondition cond, gpointer data) {
     }
     for (int k = 0; k < NSOCK; k += 2)
       many_watch(m, k);
+    if (m->hint) ptv_uvglib_fds_changed(&m->h->g);
+    uv_update_time(&m->h->loop);
+    m->reopened_ms = uv_now(&m->h->loop);
     m->round = 1;
     uv_timer_start(&m->writer, on_many_write, 10, 0);
   }
   if (m->total == 2 * NSOCK) {
+    uv_update_time(&m->h->loop);
+    m->done_ms = uv_now(&m->h->loop);
     uv_close((uv_handle_t *)&m->writer, NULL);
     h_stop(m->h);
   }
   return G_SOURCE_CONTINUE;
 }
 
-static void test_many_fds(void **state) {
-  (void)state;
+/* Unannounced, the reused numbers are found by the periodic check (at most
+ * a second); announced, by the next prepare: the writes 10 ms after the
+ * reuse are read at once. */
+static void many_fds(int hint) {
   harness h;
   many *m = calloc(1, sizeof(*m));
   m->h = &h;
+  m->hint = hint;
   h_init(&h, 10000);
   for (int i = 0; i < NSOCK; i++)
     many_watch(m, i);
@@ -555,7 +565,19 @@ static void test_many_fds(void **state) {
     close(m->pair[i][0]);
     close(m->pair[i][1]);
   }
+  if (hint) assert_true(m->done_ms - m->reopened_ms < 500);
+  else assert_true(m->done_ms - m->reopened_ms >= 100); /* waited for the sweep */
   free(m);
+}
+
+static void test_many_fds(void **state) {
+  (void)state;
+  many_fds(0);
+}
+
+static void test_many_fds_announced(void **state) {
+  (void)state;
+  many_fds(1);
 }
 
 /* ---- EPOLLERR on a UDP socket --------------------------------------------- */
@@ -638,6 +660,7 @@ int main(void) {
       cmocka_unit_test(test_after_dispatch_once_per_pass),
       cmocka_unit_test(test_sources_added_from_dispatch),
       cmocka_unit_test(test_many_fds),
+      cmocka_unit_test(test_many_fds_announced),
       cmocka_unit_test(test_epollerr_then_data),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
