@@ -768,6 +768,11 @@ void ptv_links_get_stats(const ptv_links *l, ptv_links_stats *st) {
     }
 }
 
+int ptv_links_path_up(const ptv_links *l, ptv_id peer) {
+  path *p = find(l, peer);
+  return p && p->state == PS_UP;
+}
+
 int ptv_links_describe(const ptv_links *l, ptv_id peer, char *out, size_t cap) {
   path *p = find(l, peer);
   if (!p || p->state != PS_UP) return PTV_ERR_NOT_FOUND;

@@ -96,6 +96,9 @@ void ptv_links_set_poll_interval(ptv_links *l, ptv_tstamp us);
 int ptv_links_send(ptv_links *l, ptv_id peer, const uint8_t *buf, size_t len, int bulk,
                    ptv_tstamp deadline);
 
+/* 1 if the path to `peer` is up (messages to it go straight out), else 0. */
+int ptv_links_path_up(const ptv_links *l, ptv_id peer);
+
 /* Signalling from `s->peer`, relayed by the tracker. */
 void ptv_links_on_signal(ptv_links *l, const ptv_ctl_signal *s);
 

@@ -93,6 +93,12 @@ for i in $(seq "$NPEERS"); do
   if [[ $st != playing ]] || (($(echo "$c < 0.99" | bc))) || ((due < 80)); then bad=$((bad + 1)); fi
 done
 check "all $NPEERS peers play with continuity >= 0.99 after 30 s" test "$bad" -eq 0
+# Cyclon shuffles to peers without a path go through the tracker (no ICE
+# set-up each), and arrive: something relayed in, nothing refused.
+read -r rin rref < <(cat "$tmp"/snap1.* | jq -s -r \
+  '[(map(.tracker_relayed.in // 0) | add), (map(.tracker_relayed.refused // 0) | add)] | @tsv')
+echo "# t=32 shuffles relayed by the tracker: $rin received, $rref refused"
+check "shuffles reach peers without a path through the tracker" test "$rin" -gt 0 -a "$rref" -eq 0
 
 at 36
 kill -KILL "$tracker_pid"

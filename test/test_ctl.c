@@ -142,6 +142,12 @@ static void test_other_roundtrips(void **state) {
   assert_int_equal(ptv_ctl_decode(&out, buf, (size_t)n), n);
   for (int i = 0; i < 32; i++) assert_int_equal(out.u.signal.pk[i], 0);
   assert_null(out.u.signal.data);
+  m.u.signal.kind = PTV_SIG_OVERLAY; /* the highest kind */
+  n = ptv_ctl_encode(buf, sizeof(buf), &m);
+  assert_int_equal(ptv_ctl_decode(&out, buf, (size_t)n), n);
+  assert_int_equal(out.u.signal.kind, PTV_SIG_OVERLAY);
+  buf[6 + 4] = PTV_SIG_MAX + 1; /* one above: refused */
+  assert_int_equal(ptv_ctl_decode(&out, buf, (size_t)n), PTV_ERR_MALFORMED);
 
   memset(&m, 0, sizeof(m));
   m.type = PTV_CTL_END;

@@ -319,6 +319,19 @@ static void test_signal_relay(void **state) {
   assert_int_equal(r.u.signal.peer, ida);
   assert_memory_equal(r.u.signal.pk, a.pk, 32);
   assert_memory_equal(r.u.signal.data, "ufrag pwd", 9);
+  /* an overlay message (a shuffle for a peer without a path) goes the same way */
+  uint8_t shuf[16] = {1, PTV_MSG_SHUFFLE, 0, 0, 0, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0};
+  m.u.signal.kind = PTV_SIG_OVERLAY;
+  m.u.signal.data = shuf;
+  m.u.signal.data_len = sizeof(shuf);
+  n = ptv_ctl_encode(b, sizeof(b), &m);
+  assert_int_equal(feed(h, 2, b, (size_t)n), 0);
+  r = pop_ctl(h, 3, b);
+  assert_int_equal(r.type, PTV_CTL_SIGNAL);
+  assert_int_equal(r.u.signal.kind, PTV_SIG_OVERLAY);
+  assert_int_equal(r.u.signal.peer, ida);
+  assert_int_equal(r.u.signal.data_len, sizeof(shuf));
+  assert_memory_equal(r.u.signal.data, shuf, sizeof(shuf));
   /* to nobody: an error, the connection stays */
   m.u.signal.peer = 12345;
   n = ptv_ctl_encode(b, sizeof(b), &m);

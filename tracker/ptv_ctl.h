@@ -91,7 +91,10 @@ typedef struct {
 #define PTV_SIG_CANDIDATE 1 /* one ICE candidate (SDP attribute line) */
 #define PTV_SIG_DONE 2      /* no more candidates */
 #define PTV_SIG_KX 3        /* key-exchange hello (ptv_kx) */
-#define PTV_SIG_MAX 3
+#define PTV_SIG_OVERLAY 4   /* one overlay message (ptv_wire frame) for a peer
+                               we have no path to: Cyclon shuffles, which
+                               would otherwise cost an ICE set-up each */
+#define PTV_SIG_MAX 4
 /* SIGNAL: peer:u32 kind:u8 pk:32 data_len:u16 data
  * Client -> tracker: peer is the destination, pk is ignored (send zeros).
  * Tracker -> client: peer is the sender, pk its identity key as the tracker
