@@ -736,6 +736,7 @@ static json_t *stats_json(void) {
   json_object_set_new(l, "datagrams_in", json_integer((json_int_t)ls.dgrams_in));
   json_object_set_new(l, "datagrams_ack_only", json_integer((json_int_t)ls.dgrams_ack_only));
   json_object_set_new(l, "datagrams_control", json_integer((json_int_t)ls.dgrams_ctrl));
+  json_object_set_new(l, "datagrams_soft", json_integer((json_int_t)ls.dgrams_soft));
   json_object_set_new(l, "sends", json_integer((json_int_t)ls.sends));
   json_object_set_new(l, "gso_batches", json_integer((json_int_t)ls.gso_batches));
   /* selected: the candidate pairs in use; links: the same paths keyed by

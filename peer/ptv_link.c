@@ -20,7 +20,8 @@
 #define F_DATA 0x04
 #define F_BULK 0x08
 #define F_PING 0x10
-#define F_ALL 0x1f
+#define F_SOFT 0x20
+#define F_ALL 0x3f
 
 #define SENT_CAP 4096u   /* packets tracked in flight (ring) */
 #define RECV_RANGES 32   /* pn ranges remembered and acked */
@@ -120,6 +121,8 @@ struct ptv_link {
   unsigned ua_count;     /* on_unanswered calls in this wait */
   int probes;
   ptv_tstamp probe_time;
+  size_t soft_len; /* a soft message waiting to be written (0: none) */
+  uint8_t *soft;   /* its bytes (mtu bytes, allocated with the link) */
 
   /* congestion control */
   double rate; /* bytes per second */
@@ -144,6 +147,8 @@ struct ptv_link {
   ptv_tstamp ack_deadline;
   int ack_hold; /* ptv_link_hold_acks */
   uint32_t ctrl_next, bulk_base;
+  uint64_t soft_pn;   /* packet number of the last soft message delivered */
+  int have_soft;
   uint8_t delivered[BULK_WIN / 8];
   rmsg *reasm;
   size_t reasm_bytes, reasm_msgs;
@@ -875,7 +880,8 @@ static int parse(const uint8_t *d, size_t len, pkt *k) {
   }
   k->flags = d[1];
   if ((k->flags & ~F_ALL) != 0 || k->flags == 0 ||
-      ((k->flags & F_BULK) && !(k->flags & F_DATA))) {
+      ((k->flags & F_BULK) && !(k->flags & F_DATA)) ||
+      ((k->flags & F_SOFT) && (k->flags & (F_DATA | F_PING)))) {
     return PTV_ERR_MALFORMED;
   }
   k->pn = ptv_be_get32(d + 2);
@@ -935,6 +941,12 @@ static int parse(const uint8_t *d, size_t len, pkt *k) {
     k->payload = d + p;
     k->plen = len - p;
     if (k->plen == 0 || k->total == 0 || k->off + k->plen > k->total) {
+      return PTV_ERR_MALFORMED;
+    }
+  } else if (k->flags & F_SOFT) {
+    k->payload = d + p;
+    k->plen = len - p;
+    if (k->plen == 0) {
       return PTV_ERR_MALFORMED;
     }
   } else if (p != len) {
@@ -1171,6 +1183,13 @@ int ptv_link_recv(ptv_link *l, const uint8_t *dgram, size_t len,
     }
   }
 
+  if ((k.flags & F_SOFT) && (!l->have_soft || k.pn > l->soft_pn)) {
+    /* newer state than any delivered: an older one arriving late is not */
+    l->have_soft = 1;
+    l->soft_pn = k.pn;
+    deliver(l, k.payload, k.plen, 0);
+    return 0;
+  }
   if (!(k.flags & F_DATA) || verdict == D_DUP) {
     return 0;
   }
@@ -1202,6 +1221,21 @@ int ptv_link_recv(ptv_link *l, const uint8_t *dgram, size_t len,
       deliver_ctrl_chain(l);
     }
   }
+  return 0;
+}
+
+/* ---- soft messages -------------------------------------------------------- */
+
+int ptv_link_send_soft(ptv_link *l, const uint8_t *msg, size_t len, ptv_tstamp now) {
+  if (l == NULL || msg == NULL || len == 0 || len > l->cfg.mtu - PTV_LINK_SOFT_OVERHEAD) {
+    return PTV_ERR_INVALID_ARG;
+  }
+  if (l->closed) {
+    return PTV_ERR_CLOSED;
+  }
+  (void)now;
+  memcpy(l->soft, msg, len); /* a newer state replaces one not yet written */
+  l->soft_len = len;
   return 0;
 }
 
@@ -1283,7 +1317,7 @@ static void do_close(ptv_link *l) {
   }
 }
 
-enum { K_NONE, K_DATA, K_FORGET, K_PING };
+enum { K_NONE, K_DATA, K_FORGET, K_PING, K_SOFT };
 
 ptrdiff_t ptv_link_write(ptv_link *l, uint8_t *out, size_t cap,
                          ptv_tstamp now) {
@@ -1322,7 +1356,9 @@ ptrdiff_t ptv_link_write(ptv_link *l, uint8_t *out, size_t cap,
   probe = l->probes > 0;
   cc_ok = probe || (l->inflight + mtu <= cwnd(l) &&
                     ptv_pacer_next(&l->pacer, mtu, now) <= now);
-  if (cc_ok && pick(l, &m, &fi)) {
+  if (l->soft_len > 0 && !probe && ptv_pacer_next(&l->pacer, mtu, now) <= now) {
+    kind = K_SOFT; /* small and never in flight: ahead of the window */
+  } else if (cc_ok && pick(l, &m, &fi)) {
     kind = K_DATA;
   } else if (probe && oldest_inflight(l, &m, &fi)) {
     kind = K_DATA;
@@ -1347,6 +1383,8 @@ ptrdiff_t ptv_link_write(ptv_link *l, uint8_t *out, size_t cap,
 
     if (kind == K_DATA) {
       room -= DATA_HDR_LEN + plen;
+    } else if (kind == K_SOFT) {
+      room -= l->soft_len;
     }
     p += encode_ack(l, out + p, room, now, &complete);
     flags |= F_ACK;
@@ -1356,7 +1394,7 @@ ptrdiff_t ptv_link_write(ptv_link *l, uint8_t *out, size_t cap,
       l->ack_elicit = 0;
     }
   }
-  if (kind != K_NONE && l->forget_below > l->forget_acked) {
+  if (kind != K_NONE && kind != K_SOFT && l->forget_below > l->forget_acked) {
     flags |= F_FORGET;
     ptv_be_put32(out + p, l->forget_below);
     p += FORGET_LEN;
@@ -1375,6 +1413,12 @@ ptrdiff_t ptv_link_write(ptv_link *l, uint8_t *out, size_t cap,
     p += DATA_HDR_LEN + plen;
   } else if (kind == K_PING) {
     flags |= F_PING;
+  } else if (kind == K_SOFT) {
+    flags |= F_SOFT;
+    memcpy(out + p, l->soft, l->soft_len);
+    p += l->soft_len;
+    l->soft_len = 0;
+    ptv_pacer_take(&l->pacer, p, now);
   }
   out[0] = PTV_LINK_VERSION;
   out[1] = flags;
@@ -1384,7 +1428,7 @@ ptrdiff_t ptv_link_write(ptv_link *l, uint8_t *out, size_t cap,
   memset(r, 0, sizeof(*r));
   r->sent = now;
   r->size = (uint32_t)p;
-  if (kind != K_NONE) {
+  if (kind != K_NONE && kind != K_SOFT) { /* a soft message is not in flight */
     if (l->inflight == 0) {
       l->dlv_time = now; /* idle time is not path time */
     }
@@ -1429,7 +1473,9 @@ ptrdiff_t ptv_link_write(ptv_link *l, uint8_t *out, size_t cap,
   l->next_pn++;
   advance_ring(l);
   l->st.packets_sent++;
-  if (kind == K_NONE || kind == K_FORGET) {
+  if (kind == K_SOFT) {
+    l->st.packets_soft++;
+  } else if (kind == K_NONE || kind == K_FORGET) {
     l->st.packets_ack_only++;
   } else if (kind == K_DATA && !m->bulk) {
     l->st.packets_ctrl++;
@@ -1467,7 +1513,7 @@ ptv_tstamp ptv_link_get_expiry(const ptv_link *l) {
   if (l->forget_below > l->forget_sent) {
     t = tmin(t, l->now);
   }
-  if (l->inflight + l->cfg.mtu <= cwnd(l) && has_sendable(l)) {
+  if ((l->inflight + l->cfg.mtu <= cwnd(l) && has_sendable(l)) || l->soft_len > 0) {
     t = tmin(t, ptv_pacer_next(&l->pacer, l->cfg.mtu, l->now));
   }
   return t;
@@ -1524,7 +1570,10 @@ ptv_link *ptv_link_new(const ptv_link_config *cfg,
     return NULL;
   }
   l->ring = calloc(SENT_CAP, sizeof(*l->ring));
-  if (l->ring == NULL) {
+  l->soft = malloc(l->cfg.mtu);
+  if (l->ring == NULL || l->soft == NULL) {
+    free(l->ring);
+    free(l->soft);
     free(l);
     return NULL;
   }
@@ -1561,6 +1610,7 @@ void ptv_link_free(ptv_link *l) {
     reasm_remove(l, r);
   }
   free(l->ring);
+  free(l->soft);
   free(l);
 }
 

@@ -10,12 +10,17 @@
  * allocates only per message (a copy of each queued message, a reassembly
  * buffer per message being received) and once at creation.
  *
- * Two kinds of message:
+ * Three kinds of message:
  *  - control (bulk = 0): reliable, delivered in send order, sent before any
  *    bulk data, retransmitted until acknowledged;
  *  - bulk (bulk = 1, chunk data): delivered whole in any order, retransmitted
  *    only until its deadline; at the deadline the sender forgets it and tells
- *    the receiver ("forget below") so the receiver drops its partial copy.
+ *    the receiver ("forget below") so the receiver drops its partial copy;
+ *  - soft (ptv_link_send_soft): state that the next one supersedes (buffer
+ *    maps), in one datagram, sent once, never retransmitted and not
+ *    ack-eliciting, so the partner owes no ack for it: a lost one is
+ *    replaced by the next. A newer one replaces one not yet written; one
+ *    older than a soft message already delivered is dropped.
  *
  * Driving it:
  *   after ptv_link_new, ptv_link_send, ptv_link_recv or ptv_link_handle_expiry,
@@ -31,7 +36,8 @@
  *
  *   0   u8   version (1)
  *   1   u8   flags: 0x01 ACK, 0x02 FORGET, 0x04 DATA, 0x08 BULK (with DATA
- *            only), 0x10 PING; other bits must be 0
+ *            only), 0x10 PING, 0x20 SOFT (not with DATA or PING); other
+ *            bits must be 0
  *   2   u32  packet number (per direction, from 0, +1 per datagram)
  *   then, in this order, the parts the flags announce:
  *   ACK (9 + 4n bytes):
@@ -49,9 +55,11 @@
  *        u24 offset of the payload in the message
  *        u24 total message length (1 .. 2^24-1)
  *        payload, >= 1 byte, offset + length <= total
+ *   SOFT (payload runs to the end of the datagram, >= 1 byte): one whole
+ *        soft message
  *   At least one flag other than BULK must be set. A datagram without DATA
- *   must end right after its last part. DATA, FORGET
- *   and PING make a datagram ack-eliciting. A fragment datagram carries at
+ *   or SOFT must end right after its last part. DATA, FORGET
+ *   and PING make a datagram ack-eliciting; SOFT does not. A fragment datagram carries at
  *   most mtu - 29 payload bytes, leaving room for a one-range ACK and FORGET:
  *   overhead 16 bytes, 29 with ack and forget.
  *
@@ -101,6 +109,8 @@ extern "C" {
 #define PTV_LINK_MAX_MTU 65507 /* largest UDP payload */
 #define PTV_LINK_MAX_MSG ((size_t)(1u << 24) - 1) /* 24-bit offsets */
 #define PTV_LINK_FRAG_OVERHEAD 29 /* mtu - this = fragment payload size */
+#define PTV_LINK_SOFT_OVERHEAD 19 /* mtu - this = largest soft message (room
+                                     for the header and a one-range ack) */
 
 typedef struct ptv_link ptv_link;
 
@@ -156,6 +166,7 @@ typedef struct {
   uint64_t packets_sent, bytes_sent; /* every datagram written */
   uint64_t packets_ack_only;  /* of those: acks (and forgets) alone */
   uint64_t packets_ctrl;      /* of those: carrying control message data */
+  uint64_t packets_soft;      /* of those: a soft message */
   uint64_t packets_recv, bytes_recv; /* every datagram accepted */
   uint64_t bytes_acked;     /* datagram bytes the partner acknowledged */
   uint64_t retransmits;     /* fragments sent again */
@@ -203,6 +214,16 @@ void ptv_link_free(ptv_link *link);
  *   PTV_ERR_NOMEM        out of memory. */
 int ptv_link_send(ptv_link *link, const uint8_t *msg, size_t len, int bulk,
                   ptv_tstamp deadline, ptv_tstamp now);
+
+/* Queues a soft message (see above): msg[0..len) replaces any soft message
+ * not yet written and goes out with the next ptv_link_write the pacer
+ * allows, ahead of the congestion window (it is never in flight), with an
+ * ack riding if one is pending. The partner's on_message gets it (bulk 0)
+ * if it arrives and nothing newer came first. Returns 0, or
+ *   PTV_ERR_INVALID_ARG  link or msg NULL, len 0 or len > mtu -
+ *                        PTV_LINK_SOFT_OVERHEAD;
+ *   PTV_ERR_CLOSED       the link has closed. */
+int ptv_link_send_soft(ptv_link *link, const uint8_t *msg, size_t len, ptv_tstamp now);
 
 /* Processes one datagram from the partner: acks, forget, a fragment (which
  * may complete messages and call on_message, possibly several times).

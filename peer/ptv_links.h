@@ -70,8 +70,9 @@ typedef struct {
   uint64_t retransmits, losses;
   uint64_t unanswered;      /* times a path went unanswered (its partner
                                dead or stalled: ptv_link on_unanswered) */
-  uint64_t dgrams_ack_only, dgrams_ctrl; /* of dgrams_out, over the paths now up:
-                                            acks alone; control messages */
+  uint64_t dgrams_ack_only, dgrams_ctrl, dgrams_soft; /* of dgrams_out, over the paths
+                                            now up: acks alone; control messages;
+                                            buffer maps alone, sent soft */
 } ptv_links_stats;
 
 /* Creates the manager (one libnice agent on the loop's GLib context).

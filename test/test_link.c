@@ -1058,6 +1058,128 @@ static void test_hold_acks(void **state) {
   ptv_link_free(b);
 }
 
+/* ---- soft messages -------------------------------------------------------- */
+
+typedef struct {
+  int n;
+  uint8_t last[64];
+  size_t last_len;
+} softrx;
+
+static void soft_on_message(void *user, const uint8_t *buf, size_t len, int bulk) {
+  softrx *r = user;
+  assert_int_equal(bulk, 0);
+  r->n++;
+  r->last_len = len < sizeof(r->last) ? len : sizeof(r->last);
+  memcpy(r->last, buf, r->last_len);
+}
+
+/* A soft message: written once, delivered, owes no ack (the receiver has
+ * nothing to write and no ack timer), is never sent again when lost, a newer
+ * one replaces one not yet written, and one older than a delivered one is
+ * dropped. */
+static void test_soft_messages(void **state) {
+  static const ptv_link_callbacks cb = {soft_on_message, NULL, NULL};
+  ptv_link_config cfg;
+  ptv_link *a, *b;
+  softrx ra, rb;
+  uint8_t d[MTU], d2[MTU], big[MTU];
+  ptrdiff_t n, n2;
+  ptv_tstamp t = 0;
+
+  (void)state;
+  memset(&ra, 0, sizeof(ra));
+  memset(&rb, 0, sizeof(rb));
+  ptv_link_config_default(&cfg);
+  a = ptv_link_new(&cfg, &cb, &ra, 0);
+  b = ptv_link_new(&cfg, &cb, &rb, 0);
+  assert_non_null(a);
+  assert_non_null(b);
+  /* limits */
+  memset(big, 3, sizeof(big));
+  assert_int_equal(ptv_link_send_soft(a, big, 0, t), PTV_ERR_INVALID_ARG);
+  assert_int_equal(ptv_link_send_soft(a, big, MTU - PTV_LINK_SOFT_OVERHEAD + 1, t),
+                   PTV_ERR_INVALID_ARG);
+  assert_int_equal(ptv_link_send_soft(NULL, big, 10, t), PTV_ERR_INVALID_ARG);
+  /* the largest fits, with room for an ack */
+  assert_int_equal(ptv_link_send_soft(a, big, MTU - PTV_LINK_SOFT_OVERHEAD, t), 0);
+  /* "v1" then "v2" before a write: only v2 goes */
+  assert_int_equal(ptv_link_send_soft(a, (const uint8_t *)"v1", 2, t), 0);
+  assert_int_equal(ptv_link_send_soft(a, (const uint8_t *)"v2", 2, t), 0);
+  assert_true(ptv_link_get_expiry(a) <= t);
+  n = ptv_link_write(a, d, sizeof(d), t);
+  assert_int_equal(n, 6 + 2);
+  assert_int_equal(d[1], 0x20); /* SOFT alone */
+  assert_int_equal(ptv_link_write(a, d2, sizeof(d2), t), 0); /* once */
+  assert_int_equal(ptv_link_recv(b, d, (size_t)n, t + PTV_MS), 0);
+  assert_int_equal(rb.n, 1);
+  assert_memory_equal(rb.last, "v2", 2);
+  /* no ack owed: nothing to write, no ack timer, even long after */
+  t += PTV_MS + 5 * cfg.max_ack_delay;
+  assert_true(ptv_link_get_expiry(b) > t);
+  assert_int_equal(ptv_link_write(b, d2, sizeof(d2), t), 0);
+  /* lost: never sent again, no probe for it */
+  assert_int_equal(ptv_link_send_soft(a, (const uint8_t *)"v3", 2, t), 0);
+  assert_true(ptv_link_write(a, d, sizeof(d), t) > 0); /* dropped on the way */
+  for (int i = 0; i < 50; i++) {
+    t += 100 * PTV_MS;
+    if (ptv_link_get_expiry(a) <= t) ptv_link_handle_expiry(a, t);
+    while ((n = ptv_link_write(a, d, sizeof(d), t)) > 0)
+      assert_false(d[1] & 0x20); /* keepalive pings only */
+  }
+  /* out of order: v5 delivered, then v4 (older) dropped */
+  assert_int_equal(ptv_link_send_soft(a, (const uint8_t *)"v4", 2, t), 0);
+  n = ptv_link_write(a, d, sizeof(d), t);
+  assert_int_equal(ptv_link_send_soft(a, (const uint8_t *)"v5", 2, t), 0);
+  n2 = ptv_link_write(a, d2, sizeof(d2), t);
+  assert_true(n > 0 && n2 > 0);
+  int before = rb.n;
+  assert_int_equal(ptv_link_recv(b, d2, (size_t)n2, t + PTV_MS), 0);
+  assert_int_equal(ptv_link_recv(b, d, (size_t)n, t + PTV_MS), 0);
+  assert_int_equal(rb.n, before + 1);
+  assert_memory_equal(rb.last, "v5", 2);
+  /* a pending ack rides on a soft message */
+  t += 2 * PTV_MS;
+  assert_int_equal(ptv_link_send(b, (const uint8_t *)"ctl", 3, 0, 0, t), 0);
+  n = ptv_link_write(b, d, sizeof(d), t);
+  assert_true(n > 0);
+  assert_int_equal(ptv_link_recv(a, d, (size_t)n, t + PTV_MS), 0);
+  assert_int_equal(ptv_link_send_soft(a, (const uint8_t *)"v6", 2, t + PTV_MS), 0);
+  n = ptv_link_write(a, d, sizeof(d), t + PTV_MS);
+  assert_true(n > 8);
+  assert_int_equal(d[1], 0x21); /* ACK | SOFT */
+  assert_int_equal(ptv_link_recv(b, d, (size_t)n, t + 2 * PTV_MS), 0);
+  assert_memory_equal(rb.last, "v6", 2);
+  ptv_link_free(a);
+  ptv_link_free(b);
+}
+
+/* SOFT with DATA or PING, or without a payload, is refused. */
+static void test_soft_malformed(void **state) {
+  static const ptv_link_callbacks cb = {soft_on_message, NULL, NULL};
+  softrx rb;
+  uint8_t d[32] = {1, 0x20, 0, 0, 0, 0};
+  ptv_link *b;
+
+  (void)state;
+  memset(&rb, 0, sizeof(rb));
+  b = ptv_link_new(NULL, &cb, &rb, 0);
+  assert_non_null(b);
+  assert_int_equal(ptv_link_recv(b, d, 6, 0), PTV_ERR_MALFORMED); /* empty */
+  d[1] = 0x20 | 0x10;
+  d[6] = 'x';
+  assert_int_equal(ptv_link_recv(b, d, 7, 0), PTV_ERR_MALFORMED); /* with PING */
+  d[1] = 0x20 | 0x04;
+  assert_int_equal(ptv_link_recv(b, d, 7, 0), PTV_ERR_MALFORMED); /* with DATA */
+  d[1] = 0x40;
+  assert_int_equal(ptv_link_recv(b, d, 7, 0), PTV_ERR_MALFORMED); /* unknown bit */
+  assert_int_equal(rb.n, 0);
+  d[1] = 0x20;
+  assert_int_equal(ptv_link_recv(b, d, 7, 0), 0);
+  assert_int_equal(rb.n, 1);
+  ptv_link_free(b);
+}
+
 /* ---- malformed datagrams ------------------------------------------------ */
 
 static size_t frag(uint8_t *d, uint32_t pn, int bulk, uint32_t id,
@@ -1551,6 +1673,8 @@ int main(void) {
       cmocka_unit_test(test_idle_timeout),
       cmocka_unit_test(test_unanswered),
       cmocka_unit_test(test_hold_acks),
+      cmocka_unit_test(test_soft_messages),
+      cmocka_unit_test(test_soft_malformed),
       cmocka_unit_test(test_garbage_during_transfer),
   };
 
