@@ -542,6 +542,17 @@ static int decode_body(ptv_msg *m, const uint8_t *p, size_t blen) {
   }
 }
 
+int ptv_wire_loss_tolerant(const uint8_t *buf, size_t len) {
+  if (buf == NULL || len < PTV_WIRE_HDRLEN) {
+    return 0;
+  }
+  if (buf[1] == PTV_MSG_BUFFERMAP) {
+    return 1;
+  }
+  return buf[1] == PTV_MSG_SELECT && len == PTV_WIRE_HDRLEN + PTV_IDS_FIXLEN &&
+         buf[PTV_WIRE_HDRLEN] == 0;
+}
+
 int ptv_wire_decode(ptv_msg *m, const uint8_t *buf, size_t len) {
   uint32_t blen;
   uint8_t type;

@@ -226,6 +226,13 @@ int ptv_wire_encoded_len(const ptv_msg *m);
  * fields, count or flag out of range, body larger than PTV_WIRE_MAX_BODY). */
 int ptv_wire_decode(ptv_msg *m, const uint8_t *buf, size_t len);
 
+/* 1 if the encoded message buf[0..len) (one whole frame) costs little if
+ * lost, so a transport may send it unreliably: a BUFFERMAP (the next one
+ * supersedes it) or an empty SELECT (a decline; lost, the offerer's offer
+ * times out after 1 s instead). 0 for anything else, or a buffer too short
+ * to tell. Looks at the header and the SELECT count only. */
+int ptv_wire_loss_tolerant(const uint8_t *buf, size_t len);
+
 /* Buffer-map bit helpers. */
 static inline int ptv_wire_bit_get(const uint8_t *bits, unsigned i) {
   return (bits[i >> 3] >> (7 - (i & 7))) & 1;

@@ -1239,6 +1239,8 @@ int ptv_link_send_soft(ptv_link *l, const uint8_t *msg, size_t len, ptv_tstamp n
   return 0;
 }
 
+int ptv_link_soft_pending(const ptv_link *l) { return l != NULL && l->soft_len > 0; }
+
 /* ---- writing datagrams -------------------------------------------------- */
 
 /* Encodes as many ack ranges as fit in room (>= ACK_MIN_LEN). Sets *complete

@@ -225,6 +225,9 @@ int ptv_link_send(ptv_link *link, const uint8_t *msg, size_t len, int bulk,
  *   PTV_ERR_CLOSED       the link has closed. */
 int ptv_link_send_soft(ptv_link *link, const uint8_t *msg, size_t len, ptv_tstamp now);
 
+/* 1 if a soft message waits to be written (a new one would replace it). */
+int ptv_link_soft_pending(const ptv_link *link);
+
 /* Processes one datagram from the partner: acks, forget, a fragment (which
  * may complete messages and call on_message, possibly several times).
  * Duplicates are ignored. Returns 0 (also when the datagram was well formed

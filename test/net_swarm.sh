@@ -95,10 +95,12 @@ done
 check "all $NPEERS peers play with continuity >= 0.99 after 30 s" test "$bad" -eq 0
 # Cyclon shuffles to peers without a path go through the tracker (no ICE
 # set-up each), and arrive: something relayed in, nothing refused.
-read -r rin rref < <(cat "$tmp"/snap1.* | jq -s -r \
-  '[(map(.tracker_relayed.in // 0) | add), (map(.tracker_relayed.refused // 0) | add)] | @tsv')
-echo "# t=32 shuffles relayed by the tracker: $rin received, $rref refused"
+read -r rin rref soft < <(cat "$tmp"/snap1.* | jq -s -r \
+  '[(map(.tracker_relayed.in // 0) | add), (map(.tracker_relayed.refused // 0) | add),
+    (map(.paths.datagrams_soft // 0) | add)] | @tsv')
+echo "# t=32 shuffles relayed by the tracker: $rin received, $rref refused; soft datagrams (maps, declines): $soft"
 check "shuffles reach peers without a path through the tracker" test "$rin" -gt 0 -a "$rref" -eq 0
+check "buffer maps and declines go as soft datagrams" test "$soft" -gt 0
 
 at 36
 kill -KILL "$tracker_pid"

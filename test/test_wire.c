@@ -1248,6 +1248,46 @@ static void test_bit_helpers(void **state) {
   assert_int_equal(ptv_wire_bit_get(bits, 15), 1);
 }
 
+/* Which encoded messages a transport may send unreliably: buffer maps and
+ * empty selects only; a select that takes a chunk, an offer, a chunk and
+ * anything too short are not. */
+static void test_loss_tolerant(void **state) {
+  uint8_t buf[BUFSZ];
+  ptv_msg m;
+  int n;
+
+  (void)state;
+  memset(&m, 0, sizeof(m));
+  m.type = PTV_MSG_SELECT;
+  n = ptv_wire_encode(buf, sizeof(buf), &m);
+  assert_true(n > 0);
+  assert_int_equal(ptv_wire_loss_tolerant(buf, (size_t)n), 1);
+  assert_int_equal(ptv_wire_loss_tolerant(buf, (size_t)n - 1), 0);
+  m.u.select.n = 1;
+  m.u.select.ids[0] = 7;
+  n = ptv_wire_encode(buf, sizeof(buf), &m);
+  assert_int_equal(ptv_wire_loss_tolerant(buf, (size_t)n), 0);
+  memset(&m, 0, sizeof(m));
+  m.type = PTV_MSG_OFFER;
+  n = ptv_wire_encode(buf, sizeof(buf), &m);
+  assert_true(n > 0);
+  assert_int_equal(ptv_wire_loss_tolerant(buf, (size_t)n), 0);
+  uint8_t bits[16] = {0xff};
+  memset(&m, 0, sizeof(m));
+  m.type = PTV_MSG_BUFFERMAP;
+  m.u.buffermap.nbits = 128;
+  m.u.buffermap.bits = bits;
+  m.u.buffermap.suspect = PTV_ID_NONE;
+  m.u.buffermap.play = PTV_ID_NONE;
+  n = ptv_wire_encode(buf, sizeof(buf), &m);
+  assert_true(n > 0);
+  assert_int_equal(ptv_wire_loss_tolerant(buf, (size_t)n), 1);
+  assert_int_equal(ptv_wire_loss_tolerant(buf, PTV_WIRE_HDRLEN - 1), 0);
+  assert_int_equal(ptv_wire_loss_tolerant(NULL, 64), 0);
+  buf[1] = PTV_MSG_CHUNK;
+  assert_int_equal(ptv_wire_loss_tolerant(buf, (size_t)n), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_join_bytes),
@@ -1292,6 +1332,7 @@ int main(void) {
       cmocka_unit_test(test_bit_helpers),
       cmocka_unit_test(test_roundtrip_report),
       cmocka_unit_test(test_chunk_sigbase),
+      cmocka_unit_test(test_loss_tolerant),
   };
 
   init_blobs();
