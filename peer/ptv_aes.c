@@ -22,9 +22,15 @@
 #define GCM_IV_LEN 12
 #define GCM_TAG_MAX 16
 
+/* First in both kinds of state: the EVP context (the key schedule) and
+ * which AES mode and size it runs. */
 typedef struct {
   EVP_CIPHER_CTX *ctx;
-  const EVP_CIPHER *evp; /* AES-128-GCM or AES-256-GCM */
+  const EVP_CIPHER *evp;
+} evp_head;
+
+typedef struct {
+  evp_head h;            /* AES-128-GCM or AES-256-GCM */
   int tag_len;           /* 16, or 8 (libsrtp's *_8_auth policies) */
   int dir;               /* srtp_direction_*: set by set_iv */
   int ready;             /* a key was set */
@@ -33,6 +39,45 @@ typedef struct {
 
 static const srtp_cipher_type_t k_gcm128, k_gcm256, k_icm128, k_icm256;
 static int g_installed;
+
+/* A libsrtp cipher with a zeroed state of `size` bytes that starts with an
+ * evp_head, for `evp`; key_len counts the salt (libsrtp derives that many
+ * bytes), algorithm is the type id (libsrtp takes its AEAD path on the GCM
+ * ones). */
+static srtp_err_status_t cipher_new(srtp_cipher_pointer_t *cp, const srtp_cipher_type_t *type,
+                                    const EVP_CIPHER *evp, int key_len, int algorithm,
+                                    size_t size, void **state) {
+  srtp_cipher_t *c = calloc(1, sizeof(*c));
+  evp_head *h = calloc(1, size);
+  EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+  if (!c || !h || !ctx) {
+    free(c);
+    free(h);
+    EVP_CIPHER_CTX_free(ctx);
+    return srtp_err_status_alloc_fail;
+  }
+  h->ctx = ctx;
+  h->evp = evp;
+  c->type = type;
+  c->state = h;
+  c->key_len = key_len;
+  c->algorithm = algorithm;
+  *cp = c;
+  *state = h;
+  return srtp_err_status_ok;
+}
+
+static srtp_err_status_t cipher_free(srtp_cipher_pointer_t c, size_t size) {
+  if (!c) return srtp_err_status_ok;
+  evp_head *h = c->state;
+  if (h) {
+    EVP_CIPHER_CTX_free(h->ctx); /* clears the key schedule */
+    sodium_memzero(h, size);
+    free(h);
+  }
+  free(c);
+  return srtp_err_status_ok;
+}
 
 static srtp_err_status_t gcm_alloc(srtp_cipher_pointer_t *cp, int key_len, int tag_len) {
   const srtp_cipher_type_t *type;
@@ -50,44 +95,22 @@ static srtp_err_status_t gcm_alloc(srtp_cipher_pointer_t *cp, int key_len, int t
     return srtp_err_status_bad_param;
   }
   if (tag_len != 16 && tag_len != 8) return srtp_err_status_bad_param;
-  srtp_cipher_t *c = calloc(1, sizeof(*c));
-  gcm *g = calloc(1, sizeof(*g));
-  EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-  if (!c || !g || !ctx) {
-    free(c);
-    free(g);
-    EVP_CIPHER_CTX_free(ctx);
-    return srtp_err_status_alloc_fail;
-  }
-  g->ctx = ctx;
-  g->evp = evp;
+  void *st;
+  srtp_err_status_t rv = cipher_new(cp, type, evp, key_len, algorithm, sizeof(gcm), &st);
+  if (rv != srtp_err_status_ok) return rv;
+  gcm *g = st;
   g->tag_len = tag_len;
   g->dir = srtp_direction_any;
-  c->type = type;
-  c->state = g;
-  c->key_len = key_len;     /* with the salt: libsrtp derives that many bytes */
-  c->algorithm = algorithm; /* libsrtp takes its AEAD path on these ids */
-  *cp = c;
   return srtp_err_status_ok;
 }
 
-static srtp_err_status_t gcm_dealloc(srtp_cipher_pointer_t c) {
-  if (!c) return srtp_err_status_ok;
-  gcm *g = c->state;
-  if (g) {
-    EVP_CIPHER_CTX_free(g->ctx); /* clears the key schedule */
-    sodium_memzero(g, sizeof(*g));
-    free(g);
-  }
-  free(c);
-  return srtp_err_status_ok;
-}
+static srtp_err_status_t gcm_dealloc(srtp_cipher_pointer_t c) { return cipher_free(c, sizeof(gcm)); }
 
 /* key: the session key without the salt (libsrtp folds the salt into the IV). */
 static srtp_err_status_t gcm_init(void *state, const uint8_t *key) {
   gcm *g = state;
   g->ready = 0;
-  if (EVP_CipherInit_ex(g->ctx, g->evp, NULL, key, NULL, 1) != 1) return srtp_err_status_cipher_fail;
+  if (EVP_CipherInit_ex(g->h.ctx, g->h.evp, NULL, key, NULL, 1) != 1) return srtp_err_status_cipher_fail;
   g->ready = 1;
   g->dir = srtp_direction_any;
   return srtp_err_status_ok;
@@ -98,7 +121,7 @@ static srtp_err_status_t gcm_set_iv(void *state, uint8_t *iv, srtp_cipher_direct
   if (!g->ready || (dir != srtp_direction_encrypt && dir != srtp_direction_decrypt))
     return srtp_err_status_bad_param;
   /* The IV also restarts GHASH: any AAD from an abandoned packet is gone. */
-  if (EVP_CipherInit_ex(g->ctx, NULL, NULL, NULL, iv, dir == srtp_direction_encrypt) != 1) {
+  if (EVP_CipherInit_ex(g->h.ctx, NULL, NULL, NULL, iv, dir == srtp_direction_encrypt) != 1) {
     g->dir = srtp_direction_any;
     return srtp_err_status_cipher_fail;
   }
@@ -110,7 +133,7 @@ static srtp_err_status_t gcm_set_aad(void *state, const uint8_t *aad, uint32_t l
   gcm *g = state;
   int outl;
   if (g->dir == srtp_direction_any) return srtp_err_status_bad_param;
-  if (len > 0 && EVP_CipherUpdate(g->ctx, NULL, &outl, aad, (int)len) != 1)
+  if (len > 0 && EVP_CipherUpdate(g->h.ctx, NULL, &outl, aad, (int)len) != 1)
     return srtp_err_status_cipher_fail;
   return srtp_err_status_ok;
 }
@@ -120,12 +143,12 @@ static srtp_err_status_t gcm_encrypt(void *state, uint8_t *buf, unsigned int *le
   int outl = 0, fl = 0;
   if (g->dir != srtp_direction_encrypt || *len > (unsigned)INT32_MAX) return srtp_err_status_bad_param;
   g->dir = srtp_direction_any; /* one packet per IV */
-  if (*len > 0 && EVP_CipherUpdate(g->ctx, buf, &outl, buf, (int)*len) != 1)
+  if (*len > 0 && EVP_CipherUpdate(g->h.ctx, buf, &outl, buf, (int)*len) != 1)
     return srtp_err_status_cipher_fail;
   /* GCM's final writes nothing; the tag waits for get_tag (libsrtp puts it
    * after the encrypted bytes). */
-  if (EVP_CipherFinal_ex(g->ctx, buf + outl, &fl) != 1 ||
-      EVP_CIPHER_CTX_ctrl(g->ctx, EVP_CTRL_GCM_GET_TAG, GCM_TAG_MAX, g->tag) != 1)
+  if (EVP_CipherFinal_ex(g->h.ctx, buf + outl, &fl) != 1 ||
+      EVP_CIPHER_CTX_ctrl(g->h.ctx, EVP_CTRL_GCM_GET_TAG, GCM_TAG_MAX, g->tag) != 1)
     return srtp_err_status_cipher_fail;
   return srtp_err_status_ok;
 }
@@ -145,11 +168,11 @@ static srtp_err_status_t gcm_decrypt(void *state, uint8_t *buf, unsigned int *le
   g->dir = srtp_direction_any;
   if (*len < (unsigned)g->tag_len) return srtp_err_status_auth_fail;
   unsigned int clen = *len - (unsigned)g->tag_len;
-  if (EVP_CIPHER_CTX_ctrl(g->ctx, EVP_CTRL_GCM_SET_TAG, g->tag_len, buf + clen) != 1)
+  if (EVP_CIPHER_CTX_ctrl(g->h.ctx, EVP_CTRL_GCM_SET_TAG, g->tag_len, buf + clen) != 1)
     return srtp_err_status_cipher_fail;
-  if (clen > 0 && EVP_CipherUpdate(g->ctx, buf, &outl, buf, (int)clen) != 1)
+  if (clen > 0 && EVP_CipherUpdate(g->h.ctx, buf, &outl, buf, (int)clen) != 1)
     return srtp_err_status_cipher_fail;
-  if (EVP_CipherFinal_ex(g->ctx, buf + outl, &fl) != 1) return srtp_err_status_auth_fail;
+  if (EVP_CipherFinal_ex(g->h.ctx, buf + outl, &fl) != 1) return srtp_err_status_auth_fail;
   *len = clen;
   return srtp_err_status_ok;
 }
@@ -157,8 +180,7 @@ static srtp_err_status_t gcm_decrypt(void *state, uint8_t *buf, unsigned int *le
 /* ---- AES-ICM (RFC 3711 counter mode): libsrtp's key derivation ---- */
 
 typedef struct {
-  EVP_CIPHER_CTX *ctx;
-  const EVP_CIPHER *evp; /* AES-128-CTR or AES-256-CTR */
+  evp_head h; /* AES-128-CTR or AES-256-CTR */
   int key_size;
   int ready;
   uint8_t offset[16]; /* the salt, its last two bytes zero: the block counter */
@@ -182,37 +204,14 @@ static srtp_err_status_t icm_alloc(srtp_cipher_pointer_t *cp, int key_len, int t
   } else {
     return srtp_err_status_bad_param;
   }
-  srtp_cipher_t *c = calloc(1, sizeof(*c));
-  icm *k = calloc(1, sizeof(*k));
-  EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-  if (!c || !k || !ctx) {
-    free(c);
-    free(k);
-    EVP_CIPHER_CTX_free(ctx);
-    return srtp_err_status_alloc_fail;
-  }
-  k->ctx = ctx;
-  k->evp = evp;
-  k->key_size = key_size;
-  c->type = type;
-  c->state = k;
-  c->key_len = key_len;
-  c->algorithm = algorithm;
-  *cp = c;
+  void *st;
+  srtp_err_status_t rv = cipher_new(cp, type, evp, key_len, algorithm, sizeof(icm), &st);
+  if (rv != srtp_err_status_ok) return rv;
+  ((icm *)st)->key_size = key_size;
   return srtp_err_status_ok;
 }
 
-static srtp_err_status_t icm_dealloc(srtp_cipher_pointer_t c) {
-  if (!c) return srtp_err_status_ok;
-  icm *k = c->state;
-  if (k) {
-    EVP_CIPHER_CTX_free(k->ctx);
-    sodium_memzero(k, sizeof(*k));
-    free(k);
-  }
-  free(c);
-  return srtp_err_status_ok;
-}
+static srtp_err_status_t icm_dealloc(srtp_cipher_pointer_t c) { return cipher_free(c, sizeof(icm)); }
 
 /* key: the key, then the 14-byte salt. */
 static srtp_err_status_t icm_init(void *state, const uint8_t *key) {
@@ -220,7 +219,7 @@ static srtp_err_status_t icm_init(void *state, const uint8_t *key) {
   k->ready = 0;
   memset(k->offset, 0, sizeof(k->offset));
   memcpy(k->offset, key + k->key_size, SRTP_SALT_LEN);
-  if (EVP_EncryptInit_ex(k->ctx, k->evp, NULL, key, NULL) != 1) return srtp_err_status_cipher_fail;
+  if (EVP_EncryptInit_ex(k->h.ctx, k->h.evp, NULL, key, NULL) != 1) return srtp_err_status_cipher_fail;
   k->ready = 1;
   return srtp_err_status_ok;
 }
@@ -231,7 +230,7 @@ static srtp_err_status_t icm_set_iv(void *state, uint8_t *iv, srtp_cipher_direct
   (void)dir; /* counter mode: the same either way */
   if (!k->ready) return srtp_err_status_bad_param;
   for (int i = 0; i < 16; i++) ctr[i] = k->offset[i] ^ iv[i];
-  return EVP_EncryptInit_ex(k->ctx, NULL, NULL, NULL, ctr) == 1 ? srtp_err_status_ok
+  return EVP_EncryptInit_ex(k->h.ctx, NULL, NULL, NULL, ctr) == 1 ? srtp_err_status_ok
                                                                  : srtp_err_status_cipher_fail;
 }
 
@@ -239,7 +238,7 @@ static srtp_err_status_t icm_crypt(void *state, uint8_t *buf, unsigned int *len)
   icm *k = state;
   int outl = 0;
   if (!k->ready || *len > (unsigned)INT32_MAX) return srtp_err_status_bad_param;
-  if (*len > 0 && EVP_EncryptUpdate(k->ctx, buf, &outl, buf, (int)*len) != 1)
+  if (*len > 0 && EVP_EncryptUpdate(k->h.ctx, buf, &outl, buf, (int)*len) != 1)
     return srtp_err_status_cipher_fail;
   return srtp_err_status_ok;
 }

@@ -47,6 +47,17 @@ static srtp_t stock_session(void) {
   return s;
 }
 
+/* Keys for a session that sends and accepts with g_key and SSRC, as the
+ * stock sessions do. */
+static void loop_keys(ptv_kx_keys *k) {
+  memset(k, 0, sizeof(*k));
+  memcpy(k->tx_key, g_key, sizeof(g_key));
+  memcpy(k->tx_salt, g_salt, sizeof(g_salt));
+  memcpy(k->rx_key, g_key, sizeof(g_key));
+  memcpy(k->rx_salt, g_salt, sizeof(g_salt));
+  k->tx_ssrc = k->rx_ssrc = SSRC;
+}
+
 static int group_setup(void **state) {
   (void)state;
   if (sodium_init() < 0 || srtp_init() != srtp_err_status_ok) return -1;
@@ -79,12 +90,7 @@ static void test_installed(void **state) {
 static void test_same_packets_as_libsrtp(void **state) {
   (void)state;
   ptv_kx_keys k;
-  memset(&k, 0, sizeof(k));
-  memcpy(k.tx_key, g_key, sizeof(g_key));
-  memcpy(k.tx_salt, g_salt, sizeof(g_salt));
-  memcpy(k.rx_key, g_key, sizeof(g_key));
-  memcpy(k.rx_salt, g_salt, sizeof(g_salt));
-  k.tx_ssrc = k.rx_ssrc = SSRC;
+  loop_keys(&k);
   ptv_srtp ours;
   assert_int_equal(ptv_srtp_init(&ours, &k), 0);
   static const size_t big[] = {255, 256, 1000, 1160, 1199, 1200, 1400, PTV_SRTP_MAX_PAYLOAD};
@@ -126,12 +132,7 @@ static void test_same_packets_as_libsrtp(void **state) {
 static void test_forgeries_refused(void **state) {
   (void)state;
   ptv_kx_keys k;
-  memset(&k, 0, sizeof(k));
-  memcpy(k.tx_key, g_key, sizeof(g_key));
-  memcpy(k.tx_salt, g_salt, sizeof(g_salt));
-  memcpy(k.rx_key, g_key, sizeof(g_key));
-  memcpy(k.rx_salt, g_salt, sizeof(g_salt));
-  k.tx_ssrc = k.rx_ssrc = SSRC;
+  loop_keys(&k);
   ptv_srtp tx, rx;
   assert_int_equal(ptv_srtp_init(&tx, &k), 0);
   assert_int_equal(ptv_srtp_init(&rx, &k), 0);
