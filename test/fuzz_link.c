@@ -4,7 +4,7 @@
  * behaved partner B over a lossless in-memory path:
  *   op % 4 == 0  advance the clock by the next byte x 500 us, run timers;
  *   op % 4 == 1  queue a message on A or B (size, kind, deadline from the
- *                next two bytes);
+ *                next two bytes; bit 4 of op: a soft message instead);
  *   otherwise    a datagram for A: a 2-byte length, then that many bytes.
  * After every operation A's and B's datagrams are exchanged until both are
  * quiet. A receives arbitrary bytes, B receives whatever A makes of them (so
@@ -162,8 +162,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       if (len > FZ_MAX_MSG) {
         len = FZ_MAX_MSG;
       }
-      rv = ptv_link_send((op & 4) ? b : a, msg, len, (op >> 3) & 1, deadline,
-                         now);
+      if ((op >> 4) & 1) {
+        if (len > FZ_MTU - PTV_LINK_SOFT_OVERHEAD) {
+          len = FZ_MTU - PTV_LINK_SOFT_OVERHEAD;
+        }
+        rv = ptv_link_send_soft((op & 4) ? b : a, msg, len, now);
+      } else {
+        rv = ptv_link_send((op & 4) ? b : a, msg, len, (op >> 3) & 1, deadline,
+                           now);
+      }
       if (rv != 0 && rv != PTV_ERR_AGAIN && rv != PTV_ERR_CLOSED) {
         abort();
       }
@@ -234,6 +241,9 @@ static void make_seeds(void) {
     }
     ptv_link_send(x, m, 1 + (size_t)s * 350, s & 1, 0, 0);
     ptv_link_send(x, m, 40, 0, 0, 0);
+    if (s & 2) {
+      ptv_link_send_soft(x, m, 30 + (size_t)s, 0); /* soft datagrams too */
+    }
     for (k = 0; k < 40 && p + 3 + FZ_MTU + 2 < SEED_MAX; ++k) {
       n = ptv_link_write(x, buf, sizeof(buf), now);
       if (n > 0) {
