@@ -1324,7 +1324,7 @@ enum { K_NONE, K_DATA, K_FORGET, K_PING, K_SOFT };
 ptrdiff_t ptv_link_write(ptv_link *l, uint8_t *out, size_t cap,
                          ptv_tstamp now) {
   size_t mtu, p = HDR_LEN, plen = 0;
-  int probe, cc_ok, kind = K_NONE, ack_due, complete = 1, retx = 0;
+  int probe, paced, cc_ok, kind = K_NONE, ack_due, complete = 1, retx = 0;
   uint8_t flags = 0;
   smsg *m = NULL;
   uint32_t fi = 0;
@@ -1356,9 +1356,9 @@ ptrdiff_t ptv_link_write(ptv_link *l, uint8_t *out, size_t cap,
   }
 
   probe = l->probes > 0;
-  cc_ok = probe || (l->inflight + mtu <= cwnd(l) &&
-                    ptv_pacer_next(&l->pacer, mtu, now) <= now);
-  if (l->soft_len > 0 && !probe && ptv_pacer_next(&l->pacer, mtu, now) <= now) {
+  paced = ptv_pacer_next(&l->pacer, mtu, now) <= now;
+  cc_ok = probe || (l->inflight + mtu <= cwnd(l) && paced);
+  if (l->soft_len > 0 && !probe && paced) {
     kind = K_SOFT; /* small and never in flight: ahead of the window */
   } else if (cc_ok && pick(l, &m, &fi)) {
     kind = K_DATA;

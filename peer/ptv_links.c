@@ -192,23 +192,23 @@ static void on_link_message(void *user, const uint8_t *buf, size_t len, int bulk
   }
 }
 
-/* A bundle of messages a partner may lose at little cost alone
+/* A bundle of nothing but messages a partner may lose at little cost
  * (ptv_wire_loss_tolerant: buffer maps, declines; the engine takes every
  * message as lossy anyway, the simulator loses them) goes soft
- * (ptv_link_send_soft), unless
- * the link still holds an unwritten one (it would be replaced): the
- * partner owes no ack for it. Reliable, each cost the partner an ack sent
- * alone about as often as not (a quarter of the bundles were maps alone;
- * 88% of offers are declined). */
-#ifndef PTV_SOFT_MAPS
-#define PTV_SOFT_MAPS 1 /* 0: maps reliable like other control (A/B builds) */
+ * (ptv_link_send_soft), so the partner owes no ack for it; unless the
+ * link still holds an unwritten soft message, which it would replace.
+ * Reliable, each cost the partner an ack sent alone about as often as not
+ * (a quarter of the bundles were maps alone; 88% of offers are declined). */
+#ifndef PTV_SOFT_BUNDLES
+#define PTV_SOFT_BUNDLES 1 /* 0: every bundle reliable (A/B builds) */
 #endif
 static void bundle_flush(ptv_links *l, path *p) {
   if (!p->blen || p->state != PS_UP) return;
   p->dirty = 1;
   ptv_tstamp now = ptv_rt_now();
-  int rv = PTV_SOFT_MAPS && p->bsoft && !ptv_link_soft_pending(p->link) ? ptv_link_send_soft(p->link, p->bundle, p->blen, now)
-                    : ptv_link_send(p->link, p->bundle, p->blen, 0, 0, now);
+  int soft = PTV_SOFT_BUNDLES && p->bsoft && !ptv_link_soft_pending(p->link);
+  int rv = soft ? ptv_link_send_soft(p->link, p->bundle, p->blen, now)
+                : ptv_link_send(p->link, p->bundle, p->blen, 0, 0, now);
   if (rv != 0) l->st.queued_dropped++; /* the link's queue is full: the engine's timers retry */
   p->blen = 0;
 }
