@@ -370,6 +370,8 @@ static void remove_partner(ptv_node *n, partner *p) {
 
 /* ---- buffer maps -------------------------------------------------------- */
 
+static ptv_tstamp upload_backlog(const ptv_node *n, ptv_tstamp now);
+
 /* Encodes our buffer map (the same for every partner) into buf; returns its
  * length or a negative PTV_ERR_*. */
 static int encode_bm(const ptv_node *n, ptv_tstamp now, uint8_t *buf, size_t cap) {
@@ -378,10 +380,13 @@ static int encode_bm(const ptv_node *n, ptv_tstamp now, uint8_t *buf, size_t cap
   if (n->have.count > 0 && n->have.newest >= from + MAP_BITS)
     from = n->have.newest - MAP_BITS + 1;
   ptv_chunkset_export(&n->have, from, MAP_BITS, bits);
-  /* The load hint leaves stripe pushes out: a request goes before them. */
-  ptv_tstamp backlog = n->busy_until > now ? n->busy_until - now : 0;
-  for (int i = 0; i < n->nupq; i++)
-    if (!n->upq[i].push) backlog += tx_us(n->upq[i].size, n->cfg.upload_kbps);
+  /* The load hint counts everything queued, stripe pushes too. A request
+   * is served by its deadline, after the pushes due sooner: a hint without
+   * them told requesters an uplink busy with pushes was idle, so they gave
+   * up on it early, asked again elsewhere and often got the chunk twice
+   * (simulator, 1,000 peers, seeds 1-3, honest peers >= 0.99 with 20%
+   * free-riders: 0.58 / 0.54 / 0.14 -> 0.81 / 0.81 / 0.45). */
+  ptv_tstamp backlog = upload_backlog(n, now);
   ptv_msg m;
   MSG_INIT(m, PTV_MSG_BUFFERMAP, buffermap);
   m.u.buffermap.base = from;
@@ -557,7 +562,6 @@ static int enqueue_push(ptv_node *n, ptv_id to, ptv_chunk_id id, ptv_tstamp key,
   return 0;
 }
 
-static ptv_tstamp upload_backlog(const ptv_node *n, ptv_tstamp now);
 
 static void on_request(ptv_node *n, partner *p, const ptv_msg_request *rq,
                        ptv_tstamp now) {

@@ -221,9 +221,11 @@ static void on_playout(void *user, ptv_chunk_id id, int present, ptv_tstamp now)
     }
     fprintf(stderr,
             "miss peer %ld t %.2f played %.2f lag %.2f stripe %u parent_depth %d stripes_fed %d "
-            "parent %ld\n",
+            "parent %ld way/held/nowhere %llu/%llu/%llu\n",
             (long)sn->idx - 2, (double)now / 1e6, (double)(now - st.play_start) / 1e6,
-            (double)st.lag_us / 1e6, sb, pd, __builtin_popcount(fed), par);
+            (double)st.lag_us / 1e6, sb, pd, __builtin_popcount(fed), par,
+            (unsigned long long)st.miss_on_way, (unsigned long long)st.miss_held,
+            (unsigned long long)st.miss_nowhere);
   }
   if (w->trace >= 0 && (long)sn->idx - 2 == w->trace && !present) {
     ptv_node_stats st;

@@ -2053,6 +2053,54 @@ static void test_stripes_evict_crosses_request(void **state) {
   assert_int_equal(ptv_node_depth(na, 1), 1);
 }
 
+/* The load hint in a buffer map counts every queued upload, stripe pushes
+ * too: a request is served by its deadline, after the pushes due sooner, so
+ * a hint without them told requesters the uplink was idle (they gave up
+ * early, asked again elsewhere and got the chunk twice). Here the source
+ * pushes each new chunk to 3 children, so right after a chunk is cut its
+ * queue holds about 3 transmissions. */
+static struct {
+  uint16_t max_ms;
+  uint32_t maps;
+} g_lh;
+
+static void lh_tap(harness *h, ptv_id from, ptv_id to, const ptv_msg *m) {
+  (void)h;
+  (void)to;
+  if (from != SOURCE_ID || m->type != PTV_MSG_BUFFERMAP) return;
+  g_lh.maps++;
+  if (m->u.buffermap.queue_ms > g_lh.max_ms) g_lh.max_ms = m->u.buffermap.queue_ms;
+}
+
+static void test_stripes_load_hint(void **state) {
+  (void)state;
+  const int a = FIRST_PEER;
+  harness *h = h_new_stripes(3, 37);
+  h_stripes_ready(h, a, a + 1);
+  for (int i = a; i < a + 3; i++)
+    assert_int_equal(ptv_node_subscribe(h->node[i], SOURCE_ID, TS_ALL, h->now), 0);
+  h_run_until(h, h->now + GRANT_WAIT);
+  for (int i = a; i < a + 3; i++) assert_int_equal(h_pinfo(h, i, SOURCE_ID).sub_in, TS_ALL);
+  memset(&g_lh, 0, sizeof(g_lh));
+  h->tap = lh_tap;
+  uint64_t p0 = h_stats(h, SOURCE_ID).pushes;
+  h_run_until(h, h->now + 4 * PTV_S);
+  h->tap = NULL;
+  uint64_t pushes = h_stats(h, SOURCE_ID).pushes - p0;
+  uint32_t tx_ms = (uint32_t)((CHUNK_BYTES + HDR_SLACK) * 8u / h->upload[SOURCE_ID]); /* 62 */
+  print_message("source: %llu pushes, %u maps, most queued %u ms (one chunk %u ms)\n",
+                (unsigned long long)pushes, g_lh.maps, g_lh.max_ms, tx_ms);
+  assert_true(pushes >= 3 * 15); /* 16 chunks x 3 children, give or take the edges */
+  assert_true(g_lh.maps > 10);
+  /* More than the one chunk on the wire: the queued pushes count. */
+  if (g_lh.max_ms < 2 * tx_ms)
+    fail_msg("the source's maps showed at most %u ms queued with 3 pushes per chunk of %u ms",
+             g_lh.max_ms, tx_ms);
+  assert_true(g_lh.max_ms <= 4 * tx_ms + 20); /* and no more than there is */
+  h_assert_clean(h);
+  h_free(h);
+}
+
 /* A stripe peer is offered a chunk of a stripe it has a parent for only
  * once the push is late (or it is a hole): an offer it would decline costs
  * the offerer's uplink a round trip idle. Chunks of its other stripes are
@@ -2524,6 +2572,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_stripes_grant_hook, teardown),
       cmocka_unit_test_teardown(test_stripes_evict, teardown),
       cmocka_unit_test_teardown(test_stripes_evict_crosses_request, teardown),
+      cmocka_unit_test_teardown(test_stripes_load_hint, teardown),
       cmocka_unit_test_teardown(test_stripes_api_errors, teardown),
       cmocka_unit_test_teardown(test_stripes_suspect_report, teardown),
       cmocka_unit_test_teardown(test_stripes_offers_skip_parented, teardown),
