@@ -25,6 +25,7 @@ void ptv_ch_params_default(ptv_ch_params *p) {
   p->silent_us = 1 * PTV_S;
   p->suspect_block_us = 60 * PTV_S;
   p->fail_block_us = 60 * PTV_S;
+  p->backlog_max_us = 1 * PTV_S;
 }
 
 /* name, kind (i: integer, t: seconds), offset, max */
@@ -38,7 +39,7 @@ static const struct {
 #define PT(f) {#f "_s", 't', offsetof(ptv_ch_params, f##_us), sizeof(ptv_tstamp), 3600}
     PI(max_tier, 254),    PI(max_per_parent, 16), PI(improve_gap, 254), PI(per_stripe_chunks, 64), PI(slot_pct, 100), PI(outbid_pct, 60000),
     PI(deliv_bad, 65535), PT(grace),              PT(hold),             PT(improve),
-    PT(refuse),           PT(ask),                PT(lag_margin),       PT(settle), PT(settle_fed),    PT(silent),    PT(suspect_block), PT(fail_block),
+    PT(refuse),           PT(ask),                PT(lag_margin),       PT(settle), PT(settle_fed),    PT(silent),    PT(suspect_block), PT(fail_block), PT(backlog_max),
 #undef PI
 #undef PT
 };
@@ -125,6 +126,9 @@ int ptv_ch_pick_parent(const ptv_ch_cand *c, size_t nc, uint32_t my_bid_kbps, ui
         !x->can_connect)
       continue;
     if (!x->is_source && x->from_it >= pp->max_per_parent) continue;
+    /* An uplink this far behind delivers pushes late to every child it has:
+     * a free-rider, which took on children for the upload it claimed. */
+    if (pp->backlog_max_us && (ptv_tstamp)x->backlog_ms * PTV_MS > pp->backlog_max_us) continue;
     if (below != 255 && x->tier >= below) continue;
     if (!affordable(x, my_bid_kbps, pp)) continue;
     if (best < 0) {

@@ -38,6 +38,8 @@ typedef struct {
   ptv_tstamp silent_us;     /* a parent silent this long is replaced (it sends maps every second) */
   ptv_tstamp settle_us;     /* a newcomer takes stripes once it has played this long */
   ptv_tstamp settle_fed_us; /* ... or this long, if most of its partners are fed (0: off) */
+  ptv_tstamp backlog_max_us; /* a partner with more upload queued than this is not chosen
+                                as a parent (0: off) */
 } ptv_ch_params;
 
 /* Fills p with the defaults documented in docs/CHANDELIER.md. */
@@ -72,11 +74,13 @@ typedef struct {
   uint8_t blocked;       /* refused us lately, or found delivering too little */
   uint8_t is_source;
   uint8_t can_connect;   /* NAT pair compatible (the swap rule skips it if not) */
+  uint32_t backlog_ms;   /* its upload backlog as it advertised it (pushes included) */
 } ptv_ch_cand;
 
 /* Chooses the parent for one stripe among nc candidates: usable ones (known
  * tier below max_tier, not our child for it, not blocked, NAT compatible,
- * fewer than max_per_parent stripes from it unless it is the source) that
+ * no more than backlog_max_us of upload queued, fewer than max_per_parent
+ * stripes from it unless it is the source) that
  * have a free slot or a price our bid beats by outbid_pct; the lowest tier
  * wins, then a free slot over outbidding, then the larger estimate. With
  * `below` < 255 only candidates whose tier is below it are considered (our

@@ -297,6 +297,7 @@ static void ch_tick(ptv_node *n, ptv_tstamp now) {
       c[i].from_it = (uint8_t)__builtin_popcount((p->sub_in | p->sub_ask | add[i]) & ~(1u << b));
       c[i].is_child = (uint8_t)((p->sub_out >> b & 1) != 0);
       c[i].blocked = (uint8_t)(blocked(s, p->id, now) || (int)i == parent[b]);
+      c[i].backlog_ms = p->queue_ms;
       c[i].is_source = c[i].tier == 0;
       c[i].can_connect = 1; /* partners are connected; ch_pick_candidate applies the NAT rule */
       /* A slot we just planned to take is no longer free. */

@@ -2250,6 +2250,7 @@ static void partner_info(const partner *p, ptv_partner_info *pi) {
   pi->sub_since = p->sub_since;
   pi->play = p->play;
   pi->last_heard = p->last_heard;
+  pi->queue_ms = p->queue_ms;
 }
 
 int ptv_node_partner(const ptv_node *n, uint32_t i, ptv_partner_info *pi) {

@@ -176,6 +176,7 @@ typedef struct {
   ptv_tstamp sub_since;  /* when it last granted us a stripe */
   ptv_chunk_id play;     /* its playback point, PTV_ID_NONE unknown */
   ptv_tstamp last_heard; /* when its last message came */
+  uint16_t queue_ms;     /* its upload backlog, as its last buffer map gave it */
 } ptv_partner_info;
 
 typedef struct {

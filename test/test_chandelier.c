@@ -29,7 +29,7 @@ static const char *const k_names[] = {
     "max_tier",  "max_per_parent", "improve_gap", "slot_pct", "per_stripe_chunks",
     "outbid_pct", "deliv_bad",     "grace_s",     "hold_s",   "improve_s",
     "refuse_s",  "ask_s",          "lag_margin_s", "settle_s", "settle_fed_s",  "silent_s", "suspect_block_s",
-    "fail_block_s",
+    "fail_block_s", "backlog_max_s",
 };
 
 /* "bid beats price by more than pct %", exactly, in integers. */
@@ -47,7 +47,8 @@ static int params_equal(const ptv_ch_params *a, const ptv_ch_params *b) {
          a->improve_us == b->improve_us && a->refuse_us == b->refuse_us &&
          a->ask_us == b->ask_us && a->lag_margin_us == b->lag_margin_us &&
          a->settle_us == b->settle_us && a->settle_fed_us == b->settle_fed_us && a->silent_us == b->silent_us &&
-         a->suspect_block_us == b->suspect_block_us && a->fail_block_us == b->fail_block_us;
+         a->suspect_block_us == b->suspect_block_us && a->fail_block_us == b->fail_block_us &&
+         a->backlog_max_us == b->backlog_max_us;
 }
 
 static ptv_ch_params defaults(void) {
@@ -197,7 +198,7 @@ static void test_pick_lowest_tier_wins(void **state) {
 static void test_pick_exclusions_swap_rule(void **state) {
   ptv_ch_params pp = defaults();
   assert_true(pp.max_tier > 3);
-  for (int variant = 0; variant <= 6; variant++) {
+  for (int variant = 0; variant <= 8; variant++) {
     /* [0] the best (tier 1, largest estimate), [1] the next best (tier 2),
      * [2] a worse one (tier 3). */
     ptv_ch_cand c[] = {cand(1, 9000), cand(2, 5000), cand(3, 8000)};
@@ -213,6 +214,13 @@ static void test_pick_exclusions_swap_rule(void **state) {
       c[0].tier = (uint8_t)(pp.max_tier + 1);
       c[1].can_connect = 0;
       expect = 2;
+      break;
+    case 7: /* an uplink further behind than backlog_max: overloaded */
+      c[0].backlog_ms = (uint32_t)(pp.backlog_max_us / PTV_MS) + 1;
+      break;
+    case 8: /* exactly at the bound is still usable */
+      c[0].backlog_ms = (uint32_t)(pp.backlog_max_us / PTV_MS);
+      expect = 0;
       break;
     }
     assert_int_equal(ptv_ch_pick_parent(c, NELEM(c), 1000, 255, &pp), expect);
@@ -232,6 +240,21 @@ static void test_pick_exclusions_swap_rule(void **state) {
   x[2].is_child = 1;
   x[3].tier = pp.max_tier;
   assert_int_equal(ptv_ch_pick_parent(x, NELEM(x), 1000, 255, &pp), -1);
+}
+
+/* The backlog bound: the best candidate, behind by 3 s of uploads (a
+ * free-rider with children for 4x its upload), is passed over for the next
+ * one; with the bound off (0) it is chosen again. */
+static void test_pick_backlog(void **state) {
+  ptv_ch_params pp = defaults();
+  ptv_ch_cand c[] = {cand(1, 4000), cand(2, 1000)};
+  c[0].backlog_ms = 3000;
+  c[1].backlog_ms = 400;
+  assert_int_equal(ptv_ch_pick_parent(c, NELEM(c), 1000, 255, &pp), 1);
+  c[1].backlog_ms = 3000; /* every one overloaded: none */
+  assert_int_equal(ptv_ch_pick_parent(c, NELEM(c), 1000, 255, &pp), -1);
+  pp.backlog_max_us = 0;
+  assert_int_equal(ptv_ch_pick_parent(c, NELEM(c), 1000, 255, &pp), 0);
 }
 
 static void test_pick_outbid_threshold(void **state) {
@@ -356,6 +379,7 @@ static void test_pick_random_against_contract(void **state) {
       c[i].blocked = (r >> 42 & 7) == 0;
       c[i].is_source = (r >> 45 & 7) == 0;
       c[i].can_connect = (r >> 48 & 7) != 0;
+      c[i].backlog_ms = (r >> 51 & 7) == 0 ? 1001 + (uint32_t)(r >> 54 & 1023) : (uint32_t)(r >> 54 & 1023);
     }
     uint32_t bid = (uint32_t)(xrand() % 2500);
     uint8_t below = xrand() % 3 == 0 ? (uint8_t)(xrand() % 16) : 255;
@@ -368,6 +392,7 @@ static void test_pick_random_against_contract(void **state) {
       ok[i] = x->tier != 255 && x->tier < pp.max_tier && !x->is_child && !x->blocked &&
               x->can_connect && (x->is_source || x->from_it < pp.max_per_parent) &&
               (below == 255 || x->tier < below) &&
+              (uint64_t)x->backlog_ms * PTV_MS <= pp.backlog_max_us &&
               (x->free_slots > 0 || beats(bid, x->price_kbps, pp.outbid_pct));
       any |= ok[i];
     }
@@ -851,6 +876,9 @@ static void test_params_default(void **state) {
   assert_true(p.slot_pct >= 1 && p.slot_pct <= 100);
   assert_true(p.deliv_bad > 0 && p.deliv_bad < 65535);
   assert_true(p.grace_us > 0 && p.hold_us > 0 && p.ask_us > 0);
+  /* An honest parent's queue (its pushes to a stripe's children, at most
+   * per_stripe_chunks chunk times) stays under the backlog bound. */
+  assert_true(p.backlog_max_us >= 500 * PTV_MS);
   /* Overwrites whatever was there. */
   ptv_ch_params q;
   memset(&q, 0xA5, sizeof(q));
@@ -902,6 +930,8 @@ static void test_params_set_accepts(void **state) {
   assert_true(p.settle_us == 30 * PTV_S);
   assert_int_equal(ptv_ch_params_set(&p, "hold_s=20", err, sizeof(err)), 0);
   assert_true(p.hold_us == 20 * PTV_S);
+  assert_int_equal(ptv_ch_params_set(&p, "backlog_max_s=0", err, sizeof(err)), 0);
+  assert_true(p.backlog_max_us == 0);
   /* Every settable name is accepted. */
   for (size_t i = 0; i < NELEM(k_names); i++) {
     char a[64];
@@ -1049,6 +1079,7 @@ int main(void) {
       cmocka_unit_test(test_pick_lowest_tier_wins),
       cmocka_unit_test(test_pick_exclusions_swap_rule),
       cmocka_unit_test(test_pick_outbid_threshold),
+      cmocka_unit_test(test_pick_backlog),
       cmocka_unit_test(test_pick_free_slot_over_outbidding),
       cmocka_unit_test(test_pick_larger_estimate_breaks_ties),
       cmocka_unit_test(test_pick_max_per_parent),
