@@ -12,7 +12,7 @@ void ptv_ch_params_default(ptv_ch_params *p) {
   p->max_per_parent = 4;
   p->improve_gap = 2;
   p->per_stripe_chunks = 2;
-  p->slot_pct = 80;
+  p->slot_pct = 90;
   p->outbid_pct = 20;
   p->deliv_bad = 65535 / 2;
   p->grace_us = 3 * PTV_S;
