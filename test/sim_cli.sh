@@ -210,11 +210,17 @@ assert "honest_share_ge_099" in json.load(open(sys.argv[2]))["continuity"]
 
 # Chandelier with free-riders: parents found failing are blocked for
 # fail_block_s, so the parameter must change the run (it is read by the loop).
+# The backlog bound is off here: with it, free-riders are seldom chosen and
+# seldom found failing.
 run_sim "$tmp/out6" "$tmp/err6" "$tmp/fr.scn" --strategy chandelier --quiet --csv "$tmp/fb60.csv" \
-  --ch-param settle_s=0 --ch-param grace_s=1
+  --ch-param settle_s=0 --ch-param grace_s=1 --ch-param backlog_max_s=0
 run_sim "$tmp/out7" "$tmp/err7" "$tmp/fr.scn" --strategy chandelier --quiet --csv "$tmp/fb1.csv" \
-  --ch-param settle_s=0 --ch-param grace_s=1 --ch-param fail_block_s=0.5
+  --ch-param settle_s=0 --ch-param grace_s=1 --ch-param backlog_max_s=0 --ch-param fail_block_s=0.5
 check "--ch-param fail_block_s changes a free-rider run" test -s "$tmp/fb60.csv" -a -n "$(cmp "$tmp/fb60.csv" "$tmp/fb1.csv" 2>&1)"
+# ... and so must the backlog bound (default 1 s) against none.
+run_sim "$tmp/out8" "$tmp/err8" "$tmp/fr.scn" --strategy chandelier --quiet --csv "$tmp/bl1.csv" \
+  --ch-param settle_s=0 --ch-param grace_s=1
+check "--ch-param backlog_max_s changes a free-rider run" test -s "$tmp/bl1.csv" -a -n "$(cmp "$tmp/fb60.csv" "$tmp/bl1.csv" 2>&1)"
 
 # --peers: one line per peer that joined, consistent with the summary.
 run_sim "$tmp/out4" "$tmp/err4" "$smoke" --quiet --json "$tmp/d.json" --peers "$tmp/peers.csv"

@@ -64,6 +64,7 @@ typedef struct {
   int nplay_start;
   ptv_chunk_id play_first;
   ptv_tstamp play_at;
+  uint32_t held_at_start; /* chunks in hand from the first one when playback began */
   int playout_before_start; /* on_playout before on_play_start: contract breach */
   playrec *plays;
   size_t nplays, capplays;
@@ -323,6 +324,9 @@ static void cb_play_start(void *user, ptv_chunk_id first, ptv_tstamp now) {
   if (c->nplay_start++ == 0) {
     c->play_first = first;
     c->play_at = now;
+    const ptv_node *n = c->h->node[c->id];
+    c->held_at_start = 0;
+    while (n && ptv_node_has_chunk(n, first + c->held_at_start) == 1) c->held_at_start++;
   }
 }
 
@@ -2101,6 +2105,113 @@ static void test_stripes_load_hint(void **state) {
   h_free(h);
 }
 
+/* A stripe peer starts playing with its whole buffer in hand (2 s, 8
+ * chunks; a mesh peer with half of it): its first chunks come by pull from
+ * uplinks busy with pushes, and those just past a half-buffer prefetch were
+ * most of newcomers' misses in the simulator. */
+static void test_stripes_prefetch(void **state) {
+  (void)state;
+  uint32_t full = (uint32_t)(2 * PTV_S / CHUNK_US), got[2];
+  for (int stripes = 0; stripes <= 1; stripes++) {
+    uint32_t ups[MAXN];
+    for (int i = 0; i < MAXN; i++) ups[i] = 2000;
+    harness *h = stripes ? h_new_stripes(5, 43) : h_new(5, ups, 2000, 43);
+    const int late = h->nn - 1;
+    h->start_at[late] = 8 * PTV_S; /* joins a swarm that plays: starts in the past */
+    h_run_until(h, 12 * PTV_S);
+    const nctx *c = &h->ctx[late];
+    assert_int_equal(c->nplay_start, 1);
+    got[stripes] = c->held_at_start;
+    h_free(h);
+  }
+  print_message("a late joiner began with %u chunks in hand (mesh), %u (stripes)\n", got[0], got[1]);
+  assert_true(got[0] >= full / 2);
+  if (got[1] < full) fail_msg("a stripe peer began playing with %u chunks in hand, want %u", got[1], full);
+}
+
+/* A newcomer's pull (it has no stripe parent yet) is served by when it must
+ * leave to arrive in time, a fed peer's by its deadline. a pushes every
+ * chunk to 4 children, 4 x 75 ms every 250 ms: more than its uplink
+ * carries, so its queue never empties and each new push (due 250 ms after
+ * it came) goes before a request due later. c asks a for a chunk with a 3 s
+ * deadline: fed, it waits for the pushes of the next 2.75 s and comes at
+ * its deadline or is refused; a newcomer's leaves 375 ms earlier (its 75 ms
+ * transmission and NEWCOMER_LEAD_US). */
+static struct {
+  ptv_id to;
+  ptv_chunk_id id;
+  ptv_tstamp answered; /* CHUNK or BUSY */
+  int served;
+} g_np;
+
+static void np_tap(harness *h, ptv_id from, ptv_id to, const ptv_msg *m) {
+  if (from != FIRST_PEER || to != g_np.to || g_np.answered) return;
+  if (m->type == PTV_MSG_CHUNK && m->u.chunk.chunk == g_np.id) g_np.served = 1;
+  else if (!(m->type == PTV_MSG_BUSY && m->u.busy.chunk == g_np.id)) return;
+  g_np.answered = h->now;
+}
+
+/* Mean time to the answer over 4 requests; *served counts the CHUNKs. */
+static ptv_tstamp newcomer_pull_wait(int c_fed, uint64_t seed, int *served) {
+  const int a = FIRST_PEER, c = FIRST_PEER + 1;
+  ts_reset();
+  uint32_t ups[MAXN];
+  for (int i = 0; i < MAXN; i++) ups[i] = 2000;
+  ups[0] = 2000; /* a: a chunk takes 63 ms, 4 of them a chunk time */
+  harness *h = h_new_strat(6, ups, 8000, seed, &ts_strategy);
+  h_stripes_ready(h, a, c);
+  assert_int_equal(ptv_node_subscribe(h->node[a], SOURCE_ID, TS_ALL, h->now), 0);
+  h_run_until(h, h->now + GRANT_WAIT);
+  for (int k = c + 1; k < c + 5; k++) {
+    assert_true(has_partner(h->node[k], (ptv_id)a, 1));
+    assert_int_equal(ptv_node_subscribe(h->node[k], (ptv_id)a, TS_ALL, h->now), 0);
+  }
+  if (c_fed) assert_int_equal(ptv_node_subscribe(h->node[c], SOURCE_ID, 0x1, h->now), 0);
+  h_run_until(h, h->now + 3 * PTV_S);
+  for (int k = c + 1; k < c + 5; k++) assert_int_equal(h_pinfo(h, k, (ptv_id)a).sub_in, TS_ALL);
+  assert_int_equal(h_pinfo(h, a, (ptv_id)c).depth[0], c_fed ? 1 : 255);
+  h->tap = np_tap;
+  ptv_tstamp total = 0;
+  const int rounds = 4;
+  *served = 0;
+  for (int r = 0; r < rounds; r++) {
+    /* a chunk c and a hold, a second old */
+    ptv_node_stats sc = h_stats(h, c);
+    memset(&g_np, 0, sizeof(g_np));
+    g_np.to = (ptv_id)c;
+    g_np.id = (ptv_chunk_id)(sc.newest - 4);
+    ptv_msg rq;
+    memset(&rq, 0, sizeof(rq));
+    rq.type = PTV_MSG_REQUEST;
+    rq.u.request.chunk = g_np.id;
+    rq.u.request.deadline_ms = 1000;
+    ptv_tstamp t0 = h->now;
+    assert_int_equal(h_inject(h, a, (ptv_id)c, &rq), 0);
+    h_run_until(h, h->now + 1500 * PTV_MS);
+    if (!g_np.answered) fail_msg("a never answered c's request (c %s)", c_fed ? "fed" : "a newcomer");
+    total += g_np.answered - t0;
+    *served += g_np.served;
+    h_run_until(h, h->now + 137 * PTV_MS); /* another phase against the chunk clock */
+  }
+  h->tap = NULL;
+  h_free(h);
+  return total / rounds;
+}
+
+static void test_stripes_newcomer_pull(void **state) {
+  (void)state;
+  int fresh_n, fed_n;
+  ptv_tstamp fresh = newcomer_pull_wait(0, 41, &fresh_n), fed = newcomer_pull_wait(1, 41, &fed_n);
+  print_message("a answered a 1 s pull after %.0f ms for a newcomer (%d of 4 served), %.0f ms "
+                "for a fed peer (%d served)\n",
+                (double)fresh / 1e3, fresh_n, (double)fed / 1e3, fed_n);
+  assert_int_equal(fresh_n, 4); /* in time, all of them */
+  if (fresh + 200 * PTV_MS > fed)
+    fail_msg("a newcomer's pull waited %.0f ms, a fed peer's %.0f ms", (double)fresh / 1e3,
+             (double)fed / 1e3);
+  assert_true(fresh < 1000 * PTV_MS);
+}
+
 /* A stripe peer is offered a chunk of a stripe it has a parent for only
  * once the push is late (or it is a hole): an offer it would decline costs
  * the offerer's uplink a round trip idle. Chunks of its other stripes are
@@ -2573,6 +2684,8 @@ int main(void) {
       cmocka_unit_test_teardown(test_stripes_evict, teardown),
       cmocka_unit_test_teardown(test_stripes_evict_crosses_request, teardown),
       cmocka_unit_test_teardown(test_stripes_load_hint, teardown),
+      cmocka_unit_test_teardown(test_stripes_newcomer_pull, teardown),
+      cmocka_unit_test_teardown(test_stripes_prefetch, teardown),
       cmocka_unit_test_teardown(test_stripes_api_errors, teardown),
       cmocka_unit_test_teardown(test_stripes_suspect_report, teardown),
       cmocka_unit_test_teardown(test_stripes_offers_skip_parented, teardown),
