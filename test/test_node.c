@@ -2131,12 +2131,12 @@ static void test_stripes_prefetch(void **state) {
 
 /* A newcomer's pull (it has no stripe parent yet) is served by when it must
  * leave to arrive in time, a fed peer's by its deadline. a pushes every
- * chunk to 4 children, 4 x 75 ms every 250 ms: more than its uplink
- * carries, so its queue never empties and each new push (due 250 ms after
- * it came) goes before a request due later. c asks a for a chunk with a 3 s
- * deadline: fed, it waits for the pushes of the next 2.75 s and comes at
- * its deadline or is refused; a newcomer's leaves 375 ms earlier (its 75 ms
- * transmission and NEWCOMER_LEAD_US). */
+ * chunk to 4 children, 4 x 63 ms every 250 ms, so its queue hardly ever
+ * empties and each new push (due 250 ms after it came) goes before a
+ * request due later. c asks a for a chunk with a 1 s deadline: fed, it
+ * waits for the pushes of the next 750 ms and comes at its deadline or is
+ * refused; a newcomer's leaves its transmission and NEWCOMER_LEAD_US
+ * earlier. */
 static struct {
   ptv_id to;
   ptv_chunk_id id;
