@@ -564,7 +564,6 @@ static int enqueue_push(ptv_node *n, ptv_id to, ptv_chunk_id id, ptv_tstamp key,
   return 0;
 }
 
-
 /* A stripe partner with no stripe parent at all (its map says unfed in
  * every stripe): a newcomer, or one whose parents all failed. */
 static int unfed(const ptv_node *n, const partner *p) {
@@ -1437,9 +1436,9 @@ static void speed_up(ptv_node *n) {
  * most twice that, and it waits for it up to STRIPE_START_WAIT_US. Its
  * first chunks come from partners whose uplinks are mostly committed to
  * pushes, and the chunks just after a half-buffer prefetch were most of
- * the newcomers' misses (churn, 1,000 peers, seeds 1-3: share >= 0.99
- * 0.964 / 0.973 / 0.980 -> 0.984 / 0.985 / 0.988, startup p50 1.3-1.6 s
- * -> 2.5 s). */
+ * the newcomers' misses (churn, 1,000 peers, seeds 1-3, with on_request's
+ * newcomer rule: share >= 0.99 0.964 / 0.973 / 0.980 -> 0.984 / 0.985 /
+ * 0.988; startup p50 1.3-1.6 s -> 2.5 s). */
 static ptv_tstamp prefetch_us(const ptv_node *n) {
   if (n->nstripes)
     return n->cfg.buffer_us < 2 * PREFETCH_MAX_US ? n->cfg.buffer_us : 2 * PREFETCH_MAX_US;
