@@ -2227,7 +2227,7 @@ static void test_stripes_offers_skip_parented(void **state) {
   ts_reset();
   uint32_t ups[MAXN];
   for (int i = 0; i < MAXN; i++) ups[i] = 2000;
-  ups[c] = 400; /* a chunk takes c 312 ms to send */
+  ups[c - FIRST_PEER] = 400; /* a chunk takes c 312 ms to send */
   harness *h = h_new_strat(3, ups, 4000, 37, &ts_strategy);
   h_stripes_ready(h, a, b);
   assert_true(has_partner(h->node[a], (ptv_id)c, 1));
