@@ -15,6 +15,7 @@ void ptv_ch_params_default(ptv_ch_params *p) {
   p->slot_pct = 90;
   p->outbid_pct = 20;
   p->deliv_bad = 65535 / 2;
+  p->suspect_deliv = 22937; /* 0.35 */
   p->grace_us = 3 * PTV_S;
   p->hold_us = 20 * PTV_S;
   p->improve_us = 5 * PTV_S;
@@ -38,7 +39,7 @@ static const struct {
 #define PI(f, m) {#f, 'i', offsetof(ptv_ch_params, f), sizeof(((ptv_ch_params *)0)->f), m}
 #define PT(f) {#f "_s", 't', offsetof(ptv_ch_params, f##_us), sizeof(ptv_tstamp), 3600}
     PI(max_tier, 254),    PI(max_per_parent, 16), PI(improve_gap, 254), PI(per_stripe_chunks, 64), PI(slot_pct, 100), PI(outbid_pct, 60000),
-    PI(deliv_bad, 65535), PT(grace),              PT(hold),             PT(improve),
+    PI(deliv_bad, 65535), PI(suspect_deliv, 65535), PT(grace),              PT(hold),             PT(improve),
     PT(refuse),           PT(ask),                PT(lag_margin),       PT(settle), PT(settle_fed),    PT(silent),    PT(suspect_block), PT(fail_block), PT(backlog_max),
 #undef PI
 #undef PT
@@ -156,6 +157,10 @@ int ptv_ch_worth_switch(uint8_t cur_tier, uint8_t cand_tier, ptv_tstamp held_us,
 
 int ptv_ch_parent_failing(uint16_t deliv, ptv_tstamp held_us, const ptv_ch_params *pp) {
   return held_us >= pp->grace_us && deliv < pp->deliv_bad;
+}
+
+int ptv_ch_report_worthy(uint16_t deliv, const ptv_ch_params *pp) {
+  return deliv < pp->suspect_deliv;
 }
 
 unsigned ptv_ch_grant(const ptv_ch_child *kids, size_t nk, uint32_t slots, unsigned want,

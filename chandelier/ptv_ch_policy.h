@@ -27,6 +27,8 @@ typedef struct {
   uint16_t outbid_pct;      /* a bid must beat the price by this many % */
   uint16_t deliv_bad;       /* parent delivering below this share (x 65535)
                                after the grace period is replaced */
+  uint16_t suspect_deliv;   /* ... and reported to our partners as a suspected
+                               free-rider only below this share (x 65535) */
   ptv_tstamp grace_us;      /* a new parent's trial period */
   ptv_tstamp hold_us;       /* minimum time with a parent before a voluntary switch */
   ptv_tstamp improve_us;    /* at most one voluntary switch per this period */
@@ -98,6 +100,13 @@ int ptv_ch_worth_switch(uint8_t cur_tier, uint8_t cand_tier, ptv_tstamp held_us,
 /* Whether a parent must be replaced: it delivered less than deliv_bad after
  * its grace period. */
 int ptv_ch_parent_failing(uint16_t deliv, ptv_tstamp held_us, const ptv_ch_params *pp);
+
+/* Whether a failing parent that delivered `deliv` (x 65535) is reported to
+ * our partners as a suspected free-rider: only below suspect_deliv. An
+ * honest parent that is merely slow (deep in the tree) brings a little under
+ * half its stripe first, as our pulls overtake its pushes; it is left, not
+ * accused. */
+int ptv_ch_report_worthy(uint16_t deliv, const ptv_ch_params *pp);
 
 /* ---- the market: what a parent grants ------------------------------------- */
 

@@ -211,16 +211,21 @@ assert "honest_share_ge_099" in json.load(open(sys.argv[2]))["continuity"]
 # Chandelier with free-riders: parents found failing are blocked for
 # fail_block_s, so the parameter must change the run (it is read by the loop).
 # The backlog bound is off here: with it, free-riders are seldom chosen and
-# seldom found failing.
+# seldom found failing. Every failing parent is reported (suspect_deliv at
+# deliv_bad), so that reports spread within the 10 s.
+fr_args="--ch-param settle_s=0 --ch-param grace_s=1 --ch-param suspect_deliv=32767"
 run_sim "$tmp/out6" "$tmp/err6" "$tmp/fr.scn" --strategy chandelier --quiet --csv "$tmp/fb60.csv" \
-  --ch-param settle_s=0 --ch-param grace_s=1 --ch-param backlog_max_s=0
+  $fr_args --ch-param backlog_max_s=0
 run_sim "$tmp/out7" "$tmp/err7" "$tmp/fr.scn" --strategy chandelier --quiet --csv "$tmp/fb1.csv" \
-  --ch-param settle_s=0 --ch-param grace_s=1 --ch-param backlog_max_s=0 --ch-param fail_block_s=0.5
+  $fr_args --ch-param backlog_max_s=0 --ch-param fail_block_s=0.5
 check "--ch-param fail_block_s changes a free-rider run" test -s "$tmp/fb60.csv" -a -n "$(cmp "$tmp/fb60.csv" "$tmp/fb1.csv" 2>&1)"
-# ... and so must the backlog bound (default 1 s) against none.
-run_sim "$tmp/out8" "$tmp/err8" "$tmp/fr.scn" --strategy chandelier --quiet --csv "$tmp/bl1.csv" \
-  --ch-param settle_s=0 --ch-param grace_s=1
+# ... and so must the backlog bound (default 1 s) against none,
+run_sim "$tmp/out8" "$tmp/err8" "$tmp/fr.scn" --strategy chandelier --quiet --csv "$tmp/bl1.csv" $fr_args
 check "--ch-param backlog_max_s changes a free-rider run" test -s "$tmp/bl1.csv" -a -n "$(cmp "$tmp/fb60.csv" "$tmp/bl1.csv" 2>&1)"
+# ... and the report threshold (default 0.35: fewer parents are accused).
+run_sim "$tmp/out9" "$tmp/err9" "$tmp/fr.scn" --strategy chandelier --quiet --csv "$tmp/sd.csv" \
+  --ch-param settle_s=0 --ch-param grace_s=1 --ch-param backlog_max_s=0
+check "--ch-param suspect_deliv changes a free-rider run" test -s "$tmp/sd.csv" -a -n "$(cmp "$tmp/fb60.csv" "$tmp/sd.csv" 2>&1)"
 
 # --peers: one line per peer that joined, consistent with the summary.
 run_sim "$tmp/out4" "$tmp/err4" "$smoke" --quiet --json "$tmp/d.json" --peers "$tmp/peers.csv"

@@ -27,7 +27,7 @@
  * is not runtime-settable (the sub-stream count is part of the stream). */
 static const char *const k_names[] = {
     "max_tier",  "max_per_parent", "improve_gap", "slot_pct", "per_stripe_chunks",
-    "outbid_pct", "deliv_bad",     "grace_s",     "hold_s",   "improve_s",
+    "outbid_pct", "deliv_bad",     "suspect_deliv", "grace_s",     "hold_s",   "improve_s",
     "refuse_s",  "ask_s",          "lag_margin_s", "settle_s", "settle_fed_s",  "silent_s", "suspect_block_s",
     "fail_block_s", "backlog_max_s",
 };
@@ -43,6 +43,7 @@ static int params_equal(const ptv_ch_params *a, const ptv_ch_params *b) {
          a->max_per_parent == b->max_per_parent && a->improve_gap == b->improve_gap &&
          a->slot_pct == b->slot_pct && a->per_stripe_chunks == b->per_stripe_chunks &&
          a->outbid_pct == b->outbid_pct && a->deliv_bad == b->deliv_bad &&
+         a->suspect_deliv == b->suspect_deliv &&
          a->grace_us == b->grace_us && a->hold_us == b->hold_us &&
          a->improve_us == b->improve_us && a->refuse_us == b->refuse_us &&
          a->ask_us == b->ask_us && a->lag_margin_us == b->lag_margin_us &&
@@ -469,6 +470,29 @@ static void test_parent_failing(void **state) {
   pp.deliv_bad = 60000;
   assert_int_equal(ptv_ch_parent_failing(59999, pp.grace_us + 1, &pp), 1);
   assert_int_equal(ptv_ch_parent_failing(60000, pp.grace_us + 1, &pp), 0);
+}
+
+/* A failing parent is accused (reported to partners) only when it brought
+ * clearly less than a slow honest parent does. */
+static void test_report_worthy(void **state) {
+  (void)state;
+  ptv_ch_params pp = defaults();
+  assert_true(pp.suspect_deliv > 0 && pp.suspect_deliv < pp.deliv_bad);
+  /* A slow honest parent: failing (below deliv_bad) but not accused. */
+  uint16_t slow = (uint16_t)(pp.deliv_bad - 2000);
+  assert_int_equal(ptv_ch_parent_failing(slow, pp.grace_us, &pp), 1);
+  assert_int_equal(ptv_ch_report_worthy(slow, &pp), 0);
+  assert_int_equal(ptv_ch_report_worthy(pp.suspect_deliv, &pp), 0);
+  /* A free-rider's share: failing and accused. */
+  assert_int_equal(ptv_ch_report_worthy((uint16_t)(pp.suspect_deliv - 1), &pp), 1);
+  assert_int_equal(ptv_ch_report_worthy(65535 / 4, &pp), 1);
+  assert_int_equal(ptv_ch_report_worthy(0, &pp), 1);
+  /* The threshold is the parameter: at deliv_bad every failing parent is accused. */
+  char err[128];
+  assert_int_equal(ptv_ch_params_set(&pp, "suspect_deliv=32767", err, sizeof(err)), 0);
+  assert_int_equal(ptv_ch_report_worthy(slow, &pp), 1);
+  assert_int_equal(ptv_ch_params_set(&pp, "suspect_deliv=0", err, sizeof(err)), 0);
+  assert_int_equal(ptv_ch_report_worthy(0, &pp), 0);
 }
 
 /* ---- the market ------------------------------------------------------------------ */
@@ -1088,6 +1112,7 @@ int main(void) {
       cmocka_unit_test(test_pick_random_against_contract),
       cmocka_unit_test(test_worth_switch),
       cmocka_unit_test(test_parent_failing),
+      cmocka_unit_test(test_report_worthy),
       cmocka_unit_test(test_grant_free_slots),
       cmocka_unit_test(test_grant_full_evicts_poorest),
       cmocka_unit_test(test_grant_outbid_threshold),
