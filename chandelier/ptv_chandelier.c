@@ -262,7 +262,7 @@ static void ch_tick(ptv_node *n, ptv_tstamp now) {
        * and their parents rank it by what it delivered (demotion). Only
        * below suspect_deliv: a slow honest parent is left, not accused (in
        * the steady state every failing parent, 1,049 in 6 minutes, had
-       * delivered 0.3-0.5; accusing them fed demotions and evictions). */
+       * delivered 0.3-0.5; two accusations demote a peer at its parents). */
       if (ptv_ch_report_worthy(p->deliv, &s->pp)) ptv_node_report_suspect(n, p->id, p->deliv, now);
       need |= (uint16_t)(1u << b);
       s->failures++;
