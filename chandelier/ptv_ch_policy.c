@@ -27,6 +27,7 @@ void ptv_ch_params_default(ptv_ch_params *p) {
   p->suspect_block_us = 60 * PTV_S;
   p->fail_block_us = 60 * PTV_S;
   p->backlog_max_us = 1 * PTV_S;
+  p->source_busy_us = 300 * PTV_MS;
 }
 
 /* name, kind (i: integer, t: seconds), offset, max */
@@ -40,7 +41,7 @@ static const struct {
 #define PT(f) {#f "_s", 't', offsetof(ptv_ch_params, f##_us), sizeof(ptv_tstamp), 3600}
     PI(max_tier, 254),    PI(max_per_parent, 16), PI(improve_gap, 254), PI(per_stripe_chunks, 64), PI(slot_pct, 100), PI(outbid_pct, 60000),
     PI(deliv_bad, 65535), PI(suspect_deliv, 65535), PT(grace),              PT(hold),             PT(improve),
-    PT(refuse),           PT(ask),                PT(lag_margin),       PT(settle), PT(settle_fed),    PT(silent),    PT(suspect_block), PT(fail_block), PT(backlog_max),
+    PT(refuse),           PT(ask),                PT(lag_margin),       PT(settle), PT(settle_fed),    PT(silent),    PT(suspect_block), PT(fail_block), PT(backlog_max), PT(source_busy),
 #undef PI
 #undef PT
 };
@@ -161,6 +162,10 @@ int ptv_ch_parent_failing(uint16_t deliv, ptv_tstamp held_us, const ptv_ch_param
 
 int ptv_ch_report_worthy(uint16_t deliv, const ptv_ch_params *pp) {
   return deliv < pp->suspect_deliv;
+}
+
+int ptv_ch_share_counts(uint8_t tier, uint16_t queue_ms, const ptv_ch_params *pp) {
+  return tier != 0 || (ptv_tstamp)queue_ms * PTV_MS >= pp->source_busy_us;
 }
 
 unsigned ptv_ch_grant(const ptv_ch_child *kids, size_t nk, uint32_t slots, unsigned want,

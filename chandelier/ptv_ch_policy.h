@@ -42,6 +42,8 @@ typedef struct {
   ptv_tstamp settle_fed_us; /* ... or this long, if most of its partners are fed (0: off) */
   ptv_tstamp backlog_max_us; /* a partner with more upload queued than this is not chosen
                                 as a parent (0: off) */
+  ptv_tstamp source_busy_us; /* the source is found failing only with at least this much
+                                upload queued (0: always, like any parent) */
 } ptv_ch_params;
 
 /* Fills p with the defaults documented in docs/CHANDELIER.md. */
@@ -107,6 +109,14 @@ int ptv_ch_parent_failing(uint16_t deliv, ptv_tstamp held_us, const ptv_ch_param
  * half its stripe first, as our pulls overtake its pushes; it is left, not
  * accused. */
 int ptv_ch_report_worthy(uint16_t deliv, const ptv_ch_params *pp);
+
+/* Whether a parent of tier `tier` (0: the source) with `queue_ms` of upload
+ * queued can be found failing by its delivery share at all. The source with
+ * less than source_busy_us queued cannot: nothing is ahead of it, so a child
+ * that got its chunks first from others was pulling too close to their
+ * deadline, and moving it (with its whole subtree, on every stripe) to a
+ * deeper parent only makes that worse. */
+int ptv_ch_share_counts(uint8_t tier, uint16_t queue_ms, const ptv_ch_params *pp);
 
 /* ---- the market: what a parent grants ------------------------------------- */
 

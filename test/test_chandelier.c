@@ -29,7 +29,7 @@ static const char *const k_names[] = {
     "max_tier",  "max_per_parent", "improve_gap", "slot_pct", "per_stripe_chunks",
     "outbid_pct", "deliv_bad",     "suspect_deliv", "grace_s",     "hold_s",   "improve_s",
     "refuse_s",  "ask_s",          "lag_margin_s", "settle_s", "settle_fed_s",  "silent_s", "suspect_block_s",
-    "fail_block_s", "backlog_max_s",
+    "fail_block_s", "backlog_max_s", "source_busy_s",
 };
 
 /* "bid beats price by more than pct %", exactly, in integers. */
@@ -49,7 +49,7 @@ static int params_equal(const ptv_ch_params *a, const ptv_ch_params *b) {
          a->ask_us == b->ask_us && a->lag_margin_us == b->lag_margin_us &&
          a->settle_us == b->settle_us && a->settle_fed_us == b->settle_fed_us && a->silent_us == b->silent_us &&
          a->suspect_block_us == b->suspect_block_us && a->fail_block_us == b->fail_block_us &&
-         a->backlog_max_us == b->backlog_max_us;
+         a->backlog_max_us == b->backlog_max_us && a->source_busy_us == b->source_busy_us;
 }
 
 static ptv_ch_params defaults(void) {
@@ -493,6 +493,29 @@ static void test_report_worthy(void **state) {
   assert_int_equal(ptv_ch_report_worthy(slow, &pp), 1);
   assert_int_equal(ptv_ch_params_set(&pp, "suspect_deliv=0", err, sizeof(err)), 0);
   assert_int_equal(ptv_ch_report_worthy(0, &pp), 0);
+}
+
+/* The source is found failing by its delivery share only while busy; any
+ * other parent always can be. */
+static void test_share_counts(void **state) {
+  (void)state;
+  ptv_ch_params pp = defaults();
+  uint16_t busy = (uint16_t)(pp.source_busy_us / PTV_MS);
+  assert_true(busy > 0);
+  /* The source, not busy: its share does not count. */
+  assert_int_equal(ptv_ch_share_counts(0, 0, &pp), 0);
+  assert_int_equal(ptv_ch_share_counts(0, (uint16_t)(busy - 1), &pp), 0);
+  /* The source, busy: it does. */
+  assert_int_equal(ptv_ch_share_counts(0, busy, &pp), 1);
+  assert_int_equal(ptv_ch_share_counts(0, 65535, &pp), 1);
+  /* A peer parent, at any tier and queue. */
+  assert_int_equal(ptv_ch_share_counts(1, 0, &pp), 1);
+  assert_int_equal(ptv_ch_share_counts(7, 0, &pp), 1);
+  assert_int_equal(ptv_ch_share_counts(255, 0, &pp), 1);
+  /* 0 turns the exception off. */
+  char err[128];
+  assert_int_equal(ptv_ch_params_set(&pp, "source_busy_s=0", err, sizeof(err)), 0);
+  assert_int_equal(ptv_ch_share_counts(0, 0, &pp), 1);
 }
 
 /* ---- the market ------------------------------------------------------------------ */
@@ -956,6 +979,8 @@ static void test_params_set_accepts(void **state) {
   assert_true(p.hold_us == 20 * PTV_S);
   assert_int_equal(ptv_ch_params_set(&p, "backlog_max_s=0", err, sizeof(err)), 0);
   assert_true(p.backlog_max_us == 0);
+  assert_int_equal(ptv_ch_params_set(&p, "source_busy_s=0.5", err, sizeof(err)), 0);
+  assert_true(p.source_busy_us == 500 * PTV_MS);
   /* Every settable name is accepted. */
   for (size_t i = 0; i < NELEM(k_names); i++) {
     char a[64];
@@ -1113,6 +1138,7 @@ int main(void) {
       cmocka_unit_test(test_worth_switch),
       cmocka_unit_test(test_parent_failing),
       cmocka_unit_test(test_report_worthy),
+      cmocka_unit_test(test_share_counts),
       cmocka_unit_test(test_grant_free_slots),
       cmocka_unit_test(test_grant_full_evicts_poorest),
       cmocka_unit_test(test_grant_outbid_threshold),
