@@ -108,3 +108,25 @@ ptv_build() {
   shift
   make -C "$dir" -j"$(nproc)" "$@"
 }
+
+# ptv_plot_changes PNG TITLE MESH_CSV CHANDELIER_CSV
+# Plots a simulator CSV pair's partner changes per peer per minute over 10 s
+# windows (60 x changes / peer-seconds online), mesh against chandelier.
+ptv_plot_changes() {
+  local png=$1 title=$2 mesh=$3 ch=$4
+  local f
+  for f in "$mesh" "$ch"; do
+    awk -F, 'NR > 1 { s += $11; n += $2 } NR > 1 && (NR - 1) % 10 == 0 { print $1 "," (n ? 60 * s / n : 0); s = 0; n = 0 }' \
+      "$f" >"$f.changes"
+  done
+  gnuplot <<GP
+set terminal pngcairo size 960,540 noenhanced font ',10'
+set datafile separator ','
+set output '$png'
+set title '$title: partner changes per peer per minute (10 s windows)'
+set xlabel 'time (s)'
+set ylabel 'changes per peer per minute'
+plot '$mesh.changes' using 1:2 with lines lw 1.5 title 'mesh', \
+     '$ch.changes' using 1:2 with lines lw 1.5 title 'chandelier'
+GP
+}
