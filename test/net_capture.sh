@@ -38,16 +38,23 @@ done
 sleep 11
 # tcpdump (-U: each packet written as it is processed) may lag behind on a
 # loaded machine (under ASan: 25,218 of 50,438 packets written when it was
-# stopped 0.5 s after the control, which was lost): let the file settle
-# before the control, and see it grow by the control before stopping.
+# stopped 0.5 s after the control, which was lost; once, 26,585 of 53,172
+# written, probably because the file had merely paused for 0.3 s and then
+# grew by the backlog, not the control): the file must stand still for 1.5 s before the
+# control and again after it has grown past it, before tcpdump is stopped.
 pcap_size() { stat -c %s "$tmp/cap.pcap" 2>/dev/null || echo 0; }
-prev=-1
-for _ in $(seq 100); do
-  cur=$(pcap_size)
-  [ "$cur" = "$prev" ] && break
-  prev=$cur
-  sleep 0.3
-done
+settle() { # waits (at most 60 s) until the file size is the same 5 polls running
+  local prev=-1 cur same=0
+  for _ in $(seq 200); do
+    cur=$(pcap_size)
+    if [ "$cur" = "$prev" ]; then same=$((same + 1)); else same=0; fi
+    [ "$same" -ge 5 ] && break
+    prev=$cur
+    sleep 0.3
+  done
+}
+settle
+prev=$(pcap_size)
 # The control: clear stream bytes in one datagram to a port nobody uses.
 head -c 1128 "$tmp/p1.ts" >"$tmp/control.bin"
 exec 3>/dev/udp/127.0.0.1/9
@@ -57,6 +64,7 @@ for _ in $(seq 100); do
   [ "$(pcap_size)" -gt $((prev + 1128)) ] && break
   sleep 0.1
 done
+settle
 kill -INT "$tcpdump_pid"
 wait "$tcpdump_pid" 2>/dev/null || true
 
