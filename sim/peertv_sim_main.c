@@ -70,6 +70,14 @@ static json_t *summary_json(const ptv_world_summary *s, const ptv_scenario *sc) 
   json_object_set_new(c, "p10", json_real(s->cont_p10));
   json_object_set_new(c, "p50", json_real(s->cont_p50));
   json_object_set_new(c, "jain", json_real(s->cont_jain));
+  json_t *t = json_object();
+  json_object_set_new(t, "from_s", json_real(s->tail_from_s));
+  json_object_set_new(t, "mean", json_real(s->tail_mean));
+  json_object_set_new(t, "share_ge_099", json_real(s->tail_share_ge_099));
+  json_object_set_new(t, "p10", json_real(s->tail_p10));
+  json_object_set_new(t, "p50", json_real(s->tail_p50));
+  json_object_set_new(t, "jain", json_real(s->tail_jain));
+  json_object_set_new(c, "tail", t);
   json_object_set_new(o, "continuity", c);
   json_object_set_new(o, "peers_played", json_integer(s->peers_played));
   json_object_set_new(o, "never_started", json_integer(s->never_started));
@@ -126,6 +134,8 @@ static void print_summary(FILE *f, const ptv_world_summary *s, const ptv_scenari
           s->cont_stayed_share_ge_099);
   fprintf(f, "  continuity spread   p10 %.4f, p50 %.4f, Jain's fairness %.4f\n", s->cont_p10,
           s->cont_p50, s->cont_jain);
+  fprintf(f, "  last third (>= %.0f s) mean %.4f, share >= 0.99: %.4f, p10 %.4f, Jain's %.4f\n",
+          s->tail_from_s, s->tail_mean, s->tail_share_ge_099, s->tail_p10, s->tail_jain);
   fprintf(f, "  startup             p50 %.2f s, p95 %.2f s\n", s->startup_p50, s->startup_p95);
   fprintf(f, "  playback lag        p50 %.2f s, p95 %.2f s   (minimum-delay bound %.2f s)\n",
           s->lag_p50, s->lag_p95, s->lag_bound_s);

@@ -55,6 +55,8 @@ typedef struct sim_node {
   uint8_t rec_done;
   /* snapshot when the peer leaves */
   uint64_t due, missed;
+  /* chunks due and missed when the run's last third began (0: joined later) */
+  uint64_t tail_due0, tail_missed0;
   double lag_s, stall_s;
   uint32_t stalls, catchups;
   uint32_t changes;
@@ -450,6 +452,10 @@ static void debug_stripes(ptv_world *w, uint32_t t_s) {
   fprintf(stderr, "\n");
 }
 
+/* The second from which the tail figures count: the run's last third, when
+ * the overlay has settled after the joins (a 300 s run: from 200 s). */
+static uint32_t tail_from_s(const ptv_world *w) { return (uint32_t)(w->s->run_s * 2 / 3); }
+
 static void sample(ptv_world *w) {
   ptv_series_row *r = &w->cur;
   r->online = w->nonline;
@@ -464,6 +470,14 @@ static void sample(ptv_world *w) {
     if (st.playing && lags) lags[np++] = (double)st.lag_us / 1e6;
   }
   r->playing = np;
+  if (r->t_s == tail_from_s(w)) /* the last third begins: snapshot the counts */
+    for (uint32_t i = 0; i < w->nonline; i++) {
+      sim_node *sn = &w->n[w->online[i]];
+      ptv_node_stats st;
+      ptv_node_get_stats(sn->node, &st);
+      sn->tail_due0 = st.chunks_due;
+      sn->tail_missed0 = st.chunks_missed;
+    }
   if (w->debug && r->t_s % 5 == 0) {
     uint64_t ds = 0, dn = 0;
     for (uint32_t i = 2; i < w->nn; i++) {
@@ -822,13 +836,17 @@ int ptv_world_write_peers(const ptv_world *w, FILE *f) {
     peer_figures pf = peer_figures_of(w, sn);
     uint64_t due = pf.due, missed = pf.missed;
     double lag = pf.lag_s;
-    fprintf(f, "%u,%.3f,%u,%s,%d,%d,%.3f,%llu,%llu,%.4f,%.3f,%u,%.3f,%u,%u\n", i - 2,
+    /* the last third: peers online at the end */
+    uint64_t tdue = sn->node ? due - sn->tail_due0 : 0, tmiss = sn->node ? missed - sn->tail_missed0 : 0;
+    fprintf(f, "%u,%.3f,%u,%s,%d,%d,%.3f,%llu,%llu,%.4f,%.3f,%u,%.3f,%u,%u,", i - 2,
             (double)sn->join_t / 1e6,
             sn->up_kbps, ptv_nat_name((ptv_nat_type)sn->nat), sn->node != NULL, sn->played,
             sn->played ? (double)(sn->play_t - sn->join_t) / 1e6 : -1.0,
             (unsigned long long)due, (unsigned long long)missed,
             due ? 1.0 - (double)missed / (double)due : 0.0, lag, pf.stalls, pf.stall_s,
             pf.catchups, sn->claim_kbps);
+    if (tdue) fprintf(f, "%.4f\n", 1.0 - (double)tmiss / (double)tdue);
+    else fprintf(f, "\n");
   }
   return ferror(f) ? PTV_ERR_IO : 0;
 }
@@ -860,9 +878,11 @@ void ptv_world_summarize(ptv_world *w, ptv_world_summary *o) {
   double *stall = calloc(npeers + 1, sizeof(double));
   double stalls_sum = 0, stall_sum = 0;
   uint32_t nstall = 0;
+  double *tail = calloc(npeers + 1, sizeof(double)), tail_sum = 0;
+  uint32_t ntail = 0, tail_ok = 0;
   uint32_t nc = 0, nstart = 0, nlag = 0, nstay = 0, stay_ok = 0, ok = 0, nhonest = 0, honest_ok = 0;
   double sum = 0, sum_stay = 0, sum_up = 0, peer_min = 0;
-  for (uint32_t i = 2; i < w->nn && cont && start && lag && stall; i++) {
+  for (uint32_t i = 2; i < w->nn && cont && start && lag && stall && tail; i++) {
     sim_node *sn = &w->n[i];
     sum_up += sn->up_kbps;
     peer_figures pf = peer_figures_of(w, sn);
@@ -888,6 +908,12 @@ void ptv_world_summarize(ptv_world *w, ptv_world_summary *o) {
       nstay++;
       sum_stay += c;
       stay_ok += c >= 0.99;
+      if (due > sn->tail_due0) {
+        double tc = 1.0 - (double)(missed - sn->tail_missed0) / (double)(due - sn->tail_due0);
+        tail[ntail++] = tc;
+        tail_sum += tc;
+        tail_ok += tc >= 0.99;
+      }
     }
     if (!sn->claim_kbps) {
       nhonest++;
@@ -910,6 +936,12 @@ void ptv_world_summarize(ptv_world *w, ptv_world_summary *o) {
   o->cont_jain = ptv_jain(cont, nc);
   o->cont_p10 = ptv_percentile(cont, nc, 0.10); /* sorts cont */
   o->cont_p50 = ptv_percentile(cont, nc, 0.50);
+  o->tail_from_s = tail_from_s(w);
+  o->tail_mean = ntail ? tail_sum / ntail : 0;
+  o->tail_share_ge_099 = ntail ? (double)tail_ok / ntail : 0;
+  o->tail_jain = ptv_jain(tail, ntail);
+  o->tail_p10 = ptv_percentile(tail, ntail, 0.10); /* sorts tail */
+  o->tail_p50 = ptv_percentile(tail, ntail, 0.50);
   o->startup_p50 = ptv_percentile(start, nstart, 0.5);
   o->startup_p95 = ptv_percentile(start, nstart, 0.95);
   o->lag_p50 = ptv_percentile(lag, nlag, 0.5);
@@ -966,4 +998,5 @@ void ptv_world_summarize(ptv_world *w, ptv_world_summary *o) {
   free(start);
   free(lag);
   free(stall);
+  free(tail);
 }

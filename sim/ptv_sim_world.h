@@ -32,6 +32,9 @@ typedef struct {
   /* how evenly continuity is spread over the peers that played: its 10th
    * percentile and median, and Jain's fairness index */
   double cont_p10, cont_p50, cont_jain;
+  /* the same over the run's last third only (from tail_from_s), for the
+   * peers online at the end: the settled overlay, without the joins */
+  double tail_from_s, tail_mean, tail_share_ge_099, tail_p10, tail_p50, tail_jain;
   uint32_t peers_played, never_started;
   double startup_p50, startup_p95, lag_p50, lag_p95;
   /* playback pauses per playing peer (late play, re-anchoring): how many,
@@ -61,7 +64,7 @@ void ptv_world_summarize(ptv_world *w, ptv_world_summary *out);
 size_t ptv_world_series(const ptv_world *w, const ptv_series_row **rows);
 
 #define PTV_PEERS_HEADER \
-  "id,join_s,upload_kbps,nat,online_at_end,started,startup_s,chunks_due,chunks_missed,continuity,lag_s,stalls,stall_s,catchups,claim_kbps"
+  "id,join_s,upload_kbps,nat,online_at_end,started,startup_s,chunks_due,chunks_missed,continuity,lag_s,stalls,stall_s,catchups,claim_kbps,continuity_tail"
 
 /* Writes one CSV line per peer that ever joined (header PTV_PEERS_HEADER
  * first), for per-peer analysis. Returns 0 or PTV_ERR_IO. */
