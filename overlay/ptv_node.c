@@ -190,6 +190,7 @@ struct ptv_node {
   ptv_tstamp stripe_dev[NODE_STRIPES_MAX];   /* and its mean deviation */
   ptv_tstamp target_lag; /* live catch-up target, 0: none */
   uint8_t slot_pct;      /* share of the declared upload given out as stripe slots */
+  ptv_tstamp nonup_defer; /* pulls of partners that can pass on no stripe wait this much longer */
   pl_slot *pl;           /* payload mode: by ring slot (PTV_CHUNKSET_BITS) */
   ptv_chunk_id pl_lo;    /* no payload is held below this id */
   uint8_t *txbuf;        /* payload mode: an encoded chunk on its way out */
@@ -608,6 +609,11 @@ static void on_request(ptv_node *n, partner *p, const ptv_msg_request *rq,
     ptv_tstamp lead = tx_us(size, n->cfg.upload_kbps) + NEWCOMER_LEAD_US;
     key = deadline > now + lead ? deadline - lead : now;
   }
+  /* Contributors first (a strategy's choice, ptv_node_set_nonup_defer): a
+   * partner that declared less upload than one stripe passes nothing on,
+   * so its pull yields to those of partners that do. */
+  if (n->nonup_defer && n->nstripes && p->upload_kbps < ptv_node_stripe_kbps(n))
+    key += n->nonup_defer;
   enqueue_upload(n, p->id, rq->chunk, key);
   n->upq[n->nupq - 1].expire = deadline;
   serve_uploads(n, now);
@@ -1835,6 +1841,9 @@ static void on_connect(ptv_node *n, ptv_id from, const ptv_msg_connect *c,
   partner *p = find_partner(n, from);
   ptv_peer_desc d = {from, c->nat, 0, c->upload_kbps};
   if (!p) {
+    if (count_partners(n, 0) >= n->maxp && !n->left && !is_blocked(n, from, now) &&
+        n->strat->make_room)
+      n->strat->make_room(n, &d, now);
     int ok = count_partners(n, 0) < n->maxp && !n->left && !is_blocked(n, from, now);
     if (ok && n->strat->accept) ok = n->strat->accept(n, &d);
     if (ok) p = alloc_partner(n, &d, P_UP, now);
@@ -2315,6 +2324,8 @@ const ptv_node_config *ptv_node_config_get(const ptv_node *n) { return &n->cfg; 
 void *ptv_node_strategy_state(const ptv_node *n) { return n->sdata; }
 void ptv_node_set_target_lag(ptv_node *n, ptv_tstamp lag_us) { n->target_lag = lag_us; }
 void ptv_node_set_slot_pct(ptv_node *n, uint8_t pct) { n->slot_pct = pct > 100 ? 100 : pct; }
+
+void ptv_node_set_nonup_defer(ptv_node *n, ptv_tstamp defer_us) { n->nonup_defer = defer_us; }
 void ptv_node_report_suspect(ptv_node *n, ptv_id id, uint16_t deliv, ptv_tstamp now) {
   n->suspect = id;
   n->suspect_deliv = deliv;

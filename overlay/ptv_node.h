@@ -261,6 +261,11 @@ void ptv_node_set_target_lag(ptv_node *n, ptv_tstamp lag_us);
 /* Share (in %, at most 100) of the declared upload offered as stripe slots;
  * the rest is slack that keeps pushes on time and serves repairs. */
 void ptv_node_set_slot_pct(ptv_node *n, uint8_t pct);
+/* Contributors first: with stripes, a pull from a partner that declared less
+ * upload than one stripe's rate (it can pass nothing on) is served as if its
+ * deadline were defer_us later, behind the pulls of partners that upload
+ * (its expiry is unchanged). 0 (the default): by deadline alone. */
+void ptv_node_set_nonup_defer(ptv_node *n, ptv_tstamp defer_us);
 /* Warns our partners, in the buffer maps of the next 10 s, that peer `id`
  * delivered only deliv/65535 of what it took on (a likely free-rider);
  * their strategy's on_report hook hears it. */

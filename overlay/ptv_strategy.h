@@ -33,6 +33,10 @@ typedef struct ptv_strategy {
   /* Whether to accept a CONNECT from `from` (called only with a free slot).
    * Returns 1 to accept. */
   int (*accept)(ptv_node *n, const ptv_peer_desc *from);
+  /* A CONNECT from `from` found every partner slot taken: the strategy may
+   * drop a partner (ptv_node_drop_partner) to make room for it. Returns 1 if
+   * it did (accept is then asked as with any free slot). */
+  int (*make_room)(ptv_node *n, const ptv_peer_desc *from, ptv_tstamp now);
   /* Periodic adaptation (every maintenance period, default 500 ms). */
   void (*tick)(ptv_node *n, ptv_tstamp now);
   /* Chooses up to `max` partners to push new chunk `id` to without being asked.

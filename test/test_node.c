@@ -2212,6 +2212,126 @@ static void test_stripes_newcomer_pull(void **state) {
   assert_true(fresh < 1000 * PTV_MS);
 }
 
+/* make_room: a CONNECT that finds every partner slot taken asks the
+ * strategy, which may drop a partner for it. Here the source (500 kbps:
+ * 7 partner slots) is filled by seven 100 kbps peers before two 2000 kbps
+ * peers start; the test strategy drops the weakest partner for a stronger
+ * newcomer. Without the hook they are turned away. */
+static int g_mr_calls;
+
+static int mr_make_room(ptv_node *n, const ptv_peer_desc *from, ptv_tstamp now) {
+  g_mr_calls++;
+  ptv_partner_info pi[16];
+  size_t np = ptv_node_partners(n, pi, 16);
+  int w = -1;
+  for (size_t i = 0; i < np; i++)
+    if (pi[i].established && (w < 0 || pi[i].upload_kbps < pi[w].upload_kbps)) w = (int)i;
+  if (w < 0 || pi[w].upload_kbps >= from->upload_kbps) return 0;
+  return ptv_node_drop_partner(n, pi[w].id, now) == 0;
+}
+
+static const ptv_strategy mr_strategy = {.name = "test-make-room", .make_room = mr_make_room};
+
+static int strong_at_source(const ptv_strategy *strat, uint32_t *source_changes) {
+  uint32_t ups[MAXN];
+  for (int i = 0; i < MAXN; i++) ups[i] = 100;
+  ups[7] = ups[8] = 2000; /* the last two to start */
+  harness *h = h_new_strat(9, ups, 500, 61, strat);
+  assert_int_equal(ptv_node_npartners(h->node[SOURCE_ID]) <= 7, 1);
+  h_run_until(h, 6 * PTV_S);
+  int strong = has_partner(h->node[SOURCE_ID], FIRST_PEER + 7, 1) +
+               has_partner(h->node[SOURCE_ID], FIRST_PEER + 8, 1);
+  assert_true(ptv_node_npartners(h->node[SOURCE_ID]) <= 7);
+  *source_changes = h_stats(h, SOURCE_ID).partner_changes;
+  h_free(h);
+  return strong;
+}
+
+static void test_make_room(void **state) {
+  (void)state;
+  uint32_t ch;
+  g_mr_calls = 0;
+  int with = strong_at_source(&mr_strategy, &ch);
+  print_message("with make_room: %d strong partners at the source, %u dropped, %d calls\n", with, ch,
+                g_mr_calls);
+  assert_int_equal(with, 2);
+  assert_true(ch >= 2 && g_mr_calls >= 2);
+  int without = strong_at_source(&ts_strategy, &ch);
+  print_message("without: %d strong partners at the source, %u dropped\n", without, ch);
+  assert_int_equal(without, 0);
+  assert_int_equal(ch, 0);
+}
+
+/* Contributors first (ptv_node_set_nonup_defer): a's uplink is kept busy
+ * pushing to three children; d asks for a chunk due in 900 ms and c for
+ * one due in 1000 ms, at the same instant. By deadline, d's goes first;
+ * with the defer set on a and d declaring less upload than a stripe (it can
+ * pass nothing on), c's does. Returns 1 if c's chunk left a before d's. */
+static struct {
+  ptv_id c, d;
+  ptv_tstamp at_c, at_d;
+} g_nd;
+
+static void nd_tap(harness *h, ptv_id from, ptv_id to, const ptv_msg *m) {
+  if (from != FIRST_PEER || m->type != PTV_MSG_CHUNK) return;
+  if (to == g_nd.c && !g_nd.at_c) g_nd.at_c = h->now;
+  if (to == g_nd.d && !g_nd.at_d) g_nd.at_d = h->now;
+}
+
+static int nonup_c_first(ptv_tstamp defer, uint32_t d_up, uint64_t seed) {
+  const int a = FIRST_PEER, c = FIRST_PEER + 1, d = FIRST_PEER + 2;
+  ts_reset();
+  uint32_t ups[MAXN];
+  for (int i = 0; i < MAXN; i++) ups[i] = 2000;
+  ups[d - FIRST_PEER] = d_up;
+  harness *h = h_new_strat(6, ups, 8000, seed, &ts_strategy);
+  h_stripes_ready(h, a, c);
+  assert_true(has_partner(h->node[a], (ptv_id)d, 1));
+  assert_int_equal(h_pinfo(h, a, (ptv_id)d).upload_kbps, d_up);
+  ptv_node_set_nonup_defer(h->node[a], defer);
+  assert_int_equal(ptv_node_subscribe(h->node[a], SOURCE_ID, TS_ALL, h->now), 0);
+  h_run_until(h, h->now + GRANT_WAIT);
+  for (int k = d + 1; k < d + 4; k++) {
+    assert_true(has_partner(h->node[k], (ptv_id)a, 1));
+    assert_int_equal(ptv_node_subscribe(h->node[k], (ptv_id)a, TS_ALL, h->now), 0);
+  }
+  h_run_until(h, h->now + 3 * PTV_S);
+  for (int k = d + 1; k < d + 4; k++) assert_int_equal(h_pinfo(h, k, (ptv_id)a).sub_in, TS_ALL);
+  memset(&g_nd, 0, sizeof(g_nd));
+  g_nd.c = (ptv_id)c;
+  g_nd.d = (ptv_id)d;
+  h->tap = nd_tap;
+  ptv_chunk_id newest = h_stats(h, a).newest;
+  ptv_msg rq;
+  memset(&rq, 0, sizeof(rq));
+  rq.type = PTV_MSG_REQUEST;
+  /* a filler, so that a's uplink is busy when the two pulls come */
+  rq.u.request.chunk = newest - 6;
+  rq.u.request.deadline_ms = 3000;
+  assert_int_equal(h_inject(h, a, (ptv_id)c, &rq), 0);
+  rq.u.request.chunk = newest - 4;
+  rq.u.request.deadline_ms = 900;
+  assert_int_equal(h_inject(h, a, (ptv_id)d, &rq), 0);
+  rq.u.request.chunk = newest - 5;
+  rq.u.request.deadline_ms = 1000;
+  assert_int_equal(h_inject(h, a, (ptv_id)c, &rq), 0);
+  h_run_until(h, h->now + 1500 * PTV_MS);
+  h->tap = NULL;
+  if (!g_nd.at_c || !g_nd.at_d) fail_msg("a did not serve both pulls (c %d, d %d)", !!g_nd.at_c, !!g_nd.at_d);
+  int c_first = g_nd.at_c < g_nd.at_d;
+  h_free(h);
+  return c_first;
+}
+
+static void test_stripes_nonup_defer(void **state) {
+  (void)state;
+  for (uint64_t seed = 51; seed < 54; seed++) {
+    assert_false(nonup_c_first(0, 0, seed));              /* by deadline */
+    assert_true(nonup_c_first(PTV_S, 0, seed));           /* d uploads nothing */
+    assert_false(nonup_c_first(PTV_S, 2000, seed));       /* d can pass stripes on */
+  }
+}
+
 /* A stripe peer is offered a chunk of a stripe it has a parent for only
  * once the push is late (or it is a hole): an offer it would decline costs
  * the offerer's uplink a round trip idle. Chunks of its other stripes are
@@ -2685,6 +2805,8 @@ int main(void) {
       cmocka_unit_test_teardown(test_stripes_evict_crosses_request, teardown),
       cmocka_unit_test_teardown(test_stripes_load_hint, teardown),
       cmocka_unit_test_teardown(test_stripes_newcomer_pull, teardown),
+      cmocka_unit_test_teardown(test_stripes_nonup_defer, teardown),
+      cmocka_unit_test_teardown(test_make_room, teardown),
       cmocka_unit_test_teardown(test_stripes_prefetch, teardown),
       cmocka_unit_test_teardown(test_stripes_api_errors, teardown),
       cmocka_unit_test_teardown(test_stripes_suspect_report, teardown),
