@@ -28,6 +28,8 @@ void ptv_ch_params_default(ptv_ch_params *p) {
   p->fail_block_us = 60 * PTV_S;
   p->backlog_max_us = 1 * PTV_S;
   p->source_busy_us = 300 * PTV_MS;
+  p->nonup_defer_us = 1 * PTV_S;
+  p->source_swap = 1;
 }
 
 /* name, kind (i: integer, t: seconds), offset, max */
@@ -42,6 +44,7 @@ static const struct {
     PI(max_tier, 254),    PI(max_per_parent, 16), PI(improve_gap, 254), PI(per_stripe_chunks, 64), PI(slot_pct, 100), PI(outbid_pct, 60000),
     PI(deliv_bad, 65535), PI(suspect_deliv, 65535), PT(grace),              PT(hold),             PT(improve),
     PT(refuse),           PT(ask),                PT(lag_margin),       PT(settle), PT(settle_fed),    PT(silent),    PT(suspect_block), PT(fail_block), PT(backlog_max), PT(source_busy),
+    PT(nonup_defer),      PI(source_swap, 1),
 #undef PI
 #undef PT
 };
@@ -166,6 +169,21 @@ int ptv_ch_report_worthy(uint16_t deliv, const ptv_ch_params *pp) {
 
 int ptv_ch_share_counts(uint8_t tier, uint16_t queue_ms, const ptv_ch_params *pp) {
   return tier != 0 || (ptv_tstamp)queue_ms * PTV_MS >= pp->source_busy_us;
+}
+
+int ptv_ch_source_room(const uint32_t *up_kbps, const uint8_t *child, size_t n,
+                       uint32_t newcomer_kbps, uint32_t stream_kbps, uint32_t free_slots,
+                       uint32_t price_kbps, const ptv_ch_params *pp) {
+  if (!pp->source_swap) return -1;
+  /* only for a newcomer that could win one of our stripe slots */
+  if (free_slots == 0 && (uint64_t)newcomer_kbps * 100 <= (uint64_t)price_kbps * (100u + pp->outbid_pct))
+    return -1;
+  int weakest = -1;
+  for (size_t i = 0; i < n; i++)
+    if (!child[i] && (weakest < 0 || up_kbps[i] < up_kbps[weakest])) weakest = (int)i;
+  return weakest >= 0 && up_kbps[weakest] < newcomer_kbps && up_kbps[weakest] < stream_kbps
+             ? weakest
+             : -1;
 }
 
 unsigned ptv_ch_grant(const ptv_ch_child *kids, size_t nk, uint32_t slots, unsigned want,

@@ -44,6 +44,10 @@ typedef struct {
                                 as a parent (0: off) */
   ptv_tstamp source_busy_us; /* the source is found failing only with at least this much
                                 upload queued (0: always, like any parent) */
+  uint8_t source_swap;       /* 1: the source drops its weakest non-child partner
+                                for a stronger newcomer (ptv_ch_source_room) */
+  ptv_tstamp nonup_defer_us; /* pulls of partners that upload less than a stripe are served
+                                this much later than their deadline says (0: off) */
 } ptv_ch_params;
 
 /* Fills p with the defaults documented in docs/CHANDELIER.md. */
@@ -117,6 +121,21 @@ int ptv_ch_report_worthy(uint16_t deliv, const ptv_ch_params *pp);
  * deadline, and moving it (with its whole subtree, on every stripe) to a
  * deeper parent only makes that worse. */
 int ptv_ch_share_counts(uint8_t tier, uint16_t queue_ms, const ptv_ch_params *pp);
+
+/* The source keeps its partner slots for the strongest peers (only a
+ * partner can bid for its stripe slots, so a source whose partners are all
+ * weak feeds a weak first tier for good). A newcomer declaring newcomer_kbps
+ * found every partner slot taken; up_kbps[i] are the partners' declared
+ * uploads and child[i] says whether partner i holds a stripe from us (a
+ * child is never dropped). The newcomer is let in only if it could win one
+ * of our stripe slots (free_slots > 0, or it beats price_kbps, our poorest
+ * child's bid, by outbid_pct) and source_swap is on. Returns the partner to
+ * drop for it: the weakest non-child, if that declares less than the
+ * newcomer and less than the stream rate (it could not carry one peer below
+ * it); or -1 to turn the newcomer away. */
+int ptv_ch_source_room(const uint32_t *up_kbps, const uint8_t *child, size_t n,
+                       uint32_t newcomer_kbps, uint32_t stream_kbps, uint32_t free_slots,
+                       uint32_t price_kbps, const ptv_ch_params *pp);
 
 /* ---- the market: what a parent grants ------------------------------------- */
 

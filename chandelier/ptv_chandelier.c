@@ -67,6 +67,11 @@ static void *ch_init(ptv_node *n) {
   else ptv_ch_params_default(&s->pp);
   for (int i = 0; i < KNOW_MAX; i++) s->k[i].id = s->k[i].last_reporter = PTV_ID_NONE;
   ptv_node_set_slot_pct(n, s->pp.slot_pct);
+  /* Below a resource index of 1 the swarm cannot serve everyone: the
+   * contributors, who carry the tiers, are served in full first (hard case,
+   * 1,000 CLive peers, seeds 1 / 2: peers >= 0.99 over the last third
+   * 0.15 / 0.05 -> 0.29 / 0.31). */
+  ptv_node_set_nonup_defer(n, s->pp.nonup_defer_us);
   return s;
 }
 
@@ -116,6 +121,31 @@ static int ch_pick_candidate(ptv_node *n, const ptv_peer_desc *c, size_t nc, uin
   for (size_t i = 0; i < nc; i++)
     if (ptv_nat_can_connect(nat, c[i].nat) && k-- == 0) return (int)i;
   return -1;
+}
+
+/* The source keeps its partner slots for the strongest peers: its own
+ * upload goes to the first tier, and only a partner can bid for it (hard
+ * case, seed 4: the source's 19 partners were peers of 0-200 kbps, 5 of the
+ * 8 stripes reached 4 peers in all, and no peer was served in full). */
+static int ch_make_room(ptv_node *n, const ptv_peer_desc *from, ptv_tstamp now) {
+  ch_state *s = ptv_node_strategy_state(n);
+  if (ptv_node_config_get(n)->role != PTV_ROLE_SOURCE) return 0;
+  ptv_partner_info pis[MAXP];
+  uint32_t up[MAXP];
+  uint8_t keep[MAXP];
+  size_t np = ptv_node_partners(n, pis, MAXP);
+  for (size_t i = 0; i < np; i++) {
+    up[i] = pis[i].upload_kbps;
+    keep[i] = pis[i].sub_out || !pis[i].established; /* a child, or not yet up */
+  }
+  /* A free-rider claims the most: a newcomer is taken at what we know of it
+   * (partners' warnings), and not at all if two of them warned us. */
+  if (blocked(s, from->id, now)) return 0;
+  uint32_t slots = ptv_node_stripe_slots(n), used = ptv_node_stripe_used(n);
+  int k = ptv_ch_source_room(up, keep, np, est_of(s, from->id, from->upload_kbps),
+                             ptv_node_config_get(n)->stream_kbps,
+                             slots > used ? slots - used : 0, ptv_node_stripe_price(n), &s->pp);
+  return k >= 0 && ptv_node_drop_partner(n, pis[k].id, now) == 0;
 }
 
 static uint16_t ch_grant(ptv_node *n, ptv_id child, uint16_t want, uint32_t bid, ptv_tstamp now) {
@@ -338,6 +368,7 @@ const ptv_strategy ptv_strategy_chandelier = {
     .fini = ch_fini,
     .pick_candidate = ch_pick_candidate,
     .accept = NULL,
+    .make_room = ch_make_room,
     .tick = ch_tick,
     .push_targets = NULL,
     .grant = ch_grant,

@@ -29,7 +29,7 @@ static const char *const k_names[] = {
     "max_tier",  "max_per_parent", "improve_gap", "slot_pct", "per_stripe_chunks",
     "outbid_pct", "deliv_bad",     "suspect_deliv", "grace_s",     "hold_s",   "improve_s",
     "refuse_s",  "ask_s",          "lag_margin_s", "settle_s", "settle_fed_s",  "silent_s", "suspect_block_s",
-    "fail_block_s", "backlog_max_s", "source_busy_s",
+    "fail_block_s", "backlog_max_s", "source_busy_s", "nonup_defer_s", "source_swap",
 };
 
 /* "bid beats price by more than pct %", exactly, in integers. */
@@ -49,7 +49,8 @@ static int params_equal(const ptv_ch_params *a, const ptv_ch_params *b) {
          a->ask_us == b->ask_us && a->lag_margin_us == b->lag_margin_us &&
          a->settle_us == b->settle_us && a->settle_fed_us == b->settle_fed_us && a->silent_us == b->silent_us &&
          a->suspect_block_us == b->suspect_block_us && a->fail_block_us == b->fail_block_us &&
-         a->backlog_max_us == b->backlog_max_us && a->source_busy_us == b->source_busy_us;
+         a->backlog_max_us == b->backlog_max_us && a->source_busy_us == b->source_busy_us &&
+         a->nonup_defer_us == b->nonup_defer_us && a->source_swap == b->source_swap;
 }
 
 static ptv_ch_params defaults(void) {
@@ -518,6 +519,63 @@ static void test_share_counts(void **state) {
   assert_int_equal(ptv_ch_share_counts(0, 0, &pp), 1);
 }
 
+/* The source's partner slots: the weakest non-child gives way to a
+ * stronger newcomer that could win a stripe slot, if it could not carry one
+ * peer (below the stream rate); children are never dropped. */
+static void test_source_room(void **state) {
+  (void)state;
+  ptv_ch_params pp = defaults();
+  const uint32_t R = 500; /* stream rate */
+  uint32_t up[] = {1280, 128, 640, 256, 1280};
+  uint8_t child[] = {0, 1, 0, 0, 1};
+  /* free slots: 128 is a child, so 256 (index 3) is the weakest that may go */
+  assert_int_equal(ptv_ch_source_room(up, child, 5, 1280, R, 1, 0, &pp), 3);
+  assert_int_equal(ptv_ch_source_room(up, child, 5, 257, R, 1, 0, &pp), 3);
+  /* no stronger than it: refused */
+  assert_int_equal(ptv_ch_source_room(up, child, 5, 256, R, 1, 0, &pp), -1);
+  assert_int_equal(ptv_ch_source_room(up, child, 5, 0, R, 1, 0, &pp), -1);
+  /* full: only a newcomer that beats the price by outbid_pct (20%) */
+  assert_int_equal(ptv_ch_source_room(up, child, 5, 1280, R, 0, 1000, &pp), 3);
+  assert_int_equal(ptv_ch_source_room(up, child, 5, 1200, R, 0, 1000, &pp), -1);
+  assert_int_equal(ptv_ch_source_room(up, child, 5, 1201, R, 0, 1000, &pp), 3);
+  /* the weakest droppable carries a stream: kept */
+  uint32_t strong[] = {1280, 128, 640, 512, 1280};
+  assert_int_equal(ptv_ch_source_room(strong, child, 5, 2000, R, 1, 0, &pp), -1);
+  assert_int_equal(ptv_ch_source_room(strong, child, 5, 2000, 700, 1, 0, &pp), 3);
+  /* every partner a child, no partner, or the rule off: refused */
+  uint8_t all[] = {1, 1, 1, 1, 1};
+  assert_int_equal(ptv_ch_source_room(up, all, 5, 100000, R, 1, 0, &pp), -1);
+  assert_int_equal(ptv_ch_source_room(up, child, 0, 100000, R, 1, 0, &pp), -1);
+  char err[128];
+  assert_int_equal(ptv_ch_params_set(&pp, "source_swap=0", err, sizeof(err)), 0);
+  assert_int_equal(ptv_ch_source_room(up, child, 5, 1280, R, 1, 0, &pp), -1);
+  /* random populations, against the contract */
+  pp = defaults();
+  for (int it = 0; it < 5000; it++) {
+    uint32_t u[16];
+    uint8_t c[16];
+    size_t n = (size_t)(xrand() % 17);
+    for (size_t i = 0; i < n; i++) {
+      u[i] = (uint32_t)(xrand() % 6) * 256;
+      c[i] = (uint8_t)(xrand() % 3 == 0);
+    }
+    uint32_t nu = (uint32_t)(xrand() % 6) * 256, fs = (uint32_t)(xrand() % 2),
+             price = (uint32_t)(xrand() % 6) * 256;
+    int k = ptv_ch_source_room(u, c, n, nu, R, fs, price, &pp);
+    uint32_t minfree = UINT32_MAX;
+    for (size_t i = 0; i < n; i++)
+      if (!c[i] && u[i] < minfree) minfree = u[i];
+    int wins = fs > 0 || beats(nu, price, pp.outbid_pct);
+    if (wins && minfree < nu && minfree < R) {
+      assert_true(k >= 0 && (size_t)k < n);
+      assert_false(c[k]);
+      assert_int_equal(u[k], minfree);
+    } else {
+      assert_int_equal(k, -1);
+    }
+  }
+}
+
 /* ---- the market ------------------------------------------------------------------ */
 
 static ptv_ch_child kid(ptv_id id, uint32_t bid, uint16_t mask) {
@@ -981,6 +1039,10 @@ static void test_params_set_accepts(void **state) {
   assert_true(p.backlog_max_us == 0);
   assert_int_equal(ptv_ch_params_set(&p, "source_busy_s=0.5", err, sizeof(err)), 0);
   assert_true(p.source_busy_us == 500 * PTV_MS);
+  assert_int_equal(ptv_ch_params_set(&p, "nonup_defer_s=2", err, sizeof(err)), 0);
+  assert_true(p.nonup_defer_us == 2 * PTV_S);
+  assert_int_equal(ptv_ch_params_set(&p, "source_swap=0", err, sizeof(err)), 0);
+  assert_int_equal(p.source_swap, 0);
   /* Every settable name is accepted. */
   for (size_t i = 0; i < NELEM(k_names); i++) {
     char a[64];
@@ -1139,6 +1201,7 @@ int main(void) {
       cmocka_unit_test(test_parent_failing),
       cmocka_unit_test(test_report_worthy),
       cmocka_unit_test(test_share_counts),
+      cmocka_unit_test(test_source_room),
       cmocka_unit_test(test_grant_free_slots),
       cmocka_unit_test(test_grant_full_evicts_poorest),
       cmocka_unit_test(test_grant_outbid_threshold),
