@@ -382,6 +382,29 @@ static void debug_stripes(ptv_world *w, uint32_t t_s) {
   uint64_t fp = 0, fo = 0, fn = 0, ps = 0, pl = 0, pw = 0, uf = 0, mw = 0, mh = 0, mn = 0;
   uint64_t cps[12] = {0}, cpl[12] = {0}, cpw[12] = {0}, cused[12] = {0}, cslots[12] = {0};
   unsigned S = w->strat->stripes;
+  if (t_s % 50 == 0) { /* how far each stripe reaches, and who holds the source's slots */
+    uint32_t fed[16] = {0}, fedup[16] = {0};
+    for (uint32_t i = 0; i < w->nonline; i++) {
+      sim_node *sn = &w->n[w->online[i]];
+      if (sn->idx < 2 || !sn->node) continue;
+      for (unsigned b = 0; b < S; b++) if (ptv_node_depth(sn->node, b) != 255) { fed[b]++; if (sn->up_kbps) fedup[b]++; }
+    }
+    fprintf(stderr, "debug: t=%u peers fed per stripe (of them uploading):", t_s);
+    for (unsigned b = 0; b < S; b++) fprintf(stderr, " %u(%u up)", fed[b], fedup[b]);
+    fprintf(stderr, "\ndebug: source partners (upload kbps:stripes granted, hex):");
+    for (uint32_t i = 0; i < w->nn; i++) {
+      sim_node *sn = &w->n[i];
+      if (!sn->node || ptv_node_config_get(sn->node)->role != PTV_ROLE_SOURCE) continue;
+      ptv_partner_info pis[64];
+      size_t np = ptv_node_partners(sn->node, pis, 64);
+      for (size_t k = 0; k < np; k++) /* a free-rider: real upload/claim */
+        if (w->n[pis[k].id].claim_kbps)
+          fprintf(stderr, " %u/%u:%x", w->n[pis[k].id].up_kbps, w->n[pis[k].id].claim_kbps, pis[k].sub_out);
+        else
+          fprintf(stderr, " %u:%x", w->n[pis[k].id].up_kbps, pis[k].sub_out);
+    }
+    fprintf(stderr, "\n");
+  }
   for (uint32_t i = 0; i < w->nonline; i++) {
     sim_node *sn = &w->n[w->online[i]];
     if (sn->idx < 2 || !sn->node) continue;
