@@ -171,6 +171,10 @@ int ptv_ch_share_counts(uint8_t tier, uint16_t queue_ms, const ptv_ch_params *pp
   return tier != 0 || (ptv_tstamp)queue_ms * PTV_MS >= pp->source_busy_us;
 }
 
+int ptv_ch_source_keeps(int is_child, int established, ptv_tstamp age_us, const ptv_ch_params *pp) {
+  return is_child || !established || age_us < pp->hold_us;
+}
+
 int ptv_ch_source_room(const uint32_t *up_kbps, const uint8_t *child, size_t n,
                        uint32_t newcomer_kbps, uint32_t stream_kbps, uint32_t free_slots,
                        uint32_t price_kbps, const ptv_ch_params *pp) {

@@ -133,6 +133,13 @@ int ptv_ch_share_counts(uint8_t tier, uint16_t queue_ms, const ptv_ch_params *pp
  * drop for it: the weakest non-child, if that declares less than the
  * newcomer and less than the stream rate (it could not carry one peer below
  * it); or -1 to turn the newcomer away. */
+/* Whether the source keeps a partner whatever a newcomer offers: a child
+ * (it holds stripes from us), a partnership not yet up, or one younger than
+ * hold_us (a peer pulls from the source while it starts; dropping young
+ * partners in the joins of the catastrophic scenario, seed 1, tripled the
+ * misses of its first 30 s). */
+int ptv_ch_source_keeps(int is_child, int established, ptv_tstamp age_us, const ptv_ch_params *pp);
+
 int ptv_ch_source_room(const uint32_t *up_kbps, const uint8_t *child, size_t n,
                        uint32_t newcomer_kbps, uint32_t stream_kbps, uint32_t free_slots,
                        uint32_t price_kbps, const ptv_ch_params *pp);

@@ -136,7 +136,8 @@ static int ch_make_room(ptv_node *n, const ptv_peer_desc *from, ptv_tstamp now) 
   size_t np = ptv_node_partners(n, pis, MAXP);
   for (size_t i = 0; i < np; i++) {
     up[i] = pis[i].upload_kbps;
-    keep[i] = pis[i].sub_out || !pis[i].established; /* a child, or not yet up */
+    keep[i] = (uint8_t)ptv_ch_source_keeps(pis[i].sub_out != 0, pis[i].established,
+                                           now - pis[i].since, &s->pp);
   }
   /* A free-rider claims the most: a newcomer is taken at what we know of it
    * (partners' warnings), and not at all if two of them warned us. */

@@ -576,6 +576,20 @@ static void test_source_room(void **state) {
   }
 }
 
+static void test_source_keeps(void **state) {
+  (void)state;
+  ptv_ch_params pp = defaults();
+  ptv_tstamp old = pp.hold_us;
+  assert_int_equal(ptv_ch_source_keeps(0, 1, old, &pp), 0);     /* droppable */
+  assert_int_equal(ptv_ch_source_keeps(1, 1, old, &pp), 1);     /* a child */
+  assert_int_equal(ptv_ch_source_keeps(0, 0, old, &pp), 1);     /* not up yet */
+  assert_int_equal(ptv_ch_source_keeps(0, 1, old - 1, &pp), 1); /* young */
+  assert_int_equal(ptv_ch_source_keeps(0, 1, 0, &pp), 1);
+  char err[128];
+  assert_int_equal(ptv_ch_params_set(&pp, "hold_s=0", err, sizeof(err)), 0);
+  assert_int_equal(ptv_ch_source_keeps(0, 1, 0, &pp), 0);
+}
+
 /* ---- the market ------------------------------------------------------------------ */
 
 static ptv_ch_child kid(ptv_id id, uint32_t bid, uint16_t mask) {
@@ -1202,6 +1216,7 @@ int main(void) {
       cmocka_unit_test(test_report_worthy),
       cmocka_unit_test(test_share_counts),
       cmocka_unit_test(test_source_room),
+      cmocka_unit_test(test_source_keeps),
       cmocka_unit_test(test_grant_free_slots),
       cmocka_unit_test(test_grant_full_evicts_poorest),
       cmocka_unit_test(test_grant_outbid_threshold),
