@@ -130,6 +130,9 @@ static int ch_pick_candidate(ptv_node *n, const ptv_peer_desc *c, size_t nc, uin
 static int ch_make_room(ptv_node *n, const ptv_peer_desc *from, ptv_tstamp now) {
   ch_state *s = ptv_node_strategy_state(n);
   if (ptv_node_config_get(n)->role != PTV_ROLE_SOURCE) return 0;
+  /* A free-rider claims the most: a newcomer is taken at what we know of it
+   * (partners' warnings), and not at all if two of them warned us. */
+  if (blocked(s, from->id, now)) return 0;
   ptv_partner_info pis[MAXP];
   uint32_t up[MAXP];
   uint8_t keep[MAXP];
@@ -139,9 +142,6 @@ static int ch_make_room(ptv_node *n, const ptv_peer_desc *from, ptv_tstamp now) 
     keep[i] = (uint8_t)ptv_ch_source_keeps(pis[i].sub_out != 0, pis[i].established,
                                            now - pis[i].since, &s->pp);
   }
-  /* A free-rider claims the most: a newcomer is taken at what we know of it
-   * (partners' warnings), and not at all if two of them warned us. */
-  if (blocked(s, from->id, now)) return 0;
   uint32_t slots = ptv_node_stripe_slots(n), used = ptv_node_stripe_used(n);
   int k = ptv_ch_source_room(up, keep, np, est_of(s, from->id, from->upload_kbps),
                              ptv_node_config_get(n)->stream_kbps,
