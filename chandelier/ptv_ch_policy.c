@@ -22,7 +22,7 @@ void ptv_ch_params_default(ptv_ch_params *p) {
   p->refuse_us = 5 * PTV_S;
   p->ask_us = 1500 * PTV_MS;
   p->lag_margin_us = 250 * PTV_MS;
-  p->settle_us = 10 * PTV_S;
+  p->settle_us = 20 * PTV_S;
   p->silent_us = 1 * PTV_S;
   p->suspect_block_us = 60 * PTV_S;
   p->fail_block_us = 60 * PTV_S;
