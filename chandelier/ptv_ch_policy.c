@@ -15,6 +15,7 @@ void ptv_ch_params_default(ptv_ch_params *p) {
   p->slot_pct = 90;
   p->outbid_pct = 20;
   p->deliv_bad = 65535 / 2;
+  p->deliv_bad_held = 22937; /* 0.35 */
   p->suspect_deliv = 22937; /* 0.35 */
   p->grace_us = 3 * PTV_S;
   p->hold_us = 20 * PTV_S;
@@ -42,7 +43,7 @@ static const struct {
 #define PI(f, m) {#f, 'i', offsetof(ptv_ch_params, f), sizeof(((ptv_ch_params *)0)->f), m}
 #define PT(f) {#f "_s", 't', offsetof(ptv_ch_params, f##_us), sizeof(ptv_tstamp), 3600}
     PI(max_tier, 254),    PI(max_per_parent, 16), PI(improve_gap, 254), PI(per_stripe_chunks, 64), PI(slot_pct, 100), PI(outbid_pct, 60000),
-    PI(deliv_bad, 65535), PI(suspect_deliv, 65535), PT(grace),              PT(hold),             PT(improve),
+    PI(deliv_bad, 65535), PI(deliv_bad_held, 65535), PI(suspect_deliv, 65535), PT(grace),              PT(hold),             PT(improve),
     PT(refuse),           PT(ask),                PT(lag_margin),       PT(settle), PT(settle_fed),    PT(silent),    PT(suspect_block), PT(fail_block), PT(backlog_max), PT(source_busy),
     PT(nonup_defer),      PI(source_swap, 1),
 #undef PI
@@ -160,7 +161,9 @@ int ptv_ch_worth_switch(uint8_t cur_tier, uint8_t cand_tier, ptv_tstamp held_us,
 }
 
 int ptv_ch_parent_failing(uint16_t deliv, ptv_tstamp held_us, const ptv_ch_params *pp) {
-  return held_us >= pp->grace_us && deliv < pp->deliv_bad;
+  uint16_t bad = held_us >= pp->hold_us && pp->deliv_bad_held < pp->deliv_bad ? pp->deliv_bad_held
+                                                                              : pp->deliv_bad;
+  return held_us >= pp->grace_us && deliv < bad;
 }
 
 int ptv_ch_report_worthy(uint16_t deliv, const ptv_ch_params *pp) {

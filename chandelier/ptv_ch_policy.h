@@ -27,6 +27,8 @@ typedef struct {
   uint16_t outbid_pct;      /* a bid must beat the price by this many % */
   uint16_t deliv_bad;       /* parent delivering below this share (x 65535)
                                after the grace period is replaced */
+  uint16_t deliv_bad_held;  /* ... or, for a parent we have held hold_us, below this
+                               share (x 65535) */
   uint16_t suspect_deliv;   /* ... and reported to our partners as a suspected
                                free-rider only below this share (x 65535) */
   ptv_tstamp grace_us;      /* a new parent's trial period */
@@ -104,7 +106,8 @@ int ptv_ch_worth_switch(uint8_t cur_tier, uint8_t cand_tier, ptv_tstamp held_us,
                         const ptv_ch_params *pp);
 
 /* Whether a parent must be replaced: it delivered less than deliv_bad after
- * its grace period. */
+ * its grace period, or, once we have held it for hold_us, less than
+ * deliv_bad_held (a parent that has proven itself is not left for a dip). */
 int ptv_ch_parent_failing(uint16_t deliv, ptv_tstamp held_us, const ptv_ch_params *pp);
 
 /* Whether a failing parent that delivered `deliv` (x 65535) is reported to

@@ -454,23 +454,38 @@ static void test_worth_switch(void **state) {
 }
 
 static void test_parent_failing(void **state) {
+  (void)state;
   ptv_ch_params pp = defaults();
-  assert_true(pp.grace_us > 0 && pp.deliv_bad > 0 && pp.deliv_bad < 65535);
+  assert_true(pp.grace_us > 0 && pp.grace_us < pp.hold_us && pp.deliv_bad > 0 &&
+              pp.deliv_bad < 65535 && pp.deliv_bad_held < pp.deliv_bad);
+  ptv_tstamp young = pp.hold_us - 1; /* past its grace, not yet proven */
   /* During the grace period: never, even delivering nothing. */
   assert_int_equal(ptv_ch_parent_failing(0, 0, &pp), 0);
   assert_int_equal(ptv_ch_parent_failing(0, pp.grace_us - 1, &pp), 0);
   /* After it: below deliv_bad fails. */
   assert_int_equal(ptv_ch_parent_failing(0, pp.grace_us + 1, &pp), 1);
   assert_int_equal(ptv_ch_parent_failing((uint16_t)(pp.deliv_bad - 1), pp.grace_us + 1, &pp), 1);
-  assert_int_equal(ptv_ch_parent_failing((uint16_t)(pp.deliv_bad - 1), 1000 * pp.grace_us, &pp), 1);
+  assert_int_equal(ptv_ch_parent_failing((uint16_t)(pp.deliv_bad - 1), young, &pp), 1);
   /* At or above deliv_bad: fine. */
   assert_int_equal(ptv_ch_parent_failing(pp.deliv_bad, pp.grace_us + 1, &pp), 0);
   assert_int_equal(ptv_ch_parent_failing((uint16_t)(pp.deliv_bad + 1), pp.grace_us + 1, &pp), 0);
   assert_int_equal(ptv_ch_parent_failing(65535, 1000 * pp.grace_us, &pp), 0);
-  /* The threshold follows the parameter. */
+  /* A parent held for hold_s has proven itself: a dip between deliv_bad_held
+   * and deliv_bad is forgiven, a free-rider's share is not. */
+  assert_int_equal(ptv_ch_parent_failing((uint16_t)(pp.deliv_bad - 1), pp.hold_us, &pp), 0);
+  assert_int_equal(ptv_ch_parent_failing(pp.deliv_bad_held, 1000 * pp.hold_us, &pp), 0);
+  assert_int_equal(ptv_ch_parent_failing((uint16_t)(pp.deliv_bad_held - 1), pp.hold_us, &pp), 1);
+  assert_int_equal(ptv_ch_parent_failing(0, 1000 * pp.hold_us, &pp), 1);
+  /* The thresholds follow the parameters. */
   pp.deliv_bad = 60000;
   assert_int_equal(ptv_ch_parent_failing(59999, pp.grace_us + 1, &pp), 1);
   assert_int_equal(ptv_ch_parent_failing(60000, pp.grace_us + 1, &pp), 0);
+  pp.deliv_bad_held = 50000;
+  assert_int_equal(ptv_ch_parent_failing(49999, pp.hold_us, &pp), 1);
+  assert_int_equal(ptv_ch_parent_failing(50000, pp.hold_us, &pp), 0);
+  /* deliv_bad_held at or above deliv_bad: no tolerance for age. */
+  pp.deliv_bad_held = 65535;
+  assert_int_equal(ptv_ch_parent_failing(59999, 1000 * pp.hold_us, &pp), 1);
 }
 
 /* A failing parent is accused (reported to partners) only when it brought
