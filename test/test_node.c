@@ -2129,6 +2129,46 @@ static void test_stripes_prefetch(void **state) {
   if (got[1] < full) fail_msg("a stripe peer began playing with %u chunks in hand, want %u", got[1], full);
 }
 
+/* A stripe peer asks for its prefetch with STRIPE_STARTUP_SLACK_US before
+ * the first chunk is due, a mesh peer with STARTUP_SLACK_US: suppliers serve
+ * by deadline, and with the longer slack a stripe newcomer's prefetch came
+ * at stream rate (most of churn's misses were in newcomers' first seconds). */
+static struct {
+  int late;
+  uint32_t min_ms, n;
+} g_pd;
+
+static void pd_tap(harness *h, ptv_id from, ptv_id to, const ptv_msg *m) {
+  (void)to;
+  if ((int)from != g_pd.late || m->type != PTV_MSG_REQUEST || h->ctx[g_pd.late].nplay_start) return;
+  if (m->u.request.deadline_ms < g_pd.min_ms) g_pd.min_ms = m->u.request.deadline_ms;
+  g_pd.n++;
+}
+
+static void test_stripes_prefetch_deadline(void **state) {
+  (void)state;
+  uint32_t min_ms[2];
+  for (int stripes = 0; stripes <= 1; stripes++) {
+    uint32_t ups[MAXN];
+    for (int i = 0; i < MAXN; i++) ups[i] = 2000;
+    harness *h = stripes ? h_new_stripes(5, 43) : h_new(5, ups, 2000, 43);
+    g_pd.late = h->nn - 1;
+    g_pd.min_ms = UINT32_MAX;
+    g_pd.n = 0;
+    h->start_at[g_pd.late] = 8 * PTV_S;
+    h->tap = pd_tap;
+    h_run_until(h, 12 * PTV_S);
+    assert_int_equal(h->ctx[g_pd.late].nplay_start, 1);
+    assert_true(g_pd.n > 0); /* it pulled its prefetch */
+    min_ms[stripes] = g_pd.min_ms;
+    h_free(h);
+  }
+  print_message("first prefetch deadline: %u ms (mesh), %u ms (stripes)\n", min_ms[0], min_ms[1]);
+  /* The earliest chunk is due at the slack (less a tick's worth of time). */
+  assert_in_range(min_ms[0], 900, 1000);
+  assert_in_range(min_ms[1], 200, 300);
+}
+
 /* A newcomer's pull (it has no stripe parent yet) is served by when it must
  * leave to arrive in time, a fed peer's by its deadline. a pushes every
  * chunk to 4 children, 4 x 63 ms every 250 ms, so its queue hardly ever
@@ -2808,6 +2848,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_stripes_nonup_defer, teardown),
       cmocka_unit_test_teardown(test_make_room, teardown),
       cmocka_unit_test_teardown(test_stripes_prefetch, teardown),
+      cmocka_unit_test_teardown(test_stripes_prefetch_deadline, teardown),
       cmocka_unit_test_teardown(test_stripes_api_errors, teardown),
       cmocka_unit_test_teardown(test_stripes_suspect_report, teardown),
       cmocka_unit_test_teardown(test_stripes_offers_skip_parented, teardown),
