@@ -160,9 +160,10 @@ int ptv_ch_worth_switch(uint8_t cur_tier, uint8_t cand_tier, ptv_tstamp held_us,
   return (int)cand_tier + pp->improve_gap <= (int)cur_tier;
 }
 
-int ptv_ch_parent_failing(uint16_t deliv, ptv_tstamp held_us, const ptv_ch_params *pp) {
-  uint16_t bad = held_us >= pp->hold_us && pp->deliv_bad_held < pp->deliv_bad ? pp->deliv_bad_held
-                                                                              : pp->deliv_bad;
+int ptv_ch_parent_failing(uint16_t deliv, ptv_tstamp held_us, ptv_tstamp queue_us,
+                          const ptv_ch_params *pp) {
+  int proven = held_us >= pp->hold_us && (!pp->backlog_max_us || queue_us < pp->backlog_max_us);
+  uint16_t bad = proven && pp->deliv_bad_held < pp->deliv_bad ? pp->deliv_bad_held : pp->deliv_bad;
   return held_us >= pp->grace_us && deliv < bad;
 }
 

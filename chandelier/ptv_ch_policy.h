@@ -106,9 +106,12 @@ int ptv_ch_worth_switch(uint8_t cur_tier, uint8_t cand_tier, ptv_tstamp held_us,
                         const ptv_ch_params *pp);
 
 /* Whether a parent must be replaced: it delivered less than deliv_bad after
- * its grace period, or, once we have held it for hold_us, less than
- * deliv_bad_held (a parent that has proven itself is not left for a dip). */
-int ptv_ch_parent_failing(uint16_t deliv, ptv_tstamp held_us, const ptv_ch_params *pp);
+ * its grace period; or, once we have held it for hold_us and while it has
+ * less than backlog_max_us of upload queued (queue_us), less than
+ * deliv_bad_held (a parent that has proven itself is not left for a dip; an
+ * overloaded one, as a free-rider that sold slots it cannot serve, has not). */
+int ptv_ch_parent_failing(uint16_t deliv, ptv_tstamp held_us, ptv_tstamp queue_us,
+                          const ptv_ch_params *pp);
 
 /* Whether a failing parent that delivered `deliv` (x 65535) is reported to
  * our partners as a suspected free-rider: only below suspect_deliv. An

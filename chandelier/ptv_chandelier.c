@@ -288,7 +288,8 @@ static void ch_tick(ptv_node *n, ptv_tstamp now) {
      * off a minute of moves down its subtree; last-5-minute changes per peer
      * per minute on seeds 1-3 0.74 / 1.04 / 0.84 -> 0.71 / 0.20 / 0.56). */
     if (!ptv_ch_share_counts(p->depth[b], p->queue_ms, &s->pp)) continue;
-    if (ptv_ch_parent_failing(p->deliv, now - p->sub_since, &s->pp)) {
+    if (ptv_ch_parent_failing(p->deliv, now - p->sub_since, (ptv_tstamp)p->queue_ms * PTV_MS,
+                              &s->pp)) {
       know *k = know_find(s, p->id, 1);
       k->est_kbps = ptv_ch_estimate(p->upload_kbps, p->deliv, 16);
       /* Long: a free-rider's free slots draw children back at once (20 s:

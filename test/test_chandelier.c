@@ -460,32 +460,42 @@ static void test_parent_failing(void **state) {
               pp.deliv_bad < 65535 && pp.deliv_bad_held < pp.deliv_bad);
   ptv_tstamp young = pp.hold_us - 1; /* past its grace, not yet proven */
   /* During the grace period: never, even delivering nothing. */
-  assert_int_equal(ptv_ch_parent_failing(0, 0, &pp), 0);
-  assert_int_equal(ptv_ch_parent_failing(0, pp.grace_us - 1, &pp), 0);
+  assert_int_equal(ptv_ch_parent_failing(0, 0, 0, &pp), 0);
+  assert_int_equal(ptv_ch_parent_failing(0, pp.grace_us - 1, 0, &pp), 0);
   /* After it: below deliv_bad fails. */
-  assert_int_equal(ptv_ch_parent_failing(0, pp.grace_us + 1, &pp), 1);
-  assert_int_equal(ptv_ch_parent_failing((uint16_t)(pp.deliv_bad - 1), pp.grace_us + 1, &pp), 1);
-  assert_int_equal(ptv_ch_parent_failing((uint16_t)(pp.deliv_bad - 1), young, &pp), 1);
+  assert_int_equal(ptv_ch_parent_failing(0, pp.grace_us + 1, 0, &pp), 1);
+  assert_int_equal(ptv_ch_parent_failing((uint16_t)(pp.deliv_bad - 1), pp.grace_us + 1, 0, &pp), 1);
+  assert_int_equal(ptv_ch_parent_failing((uint16_t)(pp.deliv_bad - 1), young, 0, &pp), 1);
   /* At or above deliv_bad: fine. */
-  assert_int_equal(ptv_ch_parent_failing(pp.deliv_bad, pp.grace_us + 1, &pp), 0);
-  assert_int_equal(ptv_ch_parent_failing((uint16_t)(pp.deliv_bad + 1), pp.grace_us + 1, &pp), 0);
-  assert_int_equal(ptv_ch_parent_failing(65535, 1000 * pp.grace_us, &pp), 0);
+  assert_int_equal(ptv_ch_parent_failing(pp.deliv_bad, pp.grace_us + 1, 0, &pp), 0);
+  assert_int_equal(ptv_ch_parent_failing((uint16_t)(pp.deliv_bad + 1), pp.grace_us + 1, 0, &pp), 0);
+  assert_int_equal(ptv_ch_parent_failing(65535, 1000 * pp.grace_us, 0, &pp), 0);
   /* A parent held for hold_s has proven itself: a dip between deliv_bad_held
    * and deliv_bad is forgiven, a free-rider's share is not. */
-  assert_int_equal(ptv_ch_parent_failing((uint16_t)(pp.deliv_bad - 1), pp.hold_us, &pp), 0);
-  assert_int_equal(ptv_ch_parent_failing(pp.deliv_bad_held, 1000 * pp.hold_us, &pp), 0);
-  assert_int_equal(ptv_ch_parent_failing((uint16_t)(pp.deliv_bad_held - 1), pp.hold_us, &pp), 1);
-  assert_int_equal(ptv_ch_parent_failing(0, 1000 * pp.hold_us, &pp), 1);
+  assert_int_equal(ptv_ch_parent_failing((uint16_t)(pp.deliv_bad - 1), pp.hold_us, 0, &pp), 0);
+  assert_int_equal(ptv_ch_parent_failing(pp.deliv_bad_held, 1000 * pp.hold_us, 0, &pp), 0);
+  assert_int_equal(ptv_ch_parent_failing((uint16_t)(pp.deliv_bad_held - 1), pp.hold_us, 0, &pp), 1);
+  assert_int_equal(ptv_ch_parent_failing(0, 1000 * pp.hold_us, 0, &pp), 1);
   /* The thresholds follow the parameters. */
   pp.deliv_bad = 60000;
-  assert_int_equal(ptv_ch_parent_failing(59999, pp.grace_us + 1, &pp), 1);
-  assert_int_equal(ptv_ch_parent_failing(60000, pp.grace_us + 1, &pp), 0);
+  assert_int_equal(ptv_ch_parent_failing(59999, pp.grace_us + 1, 0, &pp), 1);
+  assert_int_equal(ptv_ch_parent_failing(60000, pp.grace_us + 1, 0, &pp), 0);
   pp.deliv_bad_held = 50000;
-  assert_int_equal(ptv_ch_parent_failing(49999, pp.hold_us, &pp), 1);
-  assert_int_equal(ptv_ch_parent_failing(50000, pp.hold_us, &pp), 0);
+  assert_int_equal(ptv_ch_parent_failing(49999, pp.hold_us, 0, &pp), 1);
+  assert_int_equal(ptv_ch_parent_failing(50000, pp.hold_us, 0, &pp), 0);
+  /* ... but not while its upload backlog is backlog_max or more: an
+   * overloaded parent (a free-rider's slots sold 4x) has not proven itself. */
+  pp.deliv_bad_held = 22937;
+  assert_true(pp.backlog_max_us > 0);
+  assert_int_equal(ptv_ch_parent_failing(40000, pp.hold_us, pp.backlog_max_us - 1, &pp), 0);
+  assert_int_equal(ptv_ch_parent_failing(40000, pp.hold_us, pp.backlog_max_us, &pp), 1);
+  assert_int_equal(ptv_ch_parent_failing(40000, 1000 * pp.hold_us, 10 * pp.backlog_max_us, &pp), 1);
+  assert_int_equal(ptv_ch_parent_failing(60000, pp.hold_us, 10 * pp.backlog_max_us, &pp), 0);
+  pp.backlog_max_us = 0; /* off: age alone */
+  assert_int_equal(ptv_ch_parent_failing(40000, pp.hold_us, 10 * PTV_S, &pp), 0);
   /* deliv_bad_held at or above deliv_bad: no tolerance for age. */
   pp.deliv_bad_held = 65535;
-  assert_int_equal(ptv_ch_parent_failing(59999, 1000 * pp.hold_us, &pp), 1);
+  assert_int_equal(ptv_ch_parent_failing(59999, 1000 * pp.hold_us, 0, &pp), 1);
 }
 
 /* A failing parent is accused (reported to partners) only when it brought
@@ -496,7 +506,7 @@ static void test_report_worthy(void **state) {
   assert_true(pp.suspect_deliv > 0 && pp.suspect_deliv < pp.deliv_bad);
   /* A slow honest parent: failing (below deliv_bad) but not accused. */
   uint16_t slow = (uint16_t)(pp.deliv_bad - 2000);
-  assert_int_equal(ptv_ch_parent_failing(slow, pp.grace_us, &pp), 1);
+  assert_int_equal(ptv_ch_parent_failing(slow, pp.grace_us, 0, &pp), 1);
   assert_int_equal(ptv_ch_report_worthy(slow, &pp), 0);
   assert_int_equal(ptv_ch_report_worthy(pp.suspect_deliv, &pp), 0);
   /* A free-rider's share: failing and accused. */
