@@ -27,8 +27,9 @@ typedef struct {
   uint16_t outbid_pct;      /* a bid must beat the price by this many % */
   uint16_t deliv_bad;       /* parent delivering below this share (x 65535)
                                after the grace period is replaced */
-  uint16_t deliv_bad_held;  /* ... or, for a parent we have held hold_us, below this
-                               share (x 65535) */
+  uint16_t deliv_bad_held;  /* ... or, for a parent we have held hold_us and that has
+                               less than backlog_max_us queued, below this share
+                               (x 65535) */
   uint16_t suspect_deliv;   /* ... and reported to our partners as a suspected
                                free-rider only below this share (x 65535) */
   ptv_tstamp grace_us;      /* a new parent's trial period */
