@@ -27,7 +27,7 @@
  * is not runtime-settable (the sub-stream count is part of the stream). */
 static const char *const k_names[] = {
     "max_tier",  "max_per_parent", "improve_gap", "slot_pct", "per_stripe_chunks",
-    "outbid_pct", "deliv_bad",     "suspect_deliv", "grace_s",     "hold_s",   "improve_s",
+    "outbid_pct", "deliv_bad",     "deliv_bad_held", "suspect_deliv", "grace_s",     "hold_s",   "improve_s",
     "refuse_s",  "ask_s",          "lag_margin_s", "settle_s", "settle_fed_s",  "silent_s", "suspect_block_s",
     "fail_block_s", "backlog_max_s", "source_busy_s", "nonup_defer_s", "source_swap",
 };
@@ -43,7 +43,7 @@ static int params_equal(const ptv_ch_params *a, const ptv_ch_params *b) {
          a->max_per_parent == b->max_per_parent && a->improve_gap == b->improve_gap &&
          a->slot_pct == b->slot_pct && a->per_stripe_chunks == b->per_stripe_chunks &&
          a->outbid_pct == b->outbid_pct && a->deliv_bad == b->deliv_bad &&
-         a->suspect_deliv == b->suspect_deliv &&
+         a->deliv_bad_held == b->deliv_bad_held && a->suspect_deliv == b->suspect_deliv &&
          a->grace_us == b->grace_us && a->hold_us == b->hold_us &&
          a->improve_us == b->improve_us && a->refuse_us == b->refuse_us &&
          a->ask_us == b->ask_us && a->lag_margin_us == b->lag_margin_us &&
@@ -1082,6 +1082,9 @@ static void test_params_set_accepts(void **state) {
   assert_true(p.nonup_defer_us == 2 * PTV_S);
   assert_int_equal(ptv_ch_params_set(&p, "source_swap=0", err, sizeof(err)), 0);
   assert_int_equal(p.source_swap, 0);
+  assert_int_equal(ptv_ch_params_set(&p, "deliv_bad_held=30000", err, sizeof(err)), 0);
+  assert_int_equal(p.deliv_bad_held, 30000);
+  assert_int_equal(p.deliv_bad == 30000, 0); /* its own field */
   /* Every settable name is accepted. */
   for (size_t i = 0; i < NELEM(k_names); i++) {
     char a[64];
