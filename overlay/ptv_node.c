@@ -27,6 +27,7 @@
 #define PREFETCH_MAX_US (1 * PTV_S)   /* chunks in hand before playback starts */
 #define STRIPE_START_WAIT_US (2250 * PTV_MS) /* ... for a stripe peer (see start_wait) */
 #define NEWCOMER_LEAD_US (600 * PTV_MS) /* a newcomer's pull leaves this early (see on_request) */
+#define ORPHAN_LEAD_US (1200 * PTV_MS) /* ... and a pull on a stripe without a parent */
 #define REQ_SLACK_US (600 * PTV_MS)   /* request timeout beyond expected time */
 #define REQ_MARGIN_US (300 * PTV_MS)  /* a round trip's worth of safety */
 #define STARTUP_SLACK_US (1 * PTV_S)  /* deadline slack before playback starts */
@@ -65,7 +66,9 @@ _Static_assert(RARITY_SCAN <= 64, "useful_for scans one 64-bit word");
 #define PUSH_LEAD (250 * PTV_MS)
 #endif
 #ifndef BACKFILL
-#define BACKFILL 2     /* chunks per stripe a child that moved to us is sent from before */
+#define BACKFILL 2     /* chunks per stripe a new child is sent from before */
+#define BACKFILL_MOVED 16 /* ... one that moved to us (fed elsewhere): from its playback point */
+#define BACKFILL_LEAD_US (1500 * PTV_MS) /* a moved child's backfill leaves this before it is due */
 #endif
 #define SUSPECT_US (10 * PTV_S) /* a free-rider warning rides in our maps this long */
 #define BLOCK_MAX 8               /* peers cut off for bad chunks, remembered at once */
@@ -581,6 +584,12 @@ static int unfed(const ptv_node *n, const partner *p) {
   return 1;
 }
 
+/* Partner p has no parent for chunk id's stripe (its map says unfed there). */
+static int orphaned(const ptv_node *n, const partner *p, ptv_chunk_id id) {
+  unsigned s = id % n->nstripes;
+  return p->has_map && s < NODE_STRIPES_MAX && p->depth[s] == 255;
+}
+
 static void on_request(ptv_node *n, partner *p, const ptv_msg_request *rq,
                        ptv_tstamp now) {
   ptv_msg m;
@@ -606,14 +615,19 @@ static void on_request(ptv_node *n, partner *p, const ptv_msg_request *rq,
     return;
   }
   ptv_tstamp deadline = now + (ptv_tstamp)rq->deadline_ms * PTV_MS, key = deadline;
-  if (n->nstripes && unfed(n, p)) {
+  if (n->nstripes && orphaned(n, p, rq->chunk)) {
     /* A newcomer, fed by pulls alone until it takes stripe parents: its pull
      * is served by when it must leave to arrive in time, not by its
      * deadline, which pushes due sooner would fill up to the last moment
      * (the chunk then came late, after the newcomer had asked elsewhere
      * too). Churn, 1,000 peers, seeds 1-3: newcomers' misses -20% with a
-     * lead of 300 ms, -45% with 600 ms (1 s: no better). */
-    ptv_tstamp lead = tx_us(size, n->cfg.upload_kbps) + NEWCOMER_LEAD_US;
+     * lead of 300 ms, -45% with 600 ms (1 s: no better). A fed peer with no
+     * parent for this chunk's stripe (evicted, or short of slots: the
+     * weakest peers near r_max) has only pulls for it too, and asks only in
+     * the last REPAIR_LEAD_US: it goes first (rate sweep, 0.85 x r_max,
+     * seeds 1-3, with the backfill below: see docs/CHANDELIER.md). */
+    ptv_tstamp lead = tx_us(size, n->cfg.upload_kbps) +
+                      (unfed(n, p) ? NEWCOMER_LEAD_US : ORPHAN_LEAD_US);
     key = deadline > now + lead ? deadline - lead : now;
   }
   /* Contributors first (a strategy's choice, ptv_node_set_nonup_defer): a
@@ -735,21 +749,40 @@ static void push_stripe(ptv_node *n, ptv_chunk_id id, ptv_tstamp now) {
   serve_uploads(n, now);
 }
 
-/* A child that moved to us (not a newcomer: it plays already) gets the
- * chunks of its new stripes that it lacks from its playback point on, at
- * most BACKFILL per stripe: its old parent failed or evicted it, and what
- * it missed meanwhile then flows on down its own subtree. */
+/* A new child that plays already gets the chunks of its new stripes that it
+ * lacks from its playback point on: what it missed meanwhile then flows on
+ * down its own subtree.
+ * - One taking its first parents (unfed: it played from the mesh) gets at
+ *   most BACKFILL per stripe, before new pushes.
+ * - One that moved to us (fed on another stripe: its old parent failed or
+ *   evicted it) gets up to BACKFILL_MOVED per stripe, each queued by when
+ *   it is due there less BACKFILL_LEAD_US, so that it waits behind pushes
+ *   due sooner; those due within REPAIR_LEAD_US it is pulling already. Near
+ *   r_max a moved child plays 10-20 s behind, and the chunks between its
+ *   playback point and its new parent's first push came one pull at a time
+ *   in the last second, from uplinks busy with pushes (rate sweep at
+ *   0.85 x r_max: most misses of the weakest peers had a parent).
+ *   Everyone's first parents at once (the joins) must not get the long
+ *   backfill: it crowded out the pushes (free-riders seed 3: 0.984). */
 static void backfill(ptv_node *n, partner *p, uint16_t stripes, ptv_tstamp now) {
   if (p->play == PTV_ID_NONE || !p->has_map || n->have.count == 0) return;
+  int moved = !unfed(n, p);
   ptv_chunk_id hi = n->have.newest;
-  ptv_chunk_id span = (ptv_chunk_id)BACKFILL * n->nstripes;
+  ptv_chunk_id span = (ptv_chunk_id)(moved ? BACKFILL_MOVED : BACKFILL) * n->nstripes;
   ptv_chunk_id lo = hi >= span ? hi - span + 1 : 0;
   if (p->play > lo) lo = p->play;
   if (lo < n->have.base) lo = n->have.base;
   ptv_tstamp exp = now + (ptv_tstamp)PUSH_HOLD * n->chunk_us;
   for (ptv_chunk_id id = lo; id <= hi && id >= lo && n->nupq < UPQ_MAX; id++) {
     if (!(stripes >> (id % n->nstripes) & 1) || !has_chunk(n, id) || map_has(p, id)) continue;
-    enqueue_push(n, p->id, id, now > 100000 ? now - 100000 : 0, exp); /* before new pushes */
+    if (!moved) {
+      enqueue_push(n, p->id, id, now > 100000 ? now - 100000 : 0, exp); /* before new pushes */
+      continue;
+    }
+    ptv_tstamp due = now + (ptv_tstamp)(id - p->play) * n->chunk_us; /* id >= lo >= play */
+    if (due < now + REPAIR_LEAD_US) continue;
+    enqueue_push(n, p->id, id, due > now + BACKFILL_LEAD_US ? due - BACKFILL_LEAD_US : now,
+                 due > exp ? due : exp);
   }
   serve_uploads(n, now);
 }

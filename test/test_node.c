@@ -2173,10 +2173,12 @@ static void test_stripes_prefetch_deadline(void **state) {
  * leave to arrive in time, a fed peer's by its deadline. a pushes every
  * chunk to 4 children, 4 x 63 ms every 250 ms, so its queue hardly ever
  * empties and each new push (due 250 ms after it came) goes before a
- * request due later. c asks a for a chunk with a 1 s deadline: fed, it
- * waits for the pushes of the next 750 ms and comes at its deadline or is
- * refused; a newcomer's leaves its transmission and NEWCOMER_LEAD_US
- * earlier. */
+ * request due later. c asks a for a chunk of stripe 1 with a 1 s deadline:
+ * fed on stripe 1, it waits for the pushes of the next 750 ms and comes at
+ * its deadline or is refused; a newcomer's leaves its transmission and
+ * NEWCOMER_LEAD_US earlier, and so does (ORPHAN_LEAD_US) that of a peer fed
+ * on stripe 0 only, which has no parent for stripe 1. */
+enum { NP_NEWCOMER, NP_FED, NP_ORPHAN };
 static struct {
   ptv_id to;
   ptv_chunk_id id;
@@ -2192,7 +2194,7 @@ static void np_tap(harness *h, ptv_id from, ptv_id to, const ptv_msg *m) {
 }
 
 /* Mean time to the answer over 4 requests; *served counts the CHUNKs. */
-static ptv_tstamp newcomer_pull_wait(int c_fed, uint64_t seed, int *served) {
+static ptv_tstamp newcomer_pull_wait(int mode, uint64_t seed, int *served) {
   const int a = FIRST_PEER, c = FIRST_PEER + 1;
   ts_reset();
   uint32_t ups[MAXN];
@@ -2206,10 +2208,13 @@ static ptv_tstamp newcomer_pull_wait(int c_fed, uint64_t seed, int *served) {
     assert_true(has_partner(h->node[k], (ptv_id)a, 1));
     assert_int_equal(ptv_node_subscribe(h->node[k], (ptv_id)a, TS_ALL, h->now), 0);
   }
-  if (c_fed) assert_int_equal(ptv_node_subscribe(h->node[c], SOURCE_ID, 0x1, h->now), 0);
+  if (mode != NP_NEWCOMER)
+    assert_int_equal(
+        ptv_node_subscribe(h->node[c], SOURCE_ID, mode == NP_FED ? 0x2 : 0x1, h->now), 0);
   h_run_until(h, h->now + 3 * PTV_S);
   for (int k = c + 1; k < c + 5; k++) assert_int_equal(h_pinfo(h, k, (ptv_id)a).sub_in, TS_ALL);
-  assert_int_equal(h_pinfo(h, a, (ptv_id)c).depth[0], c_fed ? 1 : 255);
+  assert_int_equal(h_pinfo(h, a, (ptv_id)c).depth[0], mode == NP_ORPHAN ? 1 : 255);
+  assert_int_equal(h_pinfo(h, a, (ptv_id)c).depth[1], mode == NP_FED ? 1 : 255);
   h->tap = np_tap;
   ptv_tstamp total = 0;
   const int rounds = 4;
@@ -2220,6 +2225,7 @@ static ptv_tstamp newcomer_pull_wait(int c_fed, uint64_t seed, int *served) {
     memset(&g_np, 0, sizeof(g_np));
     g_np.to = (ptv_id)c;
     g_np.id = (ptv_chunk_id)(sc.newest - 4);
+    g_np.id -= (g_np.id + TS_STRIPES - 1) % TS_STRIPES; /* a chunk of stripe 1 */
     ptv_msg rq;
     memset(&rq, 0, sizeof(rq));
     rq.type = PTV_MSG_REQUEST;
@@ -2228,7 +2234,7 @@ static ptv_tstamp newcomer_pull_wait(int c_fed, uint64_t seed, int *served) {
     ptv_tstamp t0 = h->now;
     assert_int_equal(h_inject(h, a, (ptv_id)c, &rq), 0);
     h_run_until(h, h->now + 1500 * PTV_MS);
-    if (!g_np.answered) fail_msg("a never answered c's request (c %s)", c_fed ? "fed" : "a newcomer");
+    if (!g_np.answered) fail_msg("a never answered c's request (mode %d)", mode);
     total += g_np.answered - t0;
     *served += g_np.served;
     h_run_until(h, h->now + 137 * PTV_MS); /* another phase against the chunk clock */
@@ -2240,16 +2246,101 @@ static ptv_tstamp newcomer_pull_wait(int c_fed, uint64_t seed, int *served) {
 
 static void test_stripes_newcomer_pull(void **state) {
   (void)state;
-  int fresh_n, fed_n;
-  ptv_tstamp fresh = newcomer_pull_wait(0, 41, &fresh_n), fed = newcomer_pull_wait(1, 41, &fed_n);
+  int fresh_n, fed_n, orph_n;
+  ptv_tstamp fresh = newcomer_pull_wait(NP_NEWCOMER, 41, &fresh_n),
+             fed = newcomer_pull_wait(NP_FED, 41, &fed_n),
+             orph = newcomer_pull_wait(NP_ORPHAN, 41, &orph_n);
   print_message("a answered a 1 s pull after %.0f ms for a newcomer (%d of 4 served), %.0f ms "
-                "for a fed peer (%d served)\n",
-                (double)fresh / 1e3, fresh_n, (double)fed / 1e3, fed_n);
+                "for a peer fed on that stripe (%d served), %.0f ms for one fed on another "
+                "(%d served)\n",
+                (double)fresh / 1e3, fresh_n, (double)fed / 1e3, fed_n, (double)orph / 1e3, orph_n);
   assert_int_equal(fresh_n, 4); /* in time, all of them */
+  assert_int_equal(orph_n, 4);
   if (fresh + 200 * PTV_MS > fed)
     fail_msg("a newcomer's pull waited %.0f ms, a fed peer's %.0f ms", (double)fresh / 1e3,
              (double)fed / 1e3);
+  if (orph + 200 * PTV_MS > fed)
+    fail_msg("a pull on a stripe without a parent waited %.0f ms, a fed peer's %.0f ms",
+             (double)orph / 1e3, (double)fed / 1e3);
   assert_true(fresh < 1000 * PTV_MS);
+  assert_true(orph < 1000 * PTV_MS);
+}
+
+/* Backfill: a child that moved to us (its map shows it fed on another
+ * stripe) gets the chunks of its new stripe that it lacks from its playback
+ * point on, except those due there within REPAIR_LEAD_US (it pulls those
+ * itself); one taking its first parent (fed on no stripe) gets BACKFILL (2)
+ * per stripe. c's map, injected, says it plays chunk P = a's newest - 40
+ * (10 s back) and holds nothing from there; then it asks a for stripe 1. */
+static struct {
+  ptv_id to;
+  ptv_chunk_id lo, hi, first;
+  int n;
+} g_bf;
+
+static void bf_tap(harness *h, ptv_id from, ptv_id to, const ptv_msg *m) {
+  (void)h;
+  if (from != FIRST_PEER || to != g_bf.to || m->type != PTV_MSG_CHUNK) return;
+  ptv_chunk_id id = m->u.chunk.chunk;
+  if (id % TS_STRIPES != 1 || id < g_bf.lo || id > g_bf.hi) return; /* new pushes */
+  if (g_bf.n++ == 0 || id < g_bf.first) g_bf.first = id;
+}
+
+static int backfilled(int moved, ptv_chunk_id *play, ptv_chunk_id *first) {
+  const int a = FIRST_PEER, c = FIRST_PEER + 1;
+  harness *h = h_new_stripes(2, 43);
+  h_stripes_ready(h, a, c);
+  h_run_until(h, h->now + 12 * PTV_S);
+  ptv_chunk_id hi = h_stats(h, a).newest, p = hi - 40;
+  uint8_t bits[128 / 8], depth[TS_STRIPES];
+  memset(bits, 0, sizeof(bits));
+  memset(depth, 255, sizeof(depth));
+  if (moved) depth[0] = 1;
+  ptv_msg bm;
+  memset(&bm, 0, sizeof(bm));
+  bm.type = PTV_MSG_BUFFERMAP;
+  bm.u.buffermap.base = p;
+  bm.u.buffermap.nbits = 128;
+  bm.u.buffermap.play = p;
+  bm.u.buffermap.suspect = PTV_ID_NONE;
+  bm.u.buffermap.ndepth = TS_STRIPES;
+  bm.u.buffermap.depth = depth;
+  bm.u.buffermap.bits = bits;
+  assert_int_equal(h_inject(h, a, (ptv_id)c, &bm), 0);
+  ptv_msg sub;
+  memset(&sub, 0, sizeof(sub));
+  sub.type = PTV_MSG_STRIPES;
+  sub.u.stripes.kind = PTV_STRIPES_SUBSCRIBE;
+  sub.u.stripes.mask = 0x2;
+  sub.u.stripes.kbps = 2000;
+  memset(&g_bf, 0, sizeof(g_bf));
+  g_bf.to = (ptv_id)c;
+  g_bf.lo = p;
+  g_bf.hi = hi;
+  h->tap = bf_tap;
+  assert_int_equal(h_inject(h, a, (ptv_id)c, &sub), 0);
+  assert_int_equal(h_pinfo(h, a, (ptv_id)c).sub_out, 0x2);
+  h_run_until(h, h->now + 3 * PTV_S);
+  h->tap = NULL;
+  h_free(h);
+  *play = p;
+  *first = g_bf.first;
+  return g_bf.n;
+}
+
+static void test_stripes_backfill(void **state) {
+  (void)state;
+  ptv_chunk_id p, first_moved, first_new;
+  int moved = backfilled(1, &p, &first_moved), fresh = backfilled(0, &p, &first_new);
+  print_message("backfill of stripe 1 from 40 chunks back: %d chunks to a moved child (first "
+                "P+%d), %d to a new one (first P+%d)\n",
+                moved, (int)(first_moved - p), fresh, (int)(first_new - p));
+  /* Stripe 1 of P+4..P+40 (P..P+3 are due within 1 s): 9 chunks, less the
+   * newest if it is still on its way to a. The old rule sent 2. */
+  assert_in_range(moved, 8, 9);
+  assert_true(first_moved >= p + 4 && first_moved <= p + 8);
+  assert_in_range(fresh, 1, 2); /* BACKFILL per stripe, the newest */
+  assert_true(first_new >= p + 32);
 }
 
 /* make_room: a CONNECT that finds every partner slot taken asks the
@@ -2845,6 +2936,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_stripes_evict_crosses_request, teardown),
       cmocka_unit_test_teardown(test_stripes_load_hint, teardown),
       cmocka_unit_test_teardown(test_stripes_newcomer_pull, teardown),
+      cmocka_unit_test_teardown(test_stripes_backfill, teardown),
       cmocka_unit_test_teardown(test_stripes_nonup_defer, teardown),
       cmocka_unit_test_teardown(test_make_room, teardown),
       cmocka_unit_test_teardown(test_stripes_prefetch, teardown),
