@@ -2177,8 +2177,9 @@ static void test_stripes_prefetch_deadline(void **state) {
  * fed on stripe 1, it waits for the pushes of the next 750 ms and comes at
  * its deadline or is refused; a newcomer's leaves its transmission and
  * NEWCOMER_LEAD_US earlier, and so does (ORPHAN_LEAD_US) that of a peer fed
- * on stripe 0 only, which has no parent for stripe 1. */
-enum { NP_NEWCOMER, NP_FED, NP_ORPHAN };
+ * on stripe 0 only, which has no parent for stripe 1, unless that peer
+ * uploads nothing (contributors first). */
+enum { NP_NEWCOMER, NP_FED, NP_ORPHAN, NP_ORPHAN_NONUP };
 static struct {
   ptv_id to;
   ptv_chunk_id id;
@@ -2200,6 +2201,7 @@ static ptv_tstamp newcomer_pull_wait(int mode, uint64_t seed, int *served) {
   uint32_t ups[MAXN];
   for (int i = 0; i < MAXN; i++) ups[i] = 2000;
   ups[0] = 2000; /* a: a chunk takes 63 ms, 4 of them a chunk time */
+  if (mode == NP_ORPHAN_NONUP) ups[1] = 0; /* c */
   harness *h = h_new_strat(6, ups, 8000, seed, &ts_strategy);
   h_stripes_ready(h, a, c);
   assert_int_equal(ptv_node_subscribe(h->node[a], SOURCE_ID, TS_ALL, h->now), 0);
@@ -2213,7 +2215,8 @@ static ptv_tstamp newcomer_pull_wait(int mode, uint64_t seed, int *served) {
         ptv_node_subscribe(h->node[c], SOURCE_ID, mode == NP_FED ? 0x2 : 0x1, h->now), 0);
   h_run_until(h, h->now + 3 * PTV_S);
   for (int k = c + 1; k < c + 5; k++) assert_int_equal(h_pinfo(h, k, (ptv_id)a).sub_in, TS_ALL);
-  assert_int_equal(h_pinfo(h, a, (ptv_id)c).depth[0], mode == NP_ORPHAN ? 1 : 255);
+  assert_int_equal(h_pinfo(h, a, (ptv_id)c).depth[0],
+                   mode == NP_ORPHAN || mode == NP_ORPHAN_NONUP ? 1 : 255);
   assert_int_equal(h_pinfo(h, a, (ptv_id)c).depth[1], mode == NP_FED ? 1 : 255);
   h->tap = np_tap;
   ptv_tstamp total = 0;
@@ -2246,10 +2249,11 @@ static ptv_tstamp newcomer_pull_wait(int mode, uint64_t seed, int *served) {
 
 static void test_stripes_newcomer_pull(void **state) {
   (void)state;
-  int fresh_n, fed_n, orph_n;
+  int fresh_n, fed_n, orph_n, nonup_n;
   ptv_tstamp fresh = newcomer_pull_wait(NP_NEWCOMER, 41, &fresh_n),
              fed = newcomer_pull_wait(NP_FED, 41, &fed_n),
-             orph = newcomer_pull_wait(NP_ORPHAN, 41, &orph_n);
+             orph = newcomer_pull_wait(NP_ORPHAN, 41, &orph_n),
+             nonup = newcomer_pull_wait(NP_ORPHAN_NONUP, 41, &nonup_n);
   print_message("a answered a 1 s pull after %.0f ms for a newcomer (%d of 4 served), %.0f ms "
                 "for a peer fed on that stripe (%d served), %.0f ms for one fed on another "
                 "(%d served)\n",
@@ -2264,14 +2268,21 @@ static void test_stripes_newcomer_pull(void **state) {
              (double)orph / 1e3, (double)fed / 1e3);
   assert_true(fresh < 1000 * PTV_MS);
   assert_true(orph < 1000 * PTV_MS);
+  print_message("... %.0f ms for one fed on another that uploads nothing (%d served)\n",
+                (double)nonup / 1e3, nonup_n);
+  if (orph + 200 * PTV_MS > nonup)
+    fail_msg("a non-contributor's pull on a stripe without a parent waited %.0f ms, a "
+             "contributor's %.0f ms",
+             (double)nonup / 1e3, (double)orph / 1e3);
 }
 
 /* Backfill: a child that moved to us (its map shows it fed on another
  * stripe) gets the chunks of its new stripe that it lacks from its playback
  * point on, except those due there within REPAIR_LEAD_US (it pulls those
  * itself); one taking its first parent (fed on no stripe) gets BACKFILL (2)
- * per stripe. c's map, injected, says it plays chunk P = a's newest - 40
- * (10 s back) and holds nothing from there; then it asks a for stripe 1. */
+ * per stripe, and so does one that uploads nothing. c's map, injected, says
+ * it plays chunk P = a's newest - 40 (10 s back) and holds nothing from
+ * there; then it asks a for stripe 1. */
 static struct {
   ptv_id to;
   ptv_chunk_id lo, hi, first;
@@ -2286,9 +2297,13 @@ static void bf_tap(harness *h, ptv_id from, ptv_id to, const ptv_msg *m) {
   if (g_bf.n++ == 0 || id < g_bf.first) g_bf.first = id;
 }
 
-static int backfilled(int moved, ptv_chunk_id *play, ptv_chunk_id *first) {
+static int backfilled(int moved, int c_up, ptv_chunk_id *play, ptv_chunk_id *first) {
   const int a = FIRST_PEER, c = FIRST_PEER + 1;
-  harness *h = h_new_stripes(2, 43);
+  ts_reset();
+  uint32_t ups[MAXN];
+  for (int i = 0; i < MAXN; i++) ups[i] = 2000;
+  ups[1] = (uint32_t)c_up;
+  harness *h = h_new_strat(2, ups, 2000, 43, &ts_strategy);
   h_stripes_ready(h, a, c);
   h_run_until(h, h->now + 12 * PTV_S);
   ptv_chunk_id hi = h_stats(h, a).newest, p = hi - 40;
@@ -2330,17 +2345,20 @@ static int backfilled(int moved, ptv_chunk_id *play, ptv_chunk_id *first) {
 
 static void test_stripes_backfill(void **state) {
   (void)state;
-  ptv_chunk_id p, first_moved, first_new;
-  int moved = backfilled(1, &p, &first_moved), fresh = backfilled(0, &p, &first_new);
+  ptv_chunk_id p, first_moved, first_new, first_nonup;
+  int moved = backfilled(1, 2000, &p, &first_moved), fresh = backfilled(0, 2000, &p, &first_new);
+  int nonup = backfilled(1, 0, &p, &first_nonup);
   print_message("backfill of stripe 1 from 40 chunks back: %d chunks to a moved child (first "
-                "P+%d), %d to a new one (first P+%d)\n",
-                moved, (int)(first_moved - p), fresh, (int)(first_new - p));
+                "P+%d), %d to a new one (first P+%d), %d to a moved one that uploads nothing\n",
+                moved, (int)(first_moved - p), fresh, (int)(first_new - p), nonup);
   /* Stripe 1 of P+4..P+40 (P..P+3 are due within 1 s): 9 chunks, less the
    * newest if it is still on its way to a. The old rule sent 2. */
   assert_in_range(moved, 8, 9);
   assert_true(first_moved >= p + 4 && first_moved <= p + 8);
   assert_in_range(fresh, 1, 2); /* BACKFILL per stripe, the newest */
   assert_true(first_new >= p + 32);
+  assert_in_range(nonup, 1, 2); /* it passes nothing on: as a new child */
+  assert_true(first_nonup >= p + 32);
 }
 
 /* make_room: a CONNECT that finds every partner slot taken asks the
