@@ -67,9 +67,9 @@ _Static_assert(RARITY_SCAN <= 64, "useful_for scans one 64-bit word");
 #endif
 #ifndef BACKFILL
 #define BACKFILL 2     /* chunks per stripe a new child is sent from before */
+#endif
 #define BACKFILL_MOVED 16 /* ... one that moved to us (fed elsewhere): from its playback point */
 #define BACKFILL_LEAD_US (1500 * PTV_MS) /* a moved child's backfill leaves this before it is due */
-#endif
 #define SUSPECT_US (10 * PTV_S) /* a free-rider warning rides in our maps this long */
 #define BLOCK_MAX 8               /* peers cut off for bad chunks, remembered at once */
 #define BLOCK_US (600 * PTV_S)    /* ... for this long */
@@ -636,8 +636,8 @@ static void on_request(ptv_node *n, partner *p, const ptv_msg_request *rq,
     /* (Only a contributor's: below a resource index of 1 a peer that
      * uploads nothing and has a parent on some stripes otherwise took what
      * the others that upload nothing were left; hard case, seeds 1-3, Jain
-     * within that class over the last third 0.41-0.43 instead of
-     * 0.50-0.54.) */
+     * within that class over the last third 0.40-0.43 instead of
+     * 0.54-0.56.) */
     key = deadline > now + lead ? deadline - lead : now;
   }
   /* Contributors first (a strategy's choice, ptv_node_set_nonup_defer): a
@@ -767,13 +767,12 @@ static void push_stripe(ptv_node *n, ptv_chunk_id id, ptv_tstamp now) {
  *   pushes.
  * - One that moved to us (fed on another stripe: its old parent failed or
  *   evicted it) and contributes gets up to BACKFILL_MOVED per stripe, each
- *   queued by when
- *   it is due there less BACKFILL_LEAD_US, so that it waits behind pushes
- *   due sooner; those due within REPAIR_LEAD_US it is pulling already. Near
- *   r_max a moved child plays 10-20 s behind, and the chunks between its
- *   playback point and its new parent's first push came one pull at a time
- *   in the last second, from uplinks busy with pushes (rate sweep at
- *   0.85 x r_max: most misses of the weakest peers had a parent).
+ *   queued by when it is due there less BACKFILL_LEAD_US, so that it waits
+ *   behind pushes due sooner; those due within REPAIR_LEAD_US it is pulling
+ *   already. Near r_max a moved child plays 10-20 s behind, and the chunks
+ *   between its playback point and its new parent's first push came one
+ *   pull at a time in the last second, from uplinks busy with pushes (rate
+ *   sweep at 0.85 x r_max: most misses of the weakest peers had a parent).
  *   Everyone's first parents at once (the joins) must not get the long
  *   backfill: it crowded out the pushes (free-riders seed 3: 0.984). */
 static void backfill(ptv_node *n, partner *p, uint16_t stripes, ptv_tstamp now) {
