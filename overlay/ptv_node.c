@@ -620,7 +620,8 @@ static void on_request(ptv_node *n, partner *p, const ptv_msg_request *rq,
     return;
   }
   ptv_tstamp deadline = now + (ptv_tstamp)rq->deadline_ms * PTV_MS, key = deadline;
-  if (n->nstripes && (unfed(n, p) || (orphaned(n, p, rq->chunk) && contributes(n, p)))) {
+  int newcomer = n->nstripes && unfed(n, p);
+  if (newcomer || (n->nstripes && orphaned(n, p, rq->chunk) && contributes(n, p))) {
     /* A newcomer, fed by pulls alone until it takes stripe parents: its pull
      * is served by when it must leave to arrive in time, not by its
      * deadline, which pushes due sooner would fill up to the last moment
@@ -632,7 +633,7 @@ static void on_request(ptv_node *n, partner *p, const ptv_msg_request *rq,
      * the last REPAIR_LEAD_US: it goes first (rate sweep, 0.85 x r_max,
      * seeds 1-3, with the backfill below: see docs/CHANDELIER.md). */
     ptv_tstamp lead = tx_us(size, n->cfg.upload_kbps) +
-                      (unfed(n, p) ? NEWCOMER_LEAD_US : ORPHAN_LEAD_US);
+                      (newcomer ? NEWCOMER_LEAD_US : ORPHAN_LEAD_US);
     /* (Only a contributor's: below a resource index of 1 a peer that
      * uploads nothing and has a parent on some stripes otherwise took what
      * the others that upload nothing were left; hard case, seeds 1-3, Jain
