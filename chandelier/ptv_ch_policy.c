@@ -31,6 +31,7 @@ void ptv_ch_params_default(ptv_ch_params *p) {
   p->source_busy_us = 300 * PTV_MS;
   p->nonup_defer_us = 1 * PTV_S;
   p->source_swap = 1;
+  p->keep_fed = 5;
 }
 
 /* name, kind (i: integer, t: seconds), offset, max */
@@ -45,7 +46,7 @@ static const struct {
     PI(max_tier, 254),    PI(max_per_parent, 16), PI(improve_gap, 254), PI(per_stripe_chunks, 64), PI(slot_pct, 100), PI(outbid_pct, 60000),
     PI(deliv_bad, 65535), PI(deliv_bad_held, 65535), PI(suspect_deliv, 65535), PT(grace),              PT(hold),             PT(improve),
     PT(refuse),           PT(ask),                PT(lag_margin),       PT(settle), PT(settle_fed),    PT(silent),    PT(suspect_block), PT(fail_block), PT(backlog_max), PT(source_busy),
-    PT(nonup_defer),      PI(source_swap, 1),
+    PT(nonup_defer),      PI(source_swap, 1),     PI(keep_fed, 16),
 #undef PI
 #undef PT
 };
@@ -211,7 +212,9 @@ unsigned ptv_ch_grant(const ptv_ch_child *kids, size_t nk, uint32_t slots, unsig
   while (g < want && *nev < max_evict) {
     int poor = -1;
     for (size_t i = 0; i < m; i++)
-      if (left[i] && (poor < 0 || kids[i].bid_kbps < kids[poor].bid_kbps)) poor = (int)i;
+      if (left[i] && !(kids[i].fed && kids[i].fed <= pp->keep_fed) &&
+          (poor < 0 || kids[i].bid_kbps < kids[poor].bid_kbps))
+        poor = (int)i;
     if (poor < 0) break;
     if ((uint64_t)bid_kbps * 100 <= (uint64_t)kids[poor].bid_kbps * (100u + pp->outbid_pct)) break;
     uint16_t bit = (uint16_t)(left[poor] & -left[poor]); /* its lowest stripe */

@@ -51,6 +51,8 @@ typedef struct {
                                 for a stronger newcomer (ptv_ch_source_room) */
   ptv_tstamp nonup_defer_us; /* pulls of partners that upload less than a stripe are served
                                 this much later than their deadline says (0: off) */
+  uint8_t keep_fed;          /* a full parent does not take a stripe from a child fed on
+                                this many stripes or fewer (0: off) */
 } ptv_ch_params;
 
 /* Fills p with the defaults documented in docs/CHANDELIER.md. */
@@ -157,12 +159,15 @@ typedef struct {
   ptv_id id;
   uint32_t bid_kbps; /* its bid (capped by our estimate of it) */
   uint16_t mask;     /* stripes it has from us */
+  uint8_t fed;       /* stripes it is fed on, from any parent, as its map says (0: unknown) */
 } ptv_ch_child;
 
 /* A bidder asks for `want` (popcount stripes); slots are ours, the children
  * (not including the bidder) hold the rest. Grants free slots first, then
  * takes slots from the poorest children whose bid the bidder beats by
- * outbid_pct, at most max_evict of them. Writes the evictions (child index,
+ * outbid_pct, at most max_evict of them, and none from a child fed on
+ * keep_fed stripes or fewer (the shortage near r_max is then shared rather
+ * than heaped on the weakest). Writes the evictions (child index,
  * stripe bit) to ev_child/ev_bit and their count to *nev; returns the number
  * of stripes granted. */
 unsigned ptv_ch_grant(const ptv_ch_child *kids, size_t nk, uint32_t slots, unsigned want,

@@ -165,6 +165,10 @@ static uint16_t ch_grant(ptv_node *n, ptv_id child, uint16_t want, uint32_t bid,
     kids[nk].id = pi->id;
     kids[nk].bid_kbps = est_of(s, pi->id, pi->bid_kbps);
     kids[nk].mask = pi->sub_out;
+    kids[nk].fed = 0;
+    if (pi->has_map)
+      for (unsigned b = 0; b < ptv_node_nstripes(n) && b < sizeof(pi->depth); b++)
+        kids[nk].fed += pi->depth[b] != 255;
     nk++;
   }
   /* At most cap children per stripe: a parent sends a stripe's chunk to its

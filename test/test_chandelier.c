@@ -29,7 +29,7 @@ static const char *const k_names[] = {
     "max_tier",  "max_per_parent", "improve_gap", "slot_pct", "per_stripe_chunks",
     "outbid_pct", "deliv_bad",     "deliv_bad_held", "suspect_deliv", "grace_s",     "hold_s",   "improve_s",
     "refuse_s",  "ask_s",          "lag_margin_s", "settle_s", "settle_fed_s",  "silent_s", "suspect_block_s",
-    "fail_block_s", "backlog_max_s", "source_busy_s", "nonup_defer_s", "source_swap",
+    "fail_block_s", "backlog_max_s", "source_busy_s", "nonup_defer_s", "source_swap", "keep_fed",
 };
 
 /* "bid beats price by more than pct %", exactly, in integers. */
@@ -50,7 +50,8 @@ static int params_equal(const ptv_ch_params *a, const ptv_ch_params *b) {
          a->settle_us == b->settle_us && a->settle_fed_us == b->settle_fed_us && a->silent_us == b->silent_us &&
          a->suspect_block_us == b->suspect_block_us && a->fail_block_us == b->fail_block_us &&
          a->backlog_max_us == b->backlog_max_us && a->source_busy_us == b->source_busy_us &&
-         a->nonup_defer_us == b->nonup_defer_us && a->source_swap == b->source_swap;
+         a->nonup_defer_us == b->nonup_defer_us && a->source_swap == b->source_swap &&
+         a->keep_fed == b->keep_fed;
 }
 
 static ptv_ch_params defaults(void) {
@@ -772,6 +773,62 @@ static void test_grant_multi_stripe_child(void **state) {
   assert_true(evb[0] != 0x60); /* one stripe, not its whole mask */
 }
 
+/* keep_fed: a full parent takes no stripe from a child fed on keep_fed
+ * stripes or fewer (its map says so; 0 is unknown, and such a child is
+ * treated as before). The bidder then takes the next poorest that has
+ * stripes to spare, or nothing. */
+static void test_grant_keep_fed(void **state) {
+  ptv_ch_params pp = defaults();
+  assert_int_equal(pp.keep_fed, 5);
+  /* Full (3 slots). The poorest (100) is fed on 5 of 8 stripes, the next
+   * (200) on 6, the richest (300) on 8. */
+  ptv_ch_child k[] = {kid(1, 300, 0x1), kid(2, 100, 0x2), kid(3, 200, 0x4)};
+  k[0].fed = 8;
+  k[1].fed = 5;
+  k[2].fed = 6;
+  size_t evc[4];
+  uint16_t evb[4];
+  size_t nev = 99;
+  /* One stripe: the 200 child's, not the poorest's. */
+  assert_int_equal(ptv_ch_grant(k, NELEM(k), 3, 1, 10000, &pp, 2, evc, evb, &nev), 1);
+  assert_int_equal(nev, 1);
+  assert_int_equal(evc[0], 2);
+  assert_int_equal(evb[0], 0x4);
+  /* Three wanted, two evictions allowed: the 200 and the 300 child, never
+   * the protected one. */
+  nev = 99;
+  assert_int_equal(ptv_ch_grant(k, NELEM(k), 3, 3, 10000, &pp, 2, evc, evb, &nev), 2);
+  assert_int_equal(nev, 2);
+  check_evictions(k, NELEM(k), evc, evb, nev);
+  assert_int_equal(evc[0], 2);
+  assert_int_equal(evc[1], 0);
+  /* A bidder that beats only the protected child gets nothing. */
+  nev = 99;
+  assert_int_equal(ptv_ch_grant(k, NELEM(k), 3, 1, 150, &pp, 2, evc, evb, &nev), 0);
+  assert_int_equal(nev, 0);
+  /* Off (0), or the child's map unknown (fed 0): the poorest goes, as before. */
+  pp.keep_fed = 0;
+  nev = 99;
+  assert_int_equal(ptv_ch_grant(k, NELEM(k), 3, 1, 10000, &pp, 2, evc, evb, &nev), 1);
+  assert_int_equal(evc[0], 1);
+  pp.keep_fed = 5;
+  k[1].fed = 0;
+  nev = 99;
+  assert_int_equal(ptv_ch_grant(k, NELEM(k), 3, 1, 10000, &pp, 2, evc, evb, &nev), 1);
+  assert_int_equal(evc[0], 1);
+  /* keep_fed 6 protects the 200 child too. */
+  k[1].fed = 5;
+  pp.keep_fed = 6;
+  nev = 99;
+  assert_int_equal(ptv_ch_grant(k, NELEM(k), 3, 1, 10000, &pp, 2, evc, evb, &nev), 1);
+  assert_int_equal(evc[0], 0);
+  /* The parameter is settable, 0-16. */
+  char err[128];
+  assert_int_equal(ptv_ch_params_set(&pp, "keep_fed=3", err, sizeof(err)), 0);
+  assert_int_equal(pp.keep_fed, 3);
+  assert_int_equal(ptv_ch_params_set(&pp, "keep_fed=17", err, sizeof(err)), -1);
+}
+
 /* Random full parents: every grant is consistent with the market rule. */
 static void test_grant_random_properties(void **state) {
   ptv_ch_params pp = defaults();
@@ -783,6 +840,7 @@ static void test_grant_random_properties(void **state) {
     for (size_t i = 0; i < nk; i++) {
       uint16_t m = (uint16_t)(1u << (xrand() % 8)); /* one stripe each */
       k[i] = kid((ptv_id)i, (uint32_t)(xrand() % 3000), m);
+      k[i].fed = (uint8_t)(xrand() % 9); /* 0: unknown */
       used += 1;
     }
     uint32_t slots = used + (uint32_t)(xrand() % 3); /* often full */
@@ -800,25 +858,28 @@ static void test_grant_random_properties(void **state) {
     assert_int_equal(g, from_free + nev);
     check_evictions(k, nk, evc, evb, nev);
     if (want <= free_) assert_int_equal(nev, 0);
-    /* Each evicted child is beaten by more than outbid_pct, and no child that
-     * was left alone is poorer than an evicted one. */
+    /* Each evicted child is beaten by more than outbid_pct and has stripes
+     * to spare (keep_fed), and no evictable child that was left alone is
+     * poorer than an evicted one. */
     uint32_t max_evicted = 0;
     for (size_t i = 0; i < nev; i++) {
       uint32_t b = k[evc[i]].bid_kbps;
       assert_true(beats(bid, b, pp.outbid_pct));
+      assert_true(k[evc[i]].fed == 0 || k[evc[i]].fed > pp.keep_fed);
       if (b > max_evicted) max_evicted = b;
     }
     for (size_t i = 0; i < nk && nev > 0; i++) {
       int evicted = 0;
       for (size_t j = 0; j < nev; j++) evicted |= evc[j] == i;
-      if (!evicted) assert_true(k[i].bid_kbps >= max_evicted);
+      int spare = k[i].fed == 0 || k[i].fed > pp.keep_fed;
+      if (!evicted && spare) assert_true(k[i].bid_kbps >= max_evicted);
     }
-    /* It stopped early only for a reason: the bound, or nobody beaten. */
+    /* It stopped early only for a reason: the bound, or nobody evictable beaten. */
     if (g < want && nev < max_evict) {
       for (size_t i = 0; i < nk; i++) {
         int evicted = 0;
         for (size_t j = 0; j < nev; j++) evicted |= evc[j] == i;
-        if (!evicted)
+        if (!evicted && (k[i].fed == 0 || k[i].fed > pp.keep_fed))
           assert_false(beats(bid, k[i].bid_kbps, pp.outbid_pct));
       }
     }
@@ -1250,6 +1311,7 @@ int main(void) {
       cmocka_unit_test(test_grant_outbid_threshold),
       cmocka_unit_test(test_grant_free_then_evict),
       cmocka_unit_test(test_grant_multi_stripe_child),
+      cmocka_unit_test(test_grant_keep_fed),
       cmocka_unit_test(test_grant_random_properties),
       cmocka_unit_test(test_place_strongest_first),
       cmocka_unit_test(test_place_chain),
