@@ -25,7 +25,7 @@
 #define START_RETRY_US (3 * PTV_S)    /* start chunk never came: pick again */
 #define START_WAIT_US (1500 * PTV_MS) /* longest wait for the prefetch */
 #define PREFETCH_MAX_US (1 * PTV_S)   /* chunks in hand before playback starts */
-#define STRIPE_START_WAIT_US (2250 * PTV_MS) /* ... for a stripe peer (see start_wait) */
+#define STRIPE_START_WAIT_US (10 * PTV_S) /* ... for a stripe peer (see start_wait) */
 #define NEWCOMER_LEAD_US (600 * PTV_MS) /* a newcomer's pull leaves this early (see on_request) */
 #define ORPHAN_LEAD_US (1200 * PTV_MS) /* ... and a pull on a stripe without a parent */
 #define REQ_SLACK_US (600 * PTV_MS)   /* request timeout beyond expected time */
@@ -775,9 +775,17 @@ static void push_stripe(ptv_node *n, ptv_chunk_id id, ptv_tstamp now) {
  *   pull at a time in the last second, from uplinks busy with pushes (rate
  *   sweep at 0.85 x r_max: most misses of the weakest peers had a parent).
  *   Everyone's first parents at once (the joins) must not get the long
- *   backfill: it crowded out the pushes (free-riders seed 3: 0.984). */
+ *   backfill: it crowded out the pushes (free-riders seed 3: 0.984).
+ * - The source backfills no one: what a child lacks behind the live point,
+ *   the swarm holds; the source's uplink feeds the first tier, and every
+ *   subtree waits while it sends old chunks (rate sweep, 0.90 x r_max, seed
+ *   2: its first-tier children got stripes 4 and 7 1.7 s late for 10 s and
+ *   every peer missed chunks of both; share >= 0.99 on seeds 1-6 0.857 /
+ *   0.753 / 0.921 / 0.945 / 0.899 / 0.953 -> 0.881 / 0.829 / 0.935 / 0.957 /
+ *   0.940 / 0.953). */
 static void backfill(ptv_node *n, partner *p, uint16_t stripes, ptv_tstamp now) {
   if (p->play == PTV_ID_NONE || !p->has_map || n->have.count == 0) return;
+  if (n->cfg.role == PTV_ROLE_SOURCE) return;
   int moved = !unfed(n, p) && contributes(n, p);
   ptv_chunk_id hi = n->have.newest;
   ptv_chunk_id span = (ptv_chunk_id)(moved ? BACKFILL_MOVED : BACKFILL) * n->nstripes;
@@ -1503,6 +1511,19 @@ static ptv_tstamp prefetch_us(const ptv_node *n) {
   return n->cfg.buffer_us / 2 < PREFETCH_MAX_US ? n->cfg.buffer_us / 2 : PREFETCH_MAX_US;
 }
 
+/* A stripe peer waits for its whole buffer up to 10 s, not 2.25 s. Its
+ * last prefetch chunks are not pulled (they are not due soon enough) and
+ * come by offers, which partners make from spare upload: in a swarm near
+ * its capacity they come late, and a newcomer that starts anyway misses
+ * its next chunks while it adds its demand to the joins. Waiting sheds
+ * load where it costs least, before playback (rate sweep, 0.90 x r_max,
+ * share >= 0.99, seeds 1-6: 0.881 / 0.829 / 0.935 / 0.957 / 0.940 / 0.953
+ * with 2.25 s; seeds 1-3 0.951 / 0.959 / 0.994 with 6 s; both before
+ * keep_fed; with it and 10 s, 0.994 / 0.992 / 0.999 / 0.992 / 0.997 /
+ * 0.993). The cost is startup
+ * time where the swarm is not short: steady scenario p50 2.5 -> 4.6-6.7 s,
+ * p95 5.5-6.7 -> 10.3 s; pulling the whole prefetch instead brought the
+ * startup back (p50 2.5-2.8 s) and 0.90 x r_max down to 0.645 / 0.781. */
 static ptv_tstamp start_wait(const ptv_node *n) {
   return n->nstripes ? STRIPE_START_WAIT_US : START_WAIT_US;
 }

@@ -2129,6 +2129,30 @@ static void test_stripes_prefetch(void **state) {
   if (got[1] < full) fail_msg("a stripe peer began playing with %u chunks in hand, want %u", got[1], full);
 }
 
+/* ... and waits for it well past 2.25 s (STRIPE_START_WAIT_US, 10 s): in a
+ * swarm near its capacity the last prefetch chunks come late, and a
+ * newcomer that starts without them misses its next chunks. Here every
+ * message takes 600 ms, so the prefetch takes several seconds. */
+static void test_stripes_prefetch_slow(void **state) {
+  (void)state;
+  uint32_t full = (uint32_t)(2 * PTV_S / CHUNK_US);
+  harness *h = h_new_stripes(5, 43);
+  h->lat = 600 * PTV_MS;
+  const int late = h->nn - 1;
+  h->start_at[late] = 8 * PTV_S;
+  h_run_until(h, 30 * PTV_S);
+  const nctx *c = &h->ctx[late];
+  assert_int_equal(c->nplay_start, 1);
+  ptv_node_stats st = h_stats(h, late);
+  ptv_tstamp waited = st.play_start - st.join_time;
+  print_message("with 600 ms links a stripe newcomer began after %.2f s with %u chunks in hand\n",
+                (double)waited / 1e6, c->held_at_start);
+  if (c->held_at_start < full)
+    fail_msg("it began with %u chunks in hand, want %u", c->held_at_start, full);
+  assert_true(waited > 2250 * PTV_MS && waited < 10 * PTV_S + 2 * PTV_S);
+  h_free(h);
+}
+
 /* A stripe peer asks for its prefetch with STRIPE_STARTUP_SLACK_US before
  * the first chunk is due, a mesh peer with STARTUP_SLACK_US: suppliers serve
  * by deadline, and with the longer slack a stripe newcomer's prefetch came
@@ -2284,27 +2308,28 @@ static void test_stripes_newcomer_pull(void **state) {
  * it plays chunk P = a's newest - 40 (10 s back) and holds nothing from
  * there; then it asks a for stripe 1. */
 static struct {
-  ptv_id to;
+  ptv_id from, to;
   ptv_chunk_id lo, hi, first;
   int n;
 } g_bf;
 
 static void bf_tap(harness *h, ptv_id from, ptv_id to, const ptv_msg *m) {
   (void)h;
-  if (from != FIRST_PEER || to != g_bf.to || m->type != PTV_MSG_CHUNK) return;
+  if (from != g_bf.from || to != g_bf.to || m->type != PTV_MSG_CHUNK) return;
   ptv_chunk_id id = m->u.chunk.chunk;
   if (id % TS_STRIPES != 1 || id < g_bf.lo || id > g_bf.hi) return; /* new pushes */
   if (g_bf.n++ == 0 || id < g_bf.first) g_bf.first = id;
 }
 
-static int backfilled(int moved, int c_up, ptv_chunk_id *play, ptv_chunk_id *first) {
-  const int a = FIRST_PEER, c = FIRST_PEER + 1;
+static int backfilled(int moved, int c_up, int from_source, ptv_chunk_id *play,
+                      ptv_chunk_id *first) {
+  const int c = FIRST_PEER + 1, a = from_source ? SOURCE_ID : FIRST_PEER;
   ts_reset();
   uint32_t ups[MAXN];
   for (int i = 0; i < MAXN; i++) ups[i] = 2000;
   ups[1] = (uint32_t)c_up;
   harness *h = h_new_strat(2, ups, 2000, 43, &ts_strategy);
-  h_stripes_ready(h, a, c);
+  h_stripes_ready(h, FIRST_PEER, c);
   h_run_until(h, h->now + 12 * PTV_S);
   ptv_chunk_id hi = h_stats(h, a).newest, p = hi - 40;
   uint8_t bits[128 / 8], depth[TS_STRIPES];
@@ -2329,6 +2354,7 @@ static int backfilled(int moved, int c_up, ptv_chunk_id *play, ptv_chunk_id *fir
   sub.u.stripes.mask = 0x2;
   sub.u.stripes.kbps = 2000;
   memset(&g_bf, 0, sizeof(g_bf));
+  g_bf.from = (ptv_id)a;
   g_bf.to = (ptv_id)c;
   g_bf.lo = p;
   g_bf.hi = hi;
@@ -2345,12 +2371,17 @@ static int backfilled(int moved, int c_up, ptv_chunk_id *play, ptv_chunk_id *fir
 
 static void test_stripes_backfill(void **state) {
   (void)state;
-  ptv_chunk_id p, first_moved, first_new, first_nonup;
-  int moved = backfilled(1, 2000, &p, &first_moved), fresh = backfilled(0, 2000, &p, &first_new);
-  int nonup = backfilled(1, 0, &p, &first_nonup);
+  ptv_chunk_id p, first_moved, first_new, first_nonup, first_src;
+  int moved = backfilled(1, 2000, 0, &p, &first_moved);
+  int fresh = backfilled(0, 2000, 0, &p, &first_new);
+  int nonup = backfilled(1, 0, 0, &p, &first_nonup);
+  int src = backfilled(1, 2000, 1, &p, &first_src);
   print_message("backfill of stripe 1 from 40 chunks back: %d chunks to a moved child (first "
-                "P+%d), %d to a new one (first P+%d), %d to a moved one that uploads nothing\n",
-                moved, (int)(first_moved - p), fresh, (int)(first_new - p), nonup);
+                "P+%d), %d to a new one (first P+%d), %d to a moved one that uploads nothing, "
+                "%d from the source to a moved child\n",
+                moved, (int)(first_moved - p), fresh, (int)(first_new - p), nonup, src);
+  /* The source backfills no one: its uplink is the first tier's. */
+  assert_int_equal(src, 0);
   /* Stripe 1 of P+4..P+40 (P..P+3 are due within 1 s): 9 chunks, less the
    * newest if it is still on its way to a. The old rule sent 2. */
   assert_in_range(moved, 8, 9);
@@ -2959,6 +2990,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_make_room, teardown),
       cmocka_unit_test_teardown(test_stripes_prefetch, teardown),
       cmocka_unit_test_teardown(test_stripes_prefetch_deadline, teardown),
+      cmocka_unit_test_teardown(test_stripes_prefetch_slow, teardown),
       cmocka_unit_test_teardown(test_stripes_api_errors, teardown),
       cmocka_unit_test_teardown(test_stripes_suspect_report, teardown),
       cmocka_unit_test_teardown(test_stripes_offers_skip_parented, teardown),
