@@ -159,7 +159,8 @@ typedef struct {
   ptv_id id;
   uint32_t bid_kbps; /* its bid (capped by our estimate of it) */
   uint16_t mask;     /* stripes it has from us */
-  uint8_t fed;       /* stripes it is fed on, from any parent, as its map says (0: unknown) */
+  uint8_t fed;       /* stripes it is fed on, from any parent, as its map says (0: unknown,
+                        or not to be protected) */
 } ptv_ch_child;
 
 /* A bidder asks for `want` (popcount stripes); slots are ours, the children
