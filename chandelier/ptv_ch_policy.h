@@ -52,7 +52,8 @@ typedef struct {
   ptv_tstamp nonup_defer_us; /* pulls of partners that upload less than a stripe are served
                                 this much later than their deadline says (0: off) */
   uint8_t keep_fed;          /* a full parent does not take a stripe from a child fed on
-                                this many stripes or fewer (0: off) */
+                                this many stripes or fewer (0: off); the strategy counts
+                                contributors' stripes only (ptv_ch_child.fed) */
 } ptv_ch_params;
 
 /* Fills p with the defaults documented in docs/CHANDELIER.md. */

@@ -1520,10 +1520,11 @@ static ptv_tstamp prefetch_us(const ptv_node *n) {
  * share >= 0.99, seeds 1-6: 0.881 / 0.829 / 0.935 / 0.957 / 0.940 / 0.953
  * with 2.25 s; seeds 1-3 0.951 / 0.959 / 0.994 with 6 s; both before
  * keep_fed; with it and 10 s, 0.994 / 0.992 / 0.999 / 0.992 / 0.997 /
- * 0.993). The cost is startup
- * time where the swarm is not short: steady scenario p50 2.5 -> 4.6-6.7 s,
- * p95 5.5-6.7 -> 10.3 s; pulling the whole prefetch instead brought the
- * startup back (p50 2.5-2.8 s) and 0.90 x r_max down to 0.645 / 0.781. */
+ * 0.993). The cost is startup time where the swarm is not short: steady
+ * scenario p50 2.5 -> 4.6-6.7 s, p95 5.5-6.7 -> 10.3 s; and symmetric-NAT
+ * peers with few partners wait it out and then miss (NAT mix seed 1: 0.987
+ * -> 0.942). Pulling the whole prefetch instead brought the startup back
+ * (p50 2.5-2.8 s) and 0.90 x r_max down to 0.645 / 0.781. */
 static ptv_tstamp start_wait(const ptv_node *n) {
   return n->nstripes ? STRIPE_START_WAIT_US : START_WAIT_US;
 }
