@@ -25,7 +25,7 @@
 #define START_RETRY_US (3 * PTV_S)    /* start chunk never came: pick again */
 #define START_WAIT_US (1500 * PTV_MS) /* longest wait for the prefetch */
 #define PREFETCH_MAX_US (1 * PTV_S)   /* chunks in hand before playback starts */
-#define STRIPE_START_WAIT_US (10 * PTV_S) /* ... for a stripe peer (see start_wait) */
+#define STRIPE_START_WAIT_US (2250 * PTV_MS) /* ... for a stripe peer (see start_wait) */
 #define NEWCOMER_LEAD_US (600 * PTV_MS) /* a newcomer's pull leaves this early (see on_request) */
 #define ORPHAN_LEAD_US (1200 * PTV_MS) /* ... and a pull on a stripe without a parent */
 #define REQ_SLACK_US (600 * PTV_MS)   /* request timeout beyond expected time */
@@ -1511,20 +1511,18 @@ static ptv_tstamp prefetch_us(const ptv_node *n) {
   return n->cfg.buffer_us / 2 < PREFETCH_MAX_US ? n->cfg.buffer_us / 2 : PREFETCH_MAX_US;
 }
 
-/* A stripe peer waits for its whole buffer up to 10 s, not 2.25 s. Its
- * last prefetch chunks are not pulled (they are not due soon enough) and
- * come by offers, which partners make from spare upload: in a swarm near
- * its capacity they come late, and a newcomer that starts anyway misses
- * its next chunks while it adds its demand to the joins. Waiting sheds
- * load where it costs least, before playback (rate sweep, 0.90 x r_max,
- * share >= 0.99, seeds 1-6: 0.881 / 0.829 / 0.935 / 0.957 / 0.940 / 0.953
- * with 2.25 s; seeds 1-3 0.951 / 0.959 / 0.994 with 6 s; both before
- * keep_fed; with it and 10 s, 0.994 / 0.992 / 0.999 / 0.992 / 0.997 /
- * 0.993). The cost is startup time where the swarm is not short: steady
- * scenario p50 2.5 -> 4.6-6.7 s, p95 5.5-6.7 -> 10.3 s; and symmetric-NAT
- * peers with few partners wait it out and then miss (NAT mix seed 1: 0.987
- * -> 0.942). Pulling the whole prefetch instead brought the startup back
- * (p50 2.5-2.8 s) and 0.90 x r_max down to 0.645 / 0.781. */
+/* A stripe peer waits for its whole buffer up to 2.25 s. Waiting up to
+ * 10 s (session 21) made the rate sweep hold at 0.90 x r_max on seeds 1-6
+ * (0.992 / 0.990 / 1.000 / 0.993 / 0.999 / 0.991, with keep_fed): near
+ * capacity the last prefetch chunks come late (they are not pulled; they
+ * come by offers from spare upload), and a newcomer that starts without
+ * them misses while it adds its demand to the joins. But it cost lag
+ * where the swarm is not short (120 peers, RI 1.4: lag p95 6.7 -> 12.2 s,
+ * above the mesh's 12.0), startup (steady p50 2.5 -> 4.6-6.7 s) and
+ * symmetric-NAT peers (NAT mix seed 1: 0.987 -> 0.942). Waiting only when
+ * most partners advertise >= 300 ms of backlog: 0.90 seeds 1 / 2 0.939 /
+ * 0.972, 120-peer lag p95 10.0 s; >= 700 ms: 0.650 / 0.846. A better load
+ * signal is needed before a longer wait. */
 static ptv_tstamp start_wait(const ptv_node *n) {
   return n->nstripes ? STRIPE_START_WAIT_US : START_WAIT_US;
 }

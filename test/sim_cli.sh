@@ -187,9 +187,7 @@ run_sim "$tmp/out3" "$tmp/err3" "$smoke" --strategy chandelier --quiet --csv "$t
 check "--ch-param slot_pct=50 gives another run" test -s "$tmp/cc.csv" -a -n "$(cmp "$tmp/ca.csv" "$tmp/cc.csv" 2>&1)"
 
 # Free-riders: about the share asked for claim K times their upload, and the
-# summary reports the honest peers apart. 20 s: a stripe newcomer may wait
-# up to 10 s for its buffer, and the Chandelier checks below need parents
-# found failing after that.
+# summary reports the honest peers apart.
 cat >"$tmp/fr.scn" <<'EOF'
 seed 2
 stream rate=500kbps chunk=250ms
@@ -197,7 +195,7 @@ source upload=2500kbps
 peers upload=sepidar download=8Mbps
 freeriders 30% claim=4x
 join 200 over 5s
-run 20s
+run 10s
 EOF
 run_sim "$tmp/out5" "$tmp/err5" "$tmp/fr.scn" --quiet --json "$tmp/fr.json" --peers "$tmp/fr.csv"
 expect_rc "a scenario with free-riders runs" 0 "$tmp/err5"
