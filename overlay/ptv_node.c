@@ -1624,8 +1624,10 @@ static void playout(ptv_node *n, ptv_tstamp now) {
         step = n->cfg.buffer_us / 2 / n->chunk_us * n->chunk_us;
         if (step < n->chunk_us) step = n->chunk_us;
       }
+      /* Near the budget, pause for what is left of it, in one stall rather
+       * than a chunk at a time (a run of up to LATE_STEP short stalls). */
       if (n->shift_us + step > LATE_BUDGET * n->cfg.buffer_us)
-        step = n->chunk_us;
+        step = LATE_BUDGET * n->cfg.buffer_us - n->shift_us;
       n->late_id = id;
       n->play_t0 += step;
       n->shift_us += step;

@@ -811,6 +811,36 @@ static void h_set_buffer(harness *h, int i, ptv_tstamp buffer_us) {
   assert_non_null(h->node[i]);
 }
 
+/* The late budget (6 buffers) need not be a whole number of LATE_STEP
+ * pauses: with a 1.9 s buffer it is 11.4 s. The victim, no chunk reaching
+ * any peer any more, pauses 11 x 1 s and then once for the 0.4 s left, not a chunk
+ * (0.25 s) at a time, and never past the budget. */
+static void test_late_budget_remainder(void **state) {
+  (void)state;
+  const int v = FIRST_PEER + 1;
+  const ptv_tstamp buf = 1900 * PTV_MS, budget = 6 * buf, cut = 5 * PTV_S;
+  harness *h = h_new_uniform(6, 2000, 2000, 3);
+  h_set_buffer(h, v, buf);
+  /* no chunk data for anyone: no fed partner to catch up with, and the
+   * chunks due are ahead of every partner */
+  for (int i = FIRST_PEER; i < h->nn; i++) h->drop_bulk_to_after[i] = cut;
+  h_run_until(h, cut);
+  ptv_node_stats st = h_stats(h, v);
+  assert_true(st.playing);
+  assert_int_equal(st.stalls, 0);
+  h_run_until(h, cut + st.lag_us + budget + 8 * PTV_S);
+  ptv_node_stats s1 = h_stats(h, v);
+  print_message("victim: %u stalls, %.2f s in all (budget %.2f s), %u catch-ups\n", s1.stalls,
+                (double)s1.stall_us / PTV_S, (double)budget / PTV_S, s1.catchups);
+  if (s1.catchups == 0) {
+    assert_int_equal(s1.stall_us, budget);
+    assert_int_equal(s1.stalls, 12);
+  } else {
+    assert_true(s1.stall_us <= budget);
+  }
+  h_free(h);
+}
+
 enum { RA_MEDIAN, RA_CAPPED, RA_NONE };
 
 /* The victim (the first peer, 2 s buffer) partners every other peer, which
@@ -2941,6 +2971,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_playout_reanchor, teardown),
       cmocka_unit_test_teardown(test_playout_catchup, teardown),
       cmocka_unit_test_teardown(test_playout_never_stalls_data_cut, teardown),
+      cmocka_unit_test_teardown(test_late_budget_remainder, teardown),
       cmocka_unit_test_teardown(test_upload_pacing, teardown),
       cmocka_unit_test_teardown(test_partner_failure, teardown),
       cmocka_unit_test_teardown(test_partner_unanswered, teardown),
