@@ -26,6 +26,8 @@
 #define START_WAIT_US (1500 * PTV_MS) /* longest wait for the prefetch */
 #define PREFETCH_MAX_US (1 * PTV_S)   /* chunks in hand before playback starts */
 #define STRIPE_START_WAIT_US (2250 * PTV_MS) /* ... for a stripe peer (see start_wait) */
+#define NEAR_CAP_START_WAIT_US (7500 * PTV_MS) /* ... near capacity (see start_wait) */
+#define NEAR_CAP_PCT 125 /* near capacity: resource index below 1.25 */
 #define NEWCOMER_LEAD_US (600 * PTV_MS) /* a newcomer's pull leaves this early (see on_request) */
 #define ORPHAN_LEAD_US (1200 * PTV_MS) /* ... and a pull on a stripe without a parent */
 #define REQ_SLACK_US (600 * PTV_MS)   /* request timeout beyond expected time */
@@ -184,6 +186,7 @@ struct ptv_node {
   ptv_chunk_id live_hint, late_id;
   uint32_t miss_run; /* chunks missed in a row */
   ptv_tstamp live_hint_t, shift_us;
+  uint32_t swarm_kbps; /* peers' mean upload, as the tracker last told; 0 unknown */
   upreq upq[UPQ_MAX];
   dlreq dlq[DLQ_MAX];
   ptv_node_stats st;
@@ -1511,20 +1514,33 @@ static ptv_tstamp prefetch_us(const ptv_node *n) {
   return n->cfg.buffer_us / 2 < PREFETCH_MAX_US ? n->cfg.buffer_us / 2 : PREFETCH_MAX_US;
 }
 
-/* A stripe peer waits for its whole buffer up to 2.25 s. Waiting up to
- * 10 s (session 21) made the rate sweep hold at 0.90 x r_max on seeds 1-6
- * (0.992 / 0.990 / 1.000 / 0.993 / 0.999 / 0.991, with keep_fed): near
- * capacity the last prefetch chunks come late (they are not pulled; they
- * come by offers from spare upload), and a newcomer that starts without
- * them misses while it adds its demand to the joins. But it cost lag
- * where the swarm is not short (120 peers, RI 1.4: lag p95 6.7 -> 12.2 s,
- * above the mesh's 12.0), startup (steady p50 2.5 -> 4.6-6.7 s) and
- * symmetric-NAT peers (NAT mix seed 1: 0.987 -> 0.942). Waiting only when
- * most partners advertise >= 300 ms of backlog: 0.90 seeds 1 / 2 0.939 /
- * 0.972, 120-peer lag p95 10.0 s; >= 700 ms: 0.650 / 0.846. A better load
- * signal is needed before a longer wait. */
+/* Near capacity: the tracker's figure for the peers' mean upload is below
+ * NEAR_CAP_PCT % of the stream rate (we know the rate from the chunks we
+ * hold). 0 while either is unknown. */
+static int near_capacity(const ptv_node *n) {
+  if (!n->swarm_kbps || !n->chunk_us || !n->avg_chunk) return 0;
+  uint64_t stream_kbps = (uint64_t)n->avg_chunk * 8000u / n->chunk_us;
+  return (uint64_t)n->swarm_kbps * 100 < stream_kbps * NEAR_CAP_PCT;
+}
+
+/* A stripe peer waits for its whole buffer up to 2.25 s; near capacity up
+ * to 7.5 s. There the uplinks are nearly all committed while the peers
+ * join: the last prefetch chunks are not pulled (not due soon enough), they
+ * come by offers from what upload is spare, and a newcomer that starts
+ * without them misses while it adds its demand to the joins. Waiting is
+ * admission control (rate sweep at 0.90 x r_max, seeds 1-6, share >= 0.99
+ * of peers at >= 0.99: 2.25 s everywhere 0.935 / 0.883 / 0.952 / ...;
+ * near capacity 7.5 s 0.994 / 0.990 / 0.998 / 0.994 / 0.995 / 0.991;
+ * 10 s 0.992 / 0.988 / 1.000 / 0.993 / 0.997 / 0.991; 12.5 s worse,
+ * 0.979-0.987: the weakest late joiners fall more than a buffer map behind
+ * their partners). Everywhere, the 10 s wait cost lag where the swarm is
+ * not short (120 peers, RI 1.4: lag p95 6.7 -> 12.2 s, above the mesh's
+ * 12.0), startup (steady p50 2.5 -> 4.6-6.7 s) and symmetric-NAT peers
+ * (NAT mix seed 1: 0.987 -> 0.942); gated on partners' backlog it was
+ * not enough (0.90 seeds 1 / 2: 0.939 / 0.972). */
 static ptv_tstamp start_wait(const ptv_node *n) {
-  return n->nstripes ? STRIPE_START_WAIT_US : START_WAIT_US;
+  if (!n->nstripes) return START_WAIT_US;
+  return near_capacity(n) ? NEAR_CAP_START_WAIT_US : STRIPE_START_WAIT_US;
 }
 
 static void playout(ptv_node *n, ptv_tstamp now) {
@@ -1966,6 +1982,7 @@ int ptv_node_recv(ptv_node *n, ptv_id from, const uint8_t *buf, size_t len,
       n->live_hint = m.u.peers.live;
       n->live_hint_t = now;
     }
+    if (m.u.peers.cap_kbps) n->swarm_kbps = m.u.peers.cap_kbps;
     for (int i = 0; i < m.u.peers.n; i++) ptv_sampler_add(&n->view, &m.u.peers.descs[i]);
     n->t_join = PTV_TSTAMP_MAX;
     if (starving(n, now)) {

@@ -14,7 +14,7 @@
 /* Fixed body sizes. */
 #define PTV_DESCLEN 10
 #define PTV_JOIN_BODYLEN 6
-#define PTV_PEERS_FIXLEN 9
+#define PTV_PEERS_FIXLEN 13
 #define PTV_HEARTBEAT_BODYLEN 4
 #define PTV_SHUFFLE_FIXLEN 2
 #define PTV_CONNECT_BODYLEN 6
@@ -182,6 +182,7 @@ static uint8_t *put_body(uint8_t *p, const ptv_msg *m) {
   case PTV_MSG_PEERS:
     p = ptv_be_put32(p, m->u.peers.live);
     p = ptv_be_put32(p, m->u.peers.chunk_us);
+    p = ptv_be_put32(p, m->u.peers.cap_kbps);
     p = ptv_be_put8(p, m->u.peers.n);
     return put_descs(p, m->u.peers.descs, m->u.peers.n);
   case PTV_MSG_LEAVE:
@@ -422,7 +423,8 @@ static int decode_body(ptv_msg *m, const uint8_t *p, size_t blen) {
     }
     pr->live = ptv_be_get32(p);
     pr->chunk_us = ptv_be_get32(p + 4);
-    pr->n = p[8];
+    pr->cap_kbps = ptv_be_get32(p + 8);
+    pr->n = p[12];
     if (pr->n > PTV_WIRE_MAX_DESCS ||
         blen != PTV_PEERS_FIXLEN + (size_t)PTV_DESCLEN * pr->n) {
       return PTV_ERR_MALFORMED;

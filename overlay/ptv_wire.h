@@ -62,9 +62,10 @@ typedef struct {
 typedef struct {
   ptv_chunk_id live;   /* newest chunk the source announced, or UINT32_MAX */
   uint32_t chunk_us;   /* chunk duration */
+  uint32_t cap_kbps;   /* peers' mean declared upload (source left out), 0 unknown */
   uint8_t n;           /* <= PTV_WIRE_MAX_DESCS */
   ptv_peer_desc descs[PTV_WIRE_MAX_DESCS];
-} ptv_msg_peers; /* body: live:u32 chunk_us:u32 n:u8 desc*n */
+} ptv_msg_peers; /* body: live:u32 chunk_us:u32 cap_kbps:u32 n:u8 desc*n */
 
 typedef struct {
   ptv_chunk_id newest; /* newest chunk held, or UINT32_MAX */

@@ -188,6 +188,7 @@ static void build_seeds(void) {
   m.u.peers.chunk_us = 500000;
   add_seed(&m);
   m.u.peers.live = 12345;
+  m.u.peers.cap_kbps = 704;
   m.u.peers.n = 1;
   fill_descs(m.u.peers.descs, 1);
   add_seed(&m);

@@ -63,7 +63,7 @@ static int msg_equal(const ptv_msg *a, const ptv_msg *b) {
   case PTV_MSG_PEERS:
     return a->u.peers.live == b->u.peers.live &&
            a->u.peers.chunk_us == b->u.peers.chunk_us &&
-           a->u.peers.n == b->u.peers.n &&
+           a->u.peers.cap_kbps == b->u.peers.cap_kbps && a->u.peers.n == b->u.peers.n &&
            descs_equal(a->u.peers.descs, b->u.peers.descs, a->u.peers.n);
   case PTV_MSG_LEAVE:
     return 1;

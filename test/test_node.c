@@ -119,6 +119,10 @@ struct harness {
   ptv_tstamp lat; /* one-way latency; 0: LAT_US */
   /* optional: sees every well-formed message as it is sent */
   void (*tap)(harness *h, ptv_id from, ptv_id to, const ptv_msg *m);
+  /* optional: until node hold_to plays, chunks to it from its start chunk
+   * + hold_ahead on are dropped (its prefetch stays short) */
+  ptv_id hold_to;
+  uint32_t hold_ahead;
   /* stuck-driver detection */
   ptv_tstamp last_t;
   uint64_t same_t;
@@ -426,9 +430,18 @@ static void h_free(harness *h) {
   free(h);
 }
 
+static int h_held(harness *h, const hmsg *m) {
+  if (!m->bulk || !h->hold_to || m->to != h->hold_to || !h->started[m->to]) return 0;
+  ptv_node_stats st;
+  ptv_node_get_stats(h->node[m->to], &st);
+  ptv_msg cm;
+  if (st.playing || ptv_wire_decode(&cm, m->data, m->len) <= 0) return 0;
+  return st.play_next != PTV_ID_NONE && cm.u.chunk.chunk >= st.play_next + h->hold_ahead;
+}
+
 static void h_deliver(harness *h, hmsg *m) {
   int drop = h->dead[m->from] || h->dead[m->to] || m->t >= h->drop_to_after[m->to] ||
-             (m->bulk && m->t >= h->drop_bulk_to_after[m->to]);
+             (m->bulk && m->t >= h->drop_bulk_to_after[m->to]) || h_held(h, m);
   if (!drop) {
     if (m->to == TRACKER_ID) {
       if (ptv_tracker_recv(h->trk, m->from, m->data, m->len, h->now) < 0)
@@ -2159,6 +2172,38 @@ static void test_stripes_prefetch(void **state) {
   if (got[1] < full) fail_msg("a stripe peer began playing with %u chunks in hand, want %u", got[1], full);
 }
 
+/* A stripe newcomer whose prefetch stays short gives up waiting after
+ * 2.25 s; near capacity (the tracker's mean peer upload under 1.25 x the
+ * stream rate, here 1.1 x) only after 7.5 s: admission control while the
+ * swarm's uplinks are all but committed. */
+static void test_stripes_start_wait_near_capacity(void **state) {
+  (void)state;
+  ptv_tstamp waited[2];
+  uint32_t held[2];
+  for (int near = 0; near <= 1; near++) {
+    uint32_t ups[MAXN];
+    for (int i = 0; i < MAXN; i++) ups[i] = near ? STREAM_KBPS * 11 / 10 : 4 * STREAM_KBPS;
+    ts_reset();
+    harness *h = h_new_strat(5, ups, 2000, 47, &ts_strategy);
+    const int late = h->nn - 1;
+    h->start_at[late] = 8 * PTV_S;
+    h->hold_to = (ptv_id)late;
+    h->hold_ahead = 4; /* of the 8 chunks a stripe peer wants first */
+    h_run_until(h, 20 * PTV_S);
+    const nctx *c = &h->ctx[late];
+    assert_int_equal(c->nplay_start, 1);
+    waited[near] = c->play_at - h->start_at[late];
+    held[near] = c->held_at_start;
+    h_free(h);
+  }
+  print_message("short prefetch: started after %.2f s (peers 4 x the rate), %.2f s (1.1 x), "
+                "with %u / %u chunks\n",
+                (double)waited[0] / PTV_S, (double)waited[1] / PTV_S, held[0], held[1]);
+  assert_true(held[0] == 4 && held[1] == 4);
+  assert_true(waited[0] >= 2250 * PTV_MS && waited[0] < 4 * PTV_S);
+  assert_true(waited[1] >= 7500 * PTV_MS && waited[1] < 9500 * PTV_MS);
+}
+
 /* A stripe peer asks for its prefetch with STRIPE_STARTUP_SLACK_US before
  * the first chunk is due, a mesh peer with STARTUP_SLACK_US: suppliers serve
  * by deadline, and with the longer slack a stripe newcomer's prefetch came
@@ -2996,6 +3041,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_stripes_nonup_defer, teardown),
       cmocka_unit_test_teardown(test_make_room, teardown),
       cmocka_unit_test_teardown(test_stripes_prefetch, teardown),
+      cmocka_unit_test_teardown(test_stripes_start_wait_near_capacity, teardown),
       cmocka_unit_test_teardown(test_stripes_prefetch_deadline, teardown),
       cmocka_unit_test_teardown(test_stripes_api_errors, teardown),
       cmocka_unit_test_teardown(test_stripes_suspect_report, teardown),

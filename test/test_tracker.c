@@ -24,7 +24,7 @@
 typedef struct {
   ptv_id to;
   size_t len;
-  uint8_t buf[PTV_WIRE_HDRLEN + 9 + PTV_WIRE_MAX_DESCS * 10];
+  uint8_t buf[PTV_WIRE_HDRLEN + 13 + PTV_WIRE_MAX_DESCS * 10];
 } sent_msg;
 
 typedef struct {
@@ -318,6 +318,42 @@ static void test_heartbeat_live(void **state) {
   /* Unknown senders' heartbeats do not make them members. */
   heartbeat(t, &h, 12345, 1, 5 * S);
   assert_int_equal(ptv_tracker_nmembers(t), 3);
+  ptv_tracker_free(t);
+}
+
+/* ---- capacity ------------------------------------------------------------- */
+
+/* PEERS tells the peers' mean declared upload, the source left out, as of
+ * the JOIN it answers; re-joins, leaves and expiry keep the sum right. */
+static void test_capacity(void **state) {
+  (void)state;
+  harness h;
+  ptv_tracker *t = mk_tracker(&h, 20, 60 * S);
+  assert_int_equal(ptv_tracker_capacity(t), 0);
+  ptv_msg_peers p = join(t, &h, 1, PTV_ROLE_SOURCE, PTV_NAT_OPEN, 2500, 0);
+  assert_int_equal(p.cap_kbps, 0); /* no peer yet: unknown */
+  assert_int_equal(ptv_tracker_capacity(t), 0);
+  p = join(t, &h, 10, PTV_ROLE_PEER, PTV_NAT_OPEN, 100, 1 * S);
+  assert_int_equal(p.cap_kbps, 100); /* the joiner counts */
+  p = join(t, &h, 11, PTV_ROLE_PEER, PTV_NAT_CONE, 400, 2 * S);
+  assert_int_equal(p.cap_kbps, 250);
+  p = join(t, &h, 12, PTV_ROLE_PEER, PTV_NAT_CONE, 0, 3 * S);
+  assert_int_equal(p.cap_kbps, 166); /* 500 / 3, rounded down */
+  /* a re-JOIN replaces the member's figure, it does not add to it */
+  p = join(t, &h, 11, PTV_ROLE_PEER, PTV_NAT_CONE, 1000, 4 * S);
+  assert_int_equal(p.cap_kbps, 366);
+  leave(t, &h, 10, 5 * S);
+  assert_int_equal(ptv_tracker_capacity(t), 500);
+  /* the source re-joining with another upload changes nothing */
+  join(t, &h, 1, PTV_ROLE_SOURCE, PTV_NAT_OPEN, 9000, 6 * S);
+  assert_int_equal(ptv_tracker_capacity(t), 500);
+  /* 11 and 12 go silent; the source keeps beating */
+  heartbeat(t, &h, 1, 7, 40 * S);
+  sweep_until(t, 70 * S);
+  assert_int_equal(ptv_tracker_nmembers(t), 1);
+  assert_int_equal(ptv_tracker_capacity(t), 0);
+  p = join(t, &h, 13, PTV_ROLE_PEER, PTV_NAT_OPEN, 700, 71 * S);
+  assert_int_equal(p.cap_kbps, 700);
   ptv_tracker_free(t);
 }
 
@@ -874,6 +910,7 @@ int main(void) {
       cmocka_unit_test(test_source_alone_then_one_peer),
       cmocka_unit_test(test_sample_size_bounded),
       cmocka_unit_test(test_heartbeat_live),
+      cmocka_unit_test(test_capacity),
       cmocka_unit_test(test_leave),
       cmocka_unit_test(test_expiry),
       cmocka_unit_test(test_expiry_default_60s),

@@ -142,25 +142,31 @@ static void test_roundtrip_peers(void **state) {
   m.type = PTV_MSG_PEERS;
   m.u.peers.live = UINT32_MAX;
   m.u.peers.chunk_us = 0x11223344;
+  m.u.peers.cap_kbps = 0x55667788;
   m.u.peers.n = 0;
-  assert_int_equal(roundtrip(&m, &out, buf, sizeof(buf)), 6 + 9);
+  assert_int_equal(roundtrip(&m, &out, buf, sizeof(buf)), 6 + 13);
   assert_int_equal(out.u.peers.live, UINT32_MAX);
   assert_int_equal(out.u.peers.chunk_us, 0x11223344);
+  assert_int_equal(out.u.peers.cap_kbps, 0x55667788);
   assert_int_equal(out.u.peers.n, 0);
+  {
+    static const uint8_t cap[] = {0x55, 0x66, 0x77, 0x88}; /* after chunk_us */
+    assert_memory_equal(buf + 6 + 8, cap, sizeof(cap));
+  }
 
   m.u.peers.live = 0;
   m.u.peers.n = PTV_WIRE_MAX_DESCS;
   fill_descs(m.u.peers.descs, PTV_WIRE_MAX_DESCS);
   len = roundtrip(&m, &out, buf, sizeof(buf));
-  assert_int_equal(len, 6 + 9 + 10 * PTV_WIRE_MAX_DESCS);
+  assert_int_equal(len, 6 + 13 + 10 * PTV_WIRE_MAX_DESCS);
   assert_int_equal(out.u.peers.live, 0);
   assert_int_equal(out.u.peers.n, PTV_WIRE_MAX_DESCS);
   assert_descs_equal(out.u.peers.descs, m.u.peers.descs, PTV_WIRE_MAX_DESCS);
   /* First descriptor on the wire: id:u32 nat:u8 age:u8 up:u32, big-endian. */
   {
     static const uint8_t d0[] = {1, 2, 3, 4, 0, 255, 0xff, 0xff, 0xff, 0xff};
-    assert_memory_equal(buf + 6 + 9, d0, sizeof(d0));
-    assert_int_equal(buf[6 + 8], PTV_WIRE_MAX_DESCS);
+    assert_memory_equal(buf + 6 + 13, d0, sizeof(d0));
+    assert_int_equal(buf[6 + 12], PTV_WIRE_MAX_DESCS);
   }
 }
 
@@ -792,7 +798,7 @@ static void test_decode_fixed_body_length(void **state) {
     }
   }
   /* The variable-length types have fixed parts too. */
-  assert_int_equal(decode_raw(PTV_MSG_PEERS, zero, 8), PTV_ERR_MALFORMED);
+  assert_int_equal(decode_raw(PTV_MSG_PEERS, zero, 12), PTV_ERR_MALFORMED);
   assert_int_equal(decode_raw(PTV_MSG_SHUFFLE, zero, 1), PTV_ERR_MALFORMED);
   assert_int_equal(decode_raw(PTV_MSG_BUFFERMAP, zero, 7), PTV_ERR_MALFORMED);
   assert_int_equal(decode_raw(PTV_MSG_BUFFERMAP, zero, 21), PTV_ERR_MALFORMED);
@@ -827,7 +833,7 @@ static void test_decode_desc_count(void **state) {
   static const struct {
     uint8_t type;
     size_t fix, cnt;
-  } lists[] = {{PTV_MSG_PEERS, 9, 8}, {PTV_MSG_SHUFFLE, 2, 1}};
+  } lists[] = {{PTV_MSG_PEERS, 13, 12}, {PTV_MSG_SHUFFLE, 2, 1}};
   size_t i, fix, cnt;
   uint8_t t;
 
@@ -854,7 +860,7 @@ static void test_decode_desc_count(void **state) {
 }
 
 static void test_decode_nat_range(void **state) {
-  uint8_t body[9 + 20];
+  uint8_t body[13 + 20];
   unsigned nat;
   int ok;
 
@@ -873,10 +879,10 @@ static void test_decode_nat_range(void **state) {
     /* The bad descriptor is the second one, to catch a loop checking only
      * the first. */
     memset(body, 0, sizeof(body));
-    body[8] = 2;
-    body[9 + 10 + 4] = (uint8_t)nat;
-    assert_int_equal(decode_raw(PTV_MSG_PEERS, body, 9 + 20),
-                     ok ? 6 + 29 : PTV_ERR_MALFORMED);
+    body[12] = 2;
+    body[13 + 10 + 4] = (uint8_t)nat;
+    assert_int_equal(decode_raw(PTV_MSG_PEERS, body, 13 + 20),
+                     ok ? 6 + 33 : PTV_ERR_MALFORMED);
     memset(body, 0, sizeof(body));
     body[1] = 2;
     body[2 + 10 + 4] = (uint8_t)nat;

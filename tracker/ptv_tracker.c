@@ -33,6 +33,7 @@ struct ptv_tracker {
   uint32_t hcap;  /* power of two, >= 2 * cap */
   ptv_id source;
   ptv_chunk_id live;
+  uint64_t up_sum; /* declared upload of all members (see ptv_tracker_capacity) */
   ptv_tstamp next_sweep;
   report rep[REPORTS_MAX];
   uint32_t nrep;
@@ -95,6 +96,7 @@ static void remove_member(ptv_tracker *t, ptv_id id) {
   uint32_t s = hfind(t, id);
   if (s == EMPTY) return;
   uint32_t idx = t->hash[s];
+  t->up_sum -= t->m[idx].d.upload_kbps;
   hdel(t, s);
   uint32_t last = --t->n;
   if (idx != last) {
@@ -125,6 +127,7 @@ static void send_peers(ptv_tracker *t, ptv_id to) {
   ptv_msg r = {.type = PTV_MSG_PEERS};
   r.u.peers.live = t->live;
   r.u.peers.chunk_us = t->cfg.chunk_us;
+  r.u.peers.cap_kbps = ptv_tracker_capacity(t);
   uint8_t k = 0;
   /* The source is always offered; it refuses when its slots are full. */
   if (t->source != PTV_ID_NONE && t->source != to) {
@@ -140,7 +143,7 @@ static void send_peers(ptv_tracker *t, ptv_id to) {
     if (!dup) r.u.peers.descs[k++] = m->d;
   }
   r.u.peers.n = k;
-  uint8_t buf[PTV_WIRE_HDRLEN + 9 + PTV_WIRE_MAX_DESCS * 10];
+  uint8_t buf[PTV_WIRE_HDRLEN + 13 + PTV_WIRE_MAX_DESCS * 10];
   int len = ptv_wire_encode(buf, sizeof(buf), &r);
   if (len > 0) t->cb.send(t->user, to, buf, (size_t)len);
 }
@@ -229,6 +232,7 @@ int ptv_tracker_recv(ptv_tracker *t, ptv_id from, const uint8_t *buf, size_t len
     member *e = touch(t, from, now);
     if (!e) return PTV_ERR_NOMEM;
     e->d.nat = m.u.join.nat;
+    t->up_sum += (uint64_t)m.u.join.upload_kbps - e->d.upload_kbps;
     e->d.upload_kbps = m.u.join.upload_kbps;
     e->role = m.u.join.role;
     if (m.u.join.role == PTV_ROLE_SOURCE) t->source = from;
@@ -301,3 +305,16 @@ void ptv_tracker_free(ptv_tracker *t) {
 
 uint32_t ptv_tracker_nmembers(const ptv_tracker *t) { return t->n; }
 ptv_chunk_id ptv_tracker_live(const ptv_tracker *t) { return t->live; }
+
+uint32_t ptv_tracker_capacity(const ptv_tracker *t) {
+  uint64_t sum = t->up_sum;
+  uint32_t peers = t->n;
+  uint32_t s = t->source != PTV_ID_NONE ? hfind(t, t->source) : EMPTY;
+  if (s != EMPTY) {
+    sum -= t->m[t->hash[s]].d.upload_kbps;
+    peers--;
+  }
+  if (peers == 0) return 0;
+  uint64_t c = sum / peers;
+  return c > UINT32_MAX ? UINT32_MAX : (uint32_t)c;
+}

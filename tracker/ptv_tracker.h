@@ -47,6 +47,11 @@ void ptv_tracker_handle_expiry(ptv_tracker *t, ptv_tstamp now);
 uint32_t ptv_tracker_nmembers(const ptv_tracker *t);
 /* Newest chunk the source reported, or UINT32_MAX. */
 ptv_chunk_id ptv_tracker_live(const ptv_tracker *t);
+/* The peers' mean declared upload in kbps, the source left out (its share
+ * would make a swarm of a few peers look rich): over the stream rate, the
+ * swarm's resource index. 0 when no peer is known. Told to every joiner in
+ * PEERS; a stripe newcomer near capacity waits longer for its buffer. */
+uint32_t ptv_tracker_capacity(const ptv_tracker *t);
 /* 1 if `id` is banned: it is no longer handed out and its JOINs go
  * unanswered. */
 int ptv_tracker_banned(const ptv_tracker *t, ptv_id id);
