@@ -667,13 +667,17 @@ static partner *stripe_parent(ptv_node *n, unsigned s) {
   return NULL;
 }
 
+/* The stream rate: configured at the source, measured from the chunks we
+ * hold elsewhere (0 until we hold one). */
+static uint32_t stream_kbps(const ptv_node *n) {
+  if (n->cfg.role == PTV_ROLE_SOURCE) return n->cfg.stream_kbps;
+  return n->chunk_us && n->avg_chunk ? (uint32_t)((uint64_t)n->avg_chunk * 8000u / n->chunk_us)
+                                     : 0;
+}
+
 uint32_t ptv_node_stripe_kbps(const ptv_node *n) {
   if (!n->nstripes) return 0;
-  uint32_t r = n->cfg.role == PTV_ROLE_SOURCE ? n->cfg.stream_kbps
-               : n->chunk_us && n->avg_chunk
-                   ? (uint32_t)((uint64_t)n->avg_chunk * 8000u / n->chunk_us)
-                   : 0;
-  return (r + n->nstripes - 1) / n->nstripes;
+  return (stream_kbps(n) + n->nstripes - 1) / n->nstripes;
 }
 
 uint32_t ptv_node_stripe_slots(const ptv_node *n) {
@@ -1518,9 +1522,8 @@ static ptv_tstamp prefetch_us(const ptv_node *n) {
  * NEAR_CAP_PCT % of the stream rate (we know the rate from the chunks we
  * hold). 0 while either is unknown. */
 static int near_capacity(const ptv_node *n) {
-  if (!n->swarm_kbps || !n->chunk_us || !n->avg_chunk) return 0;
-  uint64_t stream_kbps = (uint64_t)n->avg_chunk * 8000u / n->chunk_us;
-  return (uint64_t)n->swarm_kbps * 100 < stream_kbps * NEAR_CAP_PCT;
+  uint32_t r = stream_kbps(n);
+  return n->swarm_kbps && r && (uint64_t)n->swarm_kbps * 100 < (uint64_t)r * NEAR_CAP_PCT;
 }
 
 /* A stripe peer waits for its whole buffer up to 2.25 s; near capacity up
