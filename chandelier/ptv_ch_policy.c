@@ -32,6 +32,7 @@ void ptv_ch_params_default(ptv_ch_params *p) {
   p->nonup_defer_us = 1 * PTV_S;
   p->source_swap = 1;
   p->keep_fed = 5;
+  p->nonup_stripes = 1;
 }
 
 /* name, kind (i: integer, t: seconds), offset, max */
@@ -46,7 +47,7 @@ static const struct {
     PI(max_tier, 254),    PI(max_per_parent, 16), PI(improve_gap, 254), PI(per_stripe_chunks, 64), PI(slot_pct, 100), PI(outbid_pct, 60000),
     PI(deliv_bad, 65535), PI(deliv_bad_held, 65535), PI(suspect_deliv, 65535), PT(grace),              PT(hold),             PT(improve),
     PT(refuse),           PT(ask),                PT(lag_margin),       PT(settle), PT(settle_fed),    PT(silent),    PT(suspect_block), PT(fail_block), PT(backlog_max), PT(source_busy),
-    PT(nonup_defer),      PI(source_swap, 1),     PI(keep_fed, 16),
+    PT(nonup_defer),      PI(source_swap, 1),     PI(keep_fed, 16), PI(nonup_stripes, 16),
 #undef PI
 #undef PT
 };
@@ -193,6 +194,21 @@ int ptv_ch_source_room(const uint32_t *up_kbps, const uint8_t *child, size_t n,
   return weakest >= 0 && up_kbps[weakest] < newcomer_kbps && up_kbps[weakest] < stream_kbps
              ? weakest
              : -1;
+}
+
+uint16_t ptv_ch_limit_need(uint16_t need, unsigned held, unsigned S, unsigned start,
+                           int contributes, const ptv_ch_params *pp) {
+  if (contributes || pp->nonup_stripes == 0 || S == 0) return need;
+  if (S > 16) S = 16;
+  uint16_t out = 0;
+  for (unsigned i = 0; i < S && held < pp->nonup_stripes; i++) {
+    unsigned b = (start + i) % S;
+    if (need >> b & 1) {
+      out |= (uint16_t)(1u << b);
+      held++;
+    }
+  }
+  return out;
 }
 
 unsigned ptv_ch_grant(const ptv_ch_child *kids, size_t nk, uint32_t slots, unsigned want,

@@ -54,6 +54,8 @@ typedef struct {
   uint8_t keep_fed;          /* a full parent does not take a stripe from a child fed on
                                 this many stripes or fewer (0: off); the strategy counts
                                 contributors' stripes only (ptv_ch_child.fed) */
+  uint8_t nonup_stripes;     /* a peer that uploads less than one stripe takes at most this
+                                many stripes (0: no limit; ptv_ch_limit_need) */
 } ptv_ch_params;
 
 /* Fills p with the defaults documented in docs/CHANDELIER.md. */
@@ -153,6 +155,18 @@ int ptv_ch_source_keeps(int is_child, int established, ptv_tstamp age_us, const 
 int ptv_ch_source_room(const uint32_t *up_kbps, const uint8_t *child, size_t n,
                        uint32_t newcomer_kbps, uint32_t stream_kbps, uint32_t free_slots,
                        uint32_t price_kbps, const ptv_ch_params *pp);
+
+/* What a peer asks parents for, of the stripes in `need` (those it lacks a
+ * parent for, S of them in all): everything, if it contributes (declared
+ * upload enough for one stripe) or nonup_stripes is 0; else at most
+ * nonup_stripes minus the `held` stripes it has or has asked for, taken
+ * round-robin from stripe `start` (mod S) on, so that its kind spreads
+ * over the stripes. A peer that passes nothing on is served from the
+ * slots the contributors leave: one stripe each reaches as many of them as
+ * it can, where first comers took two or more and the rest none. Returns
+ * the stripes to ask for (a subset of need). */
+uint16_t ptv_ch_limit_need(uint16_t need, unsigned held, unsigned S, unsigned start,
+                           int contributes, const ptv_ch_params *pp);
 
 /* ---- the market: what a parent grants ------------------------------------- */
 

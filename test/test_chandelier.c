@@ -30,6 +30,7 @@ static const char *const k_names[] = {
     "outbid_pct", "deliv_bad",     "deliv_bad_held", "suspect_deliv", "grace_s",     "hold_s",   "improve_s",
     "refuse_s",  "ask_s",          "lag_margin_s", "settle_s", "settle_fed_s",  "silent_s", "suspect_block_s",
     "fail_block_s", "backlog_max_s", "source_busy_s", "nonup_defer_s", "source_swap", "keep_fed",
+    "nonup_stripes",
 };
 
 /* "bid beats price by more than pct %", exactly, in integers. */
@@ -51,7 +52,7 @@ static int params_equal(const ptv_ch_params *a, const ptv_ch_params *b) {
          a->suspect_block_us == b->suspect_block_us && a->fail_block_us == b->fail_block_us &&
          a->backlog_max_us == b->backlog_max_us && a->source_busy_us == b->source_busy_us &&
          a->nonup_defer_us == b->nonup_defer_us && a->source_swap == b->source_swap &&
-         a->keep_fed == b->keep_fed;
+         a->keep_fed == b->keep_fed && a->nonup_stripes == b->nonup_stripes;
 }
 
 static ptv_ch_params defaults(void) {
@@ -773,6 +774,41 @@ static void test_grant_multi_stripe_child(void **state) {
   assert_true(evb[0] != 0x60); /* one stripe, not its whole mask */
 }
 
+/* nonup_stripes: a peer that passes nothing on asks for at most that many
+ * stripes, counting those it holds or asked for, round-robin from start. */
+static void test_limit_need(void **state) {
+  (void)state;
+  ptv_ch_params pp = defaults();
+  assert_int_equal(pp.nonup_stripes, 1);
+  /* A contributor asks for everything it lacks. */
+  assert_int_equal(ptv_ch_limit_need(0xb4, 3, 8, 0, 1, &pp), 0xb4);
+  /* A non-contributor with none: one stripe, the first at or after start. */
+  assert_int_equal(ptv_ch_limit_need(0xff, 0, 8, 0, 0, &pp), 0x01);
+  assert_int_equal(ptv_ch_limit_need(0xff, 0, 8, 5, 0, &pp), 0x20);
+  assert_int_equal(ptv_ch_limit_need(0x12, 0, 8, 5, 0, &pp), 0x02); /* wraps */
+  assert_int_equal(ptv_ch_limit_need(0x12, 0, 8, 2, 0, &pp), 0x10);
+  /* Holding one (or having asked for one): nothing more. */
+  assert_int_equal(ptv_ch_limit_need(0xfe, 1, 8, 0, 0, &pp), 0);
+  assert_int_equal(ptv_ch_limit_need(0xfc, 2, 8, 0, 0, &pp), 0);
+  /* Nothing needed: nothing asked. */
+  assert_int_equal(ptv_ch_limit_need(0, 0, 8, 3, 0, &pp), 0);
+  /* Two allowed. */
+  pp.nonup_stripes = 2;
+  assert_int_equal(ptv_ch_limit_need(0xff, 0, 8, 7, 0, &pp), 0x81);
+  assert_int_equal(ptv_ch_limit_need(0xff, 1, 8, 7, 0, &pp), 0x80);
+  /* Stripes beyond S are never asked for; start is taken mod S. */
+  assert_int_equal(ptv_ch_limit_need(0xf0, 0, 4, 9, 0, &pp), 0);
+  assert_int_equal(ptv_ch_limit_need(0x0f, 0, 4, 9, 0, &pp), 0x06);
+  /* 0: no limit. */
+  pp.nonup_stripes = 0;
+  assert_int_equal(ptv_ch_limit_need(0xff, 5, 8, 0, 0, &pp), 0xff);
+  ptv_ch_params q = defaults();
+  char err[128];
+  assert_int_equal(ptv_ch_params_set(&q, "nonup_stripes=3", err, sizeof(err)), 0);
+  assert_int_equal(q.nonup_stripes, 3);
+  assert_int_equal(ptv_ch_params_set(&q, "nonup_stripes=17", err, sizeof(err)), -1);
+}
+
 /* keep_fed: a full parent takes no stripe from a child fed on keep_fed
  * stripes or fewer (its map says so; 0 is unknown, and such a child is
  * treated as before). The bidder then takes the next poorest that has
@@ -1324,6 +1360,7 @@ int main(void) {
       cmocka_unit_test(test_params_set_accepts),
       cmocka_unit_test(test_params_set_rejects),
       cmocka_unit_test(test_params_list),
+      cmocka_unit_test(test_limit_need),
       cmocka_unit_test(test_bug_estimate_many_samples),
       cmocka_unit_test(test_bug_grant_one_stripe_per_child),
       cmocka_unit_test(test_bug_params_nan_and_fractions),
