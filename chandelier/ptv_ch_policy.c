@@ -32,7 +32,10 @@ void ptv_ch_params_default(ptv_ch_params *p) {
   p->nonup_defer_us = 1 * PTV_S;
   p->source_swap = 1;
   p->keep_fed = 5;
-  p->nonup_stripes = 1;
+  p->nonup_stripes = 0;
+  p->nonup_poor_us = 8 * PTV_S;
+  p->nonup_partners = 8;
+  p->nonup_turn_us = 10 * PTV_S;
 }
 
 /* name, kind (i: integer, t: seconds), offset, max */
@@ -47,7 +50,8 @@ static const struct {
     PI(max_tier, 254),    PI(max_per_parent, 16), PI(improve_gap, 254), PI(per_stripe_chunks, 64), PI(slot_pct, 100), PI(outbid_pct, 60000),
     PI(deliv_bad, 65535), PI(deliv_bad_held, 65535), PI(suspect_deliv, 65535), PT(grace),              PT(hold),             PT(improve),
     PT(refuse),           PT(ask),                PT(lag_margin),       PT(settle), PT(settle_fed),    PT(silent),    PT(suspect_block), PT(fail_block), PT(backlog_max), PT(source_busy),
-    PT(nonup_defer),      PI(source_swap, 1),     PI(keep_fed, 16), PI(nonup_stripes, 16),
+    PT(nonup_defer),      PI(source_swap, 1),     PI(keep_fed, 16), PI(nonup_stripes, 16), PT(nonup_poor),
+    PI(nonup_partners, 64), PT(nonup_turn),
 #undef PI
 #undef PT
 };
@@ -198,8 +202,8 @@ int ptv_ch_source_room(const uint32_t *up_kbps, const uint8_t *child, size_t n,
 
 uint16_t ptv_ch_limit_need(uint16_t need, unsigned held, unsigned S, unsigned start,
                            int contributes, const ptv_ch_params *pp) {
-  if (contributes || pp->nonup_stripes == 0 || S == 0) return need;
   if (S > 16) S = 16;
+  if (contributes || pp->nonup_stripes >= S) return need;
   uint16_t out = 0;
   for (unsigned i = 0; i < S && held < pp->nonup_stripes; i++) {
     unsigned b = (start + i) % S;
@@ -209,6 +213,41 @@ uint16_t ptv_ch_limit_need(uint16_t need, unsigned held, unsigned S, unsigned st
     }
   }
   return out;
+}
+
+int ptv_ch_accept(uint32_t my_kbps, uint32_t from_kbps, uint32_t stripe_kbps,
+                  const uint32_t *up_kbps, const ptv_tstamp *age_us, const uint8_t *child,
+                  size_t n, const ptv_ch_params *pp, int *drop) {
+  *drop = -1;
+  if (!pp->nonup_partners || from_kbps >= stripe_kbps) return 1;
+  if (my_kbps < stripe_kbps) return 0;
+  size_t kind = 0;
+  int old = -1;
+  for (size_t i = 0; i < n; i++) {
+    if (up_kbps[i] >= stripe_kbps) continue;
+    kind++;
+    if (!child[i] && (old < 0 || age_us[i] > age_us[old])) old = (int)i;
+  }
+  if (kind < pp->nonup_partners) return 1;
+  if (old < 0 || age_us[old] < pp->nonup_turn_us) return 0;
+  *drop = old;
+  return 1;
+}
+
+int ptv_ch_pick_candidate(const uint8_t *reach, const uint32_t *up_kbps, size_t n,
+                          uint32_t my_kbps, uint32_t stripe_kbps, const ptv_ch_params *pp,
+                          uint64_t rnd) {
+  if (n == 0) return -1;
+  int only_up = 0;
+  if (pp->nonup_partners && my_kbps < stripe_kbps)
+    for (size_t i = 0; i < n && !only_up; i++) only_up = reach[i] && up_kbps[i] >= stripe_kbps;
+  size_t ok = 0;
+  for (size_t i = 0; i < n; i++) ok += reach[i] && (!only_up || up_kbps[i] >= stripe_kbps);
+  if (ok == 0) return (int)(rnd % n);
+  size_t k = (size_t)(rnd % ok);
+  for (size_t i = 0; i < n; i++)
+    if (reach[i] && (!only_up || up_kbps[i] >= stripe_kbps) && k-- == 0) return (int)i;
+  return -1;
 }
 
 unsigned ptv_ch_grant(const ptv_ch_child *kids, size_t nk, uint32_t slots, unsigned want,

@@ -54,8 +54,17 @@ typedef struct {
   uint8_t keep_fed;          /* a full parent does not take a stripe from a child fed on
                                 this many stripes or fewer (0: off); the strategy counts
                                 contributors' stripes only (ptv_ch_child.fed) */
+  ptv_tstamp nonup_poor_us;  /* and among them, the poorest first: a pull is served as if
+                                due this much x the share its requester played later still
+                                (ptv_node_set_nonup_poor; 0: off) */
   uint8_t nonup_stripes;     /* a peer that uploads less than one stripe takes at most this
-                                many stripes (0: no limit; ptv_ch_limit_need) */
+                                many stripes (0: none; the stripe count or more: no limit;
+                                ptv_ch_limit_need) */
+  uint8_t nonup_partners;    /* a contributor keeps at most this many partners that upload
+                                less than a stripe; such peers partner only with
+                                contributors (0: off; ptv_ch_accept, ptv_ch_pick_candidate) */
+  ptv_tstamp nonup_turn_us;  /* ... but turns out the longest-standing of them, once it has
+                                been a partner this long, for a newcomer of its kind */
 } ptv_ch_params;
 
 /* Fills p with the defaults documented in docs/CHANDELIER.md. */
@@ -158,15 +167,39 @@ int ptv_ch_source_room(const uint32_t *up_kbps, const uint8_t *child, size_t n,
 
 /* What a peer asks parents for, of the stripes in `need` (those it lacks a
  * parent for, S of them in all): everything, if it contributes (declared
- * upload enough for one stripe) or nonup_stripes is 0; else at most
- * nonup_stripes minus the `held` stripes it has or has asked for, taken
- * round-robin from stripe `start` (mod S) on, so that its kind spreads
- * over the stripes. A peer that passes nothing on is served from the
- * slots the contributors leave: one stripe each reaches as many of them as
- * it can, where first comers took two or more and the rest none. Returns
+ * upload enough for one stripe) or nonup_stripes >= S; else at most
+ * nonup_stripes minus the `held` stripes it has or has asked for (none
+ * with the default 0), taken round-robin from stripe `start` (mod S) on,
+ * so that its kind spreads over the stripes. Below a resource index of 1
+ * the slots the contributors leave are too few for every peer that passes
+ * nothing on: the first comers held them and the rest had none. Returns
  * the stripes to ask for (a subset of need). */
 uint16_t ptv_ch_limit_need(uint16_t need, unsigned held, unsigned S, unsigned start,
                            int contributes, const ptv_ch_params *pp);
+
+/* ---- partners of the peers that pass nothing on -------------------------- */
+
+/* Whether a peer declaring my_kbps takes a CONNECT from one declaring
+ * from_kbps (a stripe is stripe_kbps), given its n partners: up_kbps[i]
+ * declared, age_us[i] how long partnered, child[i] whether it takes a
+ * stripe from us. With nonup_partners set: a peer below a stripe refuses
+ * another (neither can pass the other anything); a contributor takes at
+ * most nonup_partners of them, and when it has that many turns out the
+ * longest-standing one that is not its child once that one has been a
+ * partner for nonup_turn_us (so that each has its turn at the
+ * contributors' spare upload). Returns 1 to accept (first dropping
+ * partner *drop, if that is not -1) or 0 to refuse. */
+int ptv_ch_accept(uint32_t my_kbps, uint32_t from_kbps, uint32_t stripe_kbps,
+                  const uint32_t *up_kbps, const ptv_tstamp *age_us, const uint8_t *child,
+                  size_t n, const ptv_ch_params *pp, int *drop);
+
+/* Which of n candidates to connect to: at random among those our NAT can
+ * reach (reach[i]); all unreachable: any of them. With nonup_partners set,
+ * a peer declaring less than a stripe draws among the reachable
+ * contributors, if there are any. Returns an index, or -1 if n is 0. */
+int ptv_ch_pick_candidate(const uint8_t *reach, const uint32_t *up_kbps, size_t n,
+                          uint32_t my_kbps, uint32_t stripe_kbps, const ptv_ch_params *pp,
+                          uint64_t rnd);
 
 /* ---- the market: what a parent grants ------------------------------------- */
 

@@ -266,6 +266,10 @@ void ptv_node_set_slot_pct(ptv_node *n, uint8_t pct);
  * deadline were defer_us later, behind the pulls of partners that upload
  * (its expiry is unchanged). 0 (the default): by deadline alone. */
 void ptv_node_set_nonup_defer(ptv_node *n, ptv_tstamp defer_us);
+/* Among such pulls, the poorest first: each is served as if due a further
+ * poor_us x the share of its chunks the requester played lately (its
+ * REQUEST's `played`). 0 (the default): by deadline alone. */
+void ptv_node_set_nonup_poor(ptv_node *n, ptv_tstamp poor_us);
 /* Warns our partners, in the buffer maps of the next 10 s, that peer `id`
  * delivered only deliv/65535 of what it took on (a likely free-rider);
  * their strategy's on_report hook hears it. */

@@ -30,9 +30,10 @@ typedef struct ptv_strategy {
    * Returns an index in [0,n) or -1 to connect to none. */
   int (*pick_candidate)(ptv_node *n, const ptv_peer_desc *cands, size_t nc,
                         uint64_t rnd);
-  /* Whether to accept a CONNECT from `from` (called only with a free slot).
+  /* Whether to accept a CONNECT from `from` (called only with a free slot;
+   * the strategy may drop a partner, ptv_node_drop_partner, to take it).
    * Returns 1 to accept. */
-  int (*accept)(ptv_node *n, const ptv_peer_desc *from);
+  int (*accept)(ptv_node *n, const ptv_peer_desc *from, ptv_tstamp now);
   /* A CONNECT from `from` found every partner slot taken: the strategy may
    * drop a partner (ptv_node_drop_partner) to make room for it. Returns 1 if
    * it did (accept is then asked as with any free slot). */

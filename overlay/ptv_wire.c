@@ -21,7 +21,7 @@
 #define PTV_CONNECT_ACK_BODYLEN 1
 #define PTV_DISCONNECT_BODYLEN 1
 #define PTV_BUFFERMAP_FIXLEN 22
-#define PTV_REQUEST_BODYLEN 6
+#define PTV_REQUEST_BODYLEN 7
 #define PTV_CHUNK_FIXLEN 17
 #define PTV_BUSY_BODYLEN 5
 #define PTV_IDS_FIXLEN 1
@@ -229,7 +229,9 @@ static uint8_t *put_body(uint8_t *p, const ptv_msg *m) {
   }
   case PTV_MSG_REQUEST:
     p = ptv_be_put32(p, m->u.request.chunk);
-    return ptv_be_put16(p, m->u.request.deadline_ms);
+    p = ptv_be_put16(p, m->u.request.deadline_ms);
+    *p++ = m->u.request.played;
+    return p;
   case PTV_MSG_CHUNK: {
     const ptv_msg_chunk *c = &m->u.chunk;
 
@@ -510,6 +512,7 @@ static int decode_body(ptv_msg *m, const uint8_t *p, size_t blen) {
     }
     m->u.request.chunk = ptv_be_get32(p);
     m->u.request.deadline_ms = ptv_be_get16(p + 4);
+    m->u.request.played = p[6];
     return 0;
   case PTV_MSG_CHUNK:
     return decode_chunk(&m->u.chunk, p, blen);

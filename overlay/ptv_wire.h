@@ -131,7 +131,11 @@ typedef struct {
 typedef struct {
   ptv_chunk_id chunk;
   uint16_t deadline_ms; /* how long until the requester must play it */
-} ptv_msg_request; /* body: chunk:u32 deadline_ms:u16 */
+  uint8_t played;       /* share of the chunks lately due that the requester
+                           played, x 255 (255 also before it plays): below a
+                           resource index of 1, suppliers serve the poorest
+                           of those that pass nothing on first */
+} ptv_msg_request; /* body: chunk:u32 deadline_ms:u16 played:u8 */
 
 #define PTV_CHUNK_KEYFRAME 0x01 /* chunk starts with a keyframe */
 #define PTV_CHUNK_DETACHED 0x02 /* payload not carried (simulation only) */

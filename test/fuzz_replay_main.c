@@ -250,6 +250,7 @@ static void build_seeds(void) {
   m.type = PTV_MSG_REQUEST;
   m.u.request.chunk = 77;
   m.u.request.deadline_ms = 1500;
+  m.u.request.played = 200;
   add_seed(&m);
 
   for (i = 0; i < sizeof(chunk_flags); ++i) {

@@ -96,7 +96,8 @@ static int msg_equal(const ptv_msg *a, const ptv_msg *b) {
                        ((size_t)a->u.buffermap.nbits + 7) / 8);
   case PTV_MSG_REQUEST:
     return a->u.request.chunk == b->u.request.chunk &&
-           a->u.request.deadline_ms == b->u.request.deadline_ms;
+           a->u.request.deadline_ms == b->u.request.deadline_ms &&
+           a->u.request.played == b->u.request.played;
   case PTV_MSG_CHUNK: {
     const ptv_msg_chunk *x = &a->u.chunk, *y = &b->u.chunk;
 

@@ -30,7 +30,7 @@ static const char *const k_names[] = {
     "outbid_pct", "deliv_bad",     "deliv_bad_held", "suspect_deliv", "grace_s",     "hold_s",   "improve_s",
     "refuse_s",  "ask_s",          "lag_margin_s", "settle_s", "settle_fed_s",  "silent_s", "suspect_block_s",
     "fail_block_s", "backlog_max_s", "source_busy_s", "nonup_defer_s", "source_swap", "keep_fed",
-    "nonup_stripes",
+    "nonup_stripes", "nonup_poor_s", "nonup_partners", "nonup_turn_s",
 };
 
 /* "bid beats price by more than pct %", exactly, in integers. */
@@ -52,7 +52,9 @@ static int params_equal(const ptv_ch_params *a, const ptv_ch_params *b) {
          a->suspect_block_us == b->suspect_block_us && a->fail_block_us == b->fail_block_us &&
          a->backlog_max_us == b->backlog_max_us && a->source_busy_us == b->source_busy_us &&
          a->nonup_defer_us == b->nonup_defer_us && a->source_swap == b->source_swap &&
-         a->keep_fed == b->keep_fed && a->nonup_stripes == b->nonup_stripes;
+         a->keep_fed == b->keep_fed && a->nonup_stripes == b->nonup_stripes &&
+         a->nonup_poor_us == b->nonup_poor_us && a->nonup_partners == b->nonup_partners &&
+         a->nonup_turn_us == b->nonup_turn_us;
 }
 
 static ptv_ch_params defaults(void) {
@@ -775,14 +777,18 @@ static void test_grant_multi_stripe_child(void **state) {
 }
 
 /* nonup_stripes: a peer that passes nothing on asks for at most that many
- * stripes, counting those it holds or asked for, round-robin from start. */
+ * stripes (by default none), counting those it holds or asked for,
+ * round-robin from start. */
 static void test_limit_need(void **state) {
   (void)state;
   ptv_ch_params pp = defaults();
-  assert_int_equal(pp.nonup_stripes, 1);
+  assert_int_equal(pp.nonup_stripes, 0);
   /* A contributor asks for everything it lacks. */
   assert_int_equal(ptv_ch_limit_need(0xb4, 3, 8, 0, 1, &pp), 0xb4);
-  /* A non-contributor with none: one stripe, the first at or after start. */
+  /* By default a non-contributor asks for nothing. */
+  assert_int_equal(ptv_ch_limit_need(0xff, 0, 8, 0, 0, &pp), 0);
+  /* One allowed, none held: the first at or after start. */
+  pp.nonup_stripes = 1;
   assert_int_equal(ptv_ch_limit_need(0xff, 0, 8, 0, 0, &pp), 0x01);
   assert_int_equal(ptv_ch_limit_need(0xff, 0, 8, 5, 0, &pp), 0x20);
   assert_int_equal(ptv_ch_limit_need(0x12, 0, 8, 5, 0, &pp), 0x02); /* wraps */
@@ -799,14 +805,101 @@ static void test_limit_need(void **state) {
   /* Stripes beyond S are never asked for; start is taken mod S. */
   assert_int_equal(ptv_ch_limit_need(0xf0, 0, 4, 9, 0, &pp), 0);
   assert_int_equal(ptv_ch_limit_need(0x0f, 0, 4, 9, 0, &pp), 0x06);
-  /* 0: no limit. */
-  pp.nonup_stripes = 0;
+  /* S or more: no limit. */
+  pp.nonup_stripes = 8;
   assert_int_equal(ptv_ch_limit_need(0xff, 5, 8, 0, 0, &pp), 0xff);
   ptv_ch_params q = defaults();
   char err[128];
   assert_int_equal(ptv_ch_params_set(&q, "nonup_stripes=3", err, sizeof(err)), 0);
   assert_int_equal(q.nonup_stripes, 3);
   assert_int_equal(ptv_ch_params_set(&q, "nonup_stripes=17", err, sizeof(err)), -1);
+}
+
+/* Partners of the peers that pass nothing on: a stripe is 60 kbps; 0 and
+ * 40 kbps peers are below it. */
+static void test_accept_nonup(void **state) {
+  (void)state;
+  ptv_ch_params pp = defaults();
+  assert_int_equal(pp.nonup_partners, 8);
+  assert_int_equal(pp.nonup_turn_us, 10 * PTV_S);
+  uint32_t up[12];
+  ptv_tstamp age[12];
+  uint8_t child[12];
+  int drop = 7;
+  /* Contributors are always taken, by anyone (drop reset to -1). */
+  assert_int_equal(ptv_ch_accept(0, 60, 60, NULL, NULL, NULL, 0, &pp, &drop), 1);
+  assert_int_equal(drop, -1);
+  assert_int_equal(ptv_ch_accept(2000, 60, 60, NULL, NULL, NULL, 0, &pp, &drop), 1);
+  /* A peer below a stripe refuses another, whatever it has. */
+  assert_int_equal(ptv_ch_accept(0, 0, 60, NULL, NULL, NULL, 0, &pp, &drop), 0);
+  assert_int_equal(ptv_ch_accept(59, 40, 60, NULL, NULL, NULL, 0, &pp, &drop), 0);
+  /* A contributor with 7 of them (and 4 contributors): takes an eighth. */
+  for (int i = 0; i < 12; i++) {
+    up[i] = i < 7 ? (i % 2 ? 40u : 0u) : 500u;
+    age[i] = (ptv_tstamp)(i + 1) * PTV_S; /* partner 6 the oldest of the kind: 7 s */
+    child[i] = 0;
+  }
+  assert_int_equal(ptv_ch_accept(500, 0, 60, up, age, child, 11, &pp, &drop), 1);
+  assert_int_equal(drop, -1);
+  /* With 8: refuses while none has been a partner for 10 s ... */
+  up[7] = 0; /* partner 7, 8 s */
+  assert_int_equal(ptv_ch_accept(500, 0, 60, up, age, child, 11, &pp, &drop), 0);
+  assert_int_equal(drop, -1);
+  /* ... then turns out the longest-standing one that is not its child. */
+  age[3] = 10 * PTV_S;
+  assert_int_equal(ptv_ch_accept(500, 40, 60, up, age, child, 11, &pp, &drop), 1);
+  assert_int_equal(drop, 3);
+  age[5] = 30 * PTV_S;
+  assert_int_equal(ptv_ch_accept(500, 40, 60, up, age, child, 11, &pp, &drop), 1);
+  assert_int_equal(drop, 5);
+  child[5] = 1; /* a child keeps its place */
+  assert_int_equal(ptv_ch_accept(500, 40, 60, up, age, child, 11, &pp, &drop), 1);
+  assert_int_equal(drop, 3);
+  child[3] = 1;
+  assert_int_equal(ptv_ch_accept(500, 40, 60, up, age, child, 11, &pp, &drop), 0);
+  /* Contributors (partners 8-10, 9-11 s) never count or go. */
+  age[8] = 60 * PTV_S;
+  assert_int_equal(ptv_ch_accept(500, 40, 60, up, age, child, 11, &pp, &drop), 0);
+  /* Off: anyone is taken. */
+  pp.nonup_partners = 0;
+  assert_int_equal(ptv_ch_accept(0, 0, 60, up, age, child, 11, &pp, &drop), 1);
+  assert_int_equal(drop, -1);
+  assert_int_equal(ptv_ch_accept(500, 0, 60, up, age, child, 11, &pp, &drop), 1);
+  assert_int_equal(drop, -1);
+}
+
+static void test_pick_candidate_nonup(void **state) {
+  (void)state;
+  ptv_ch_params pp = defaults();
+  const uint8_t reach[6] = {1, 1, 0, 1, 1, 0};
+  const uint32_t up[6] = {0, 500, 2000, 40, 100, 0};
+  assert_int_equal(ptv_ch_pick_candidate(reach, up, 0, 0, 60, &pp, 3), -1);
+  /* Below a stripe: only the reachable contributors, 1 and 4. */
+  int seen[6] = {0};
+  for (uint64_t r = 0; r < 40; r++) seen[ptv_ch_pick_candidate(reach, up, 6, 0, 60, &pp, r)]++;
+  assert_true(seen[1] > 0 && seen[4] > 0);
+  assert_int_equal(seen[0] + seen[2] + seen[3] + seen[5], 0);
+  /* A contributor: any reachable one, 0 1 3 4. */
+  memset(seen, 0, sizeof(seen));
+  for (uint64_t r = 0; r < 40; r++) seen[ptv_ch_pick_candidate(reach, up, 6, 60, 60, &pp, r)]++;
+  assert_true(seen[0] > 0 && seen[1] > 0 && seen[3] > 0 && seen[4] > 0);
+  assert_int_equal(seen[2] + seen[5], 0);
+  /* No reachable contributor: any reachable one. */
+  const uint32_t none[6] = {0, 10, 2000, 40, 0, 0};
+  memset(seen, 0, sizeof(seen));
+  for (uint64_t r = 0; r < 40; r++) seen[ptv_ch_pick_candidate(reach, none, 6, 0, 60, &pp, r)]++;
+  assert_true(seen[0] > 0 && seen[1] > 0 && seen[3] > 0 && seen[4] > 0);
+  assert_int_equal(seen[2] + seen[5], 0);
+  /* None reachable: any. */
+  const uint8_t cut[3] = {0, 0, 0};
+  memset(seen, 0, sizeof(seen));
+  for (uint64_t r = 0; r < 30; r++) seen[ptv_ch_pick_candidate(cut, up, 3, 0, 60, &pp, r)]++;
+  assert_true(seen[0] > 0 && seen[1] > 0 && seen[2] > 0);
+  /* Off: a peer below a stripe picks among every reachable one. */
+  pp.nonup_partners = 0;
+  memset(seen, 0, sizeof(seen));
+  for (uint64_t r = 0; r < 40; r++) seen[ptv_ch_pick_candidate(reach, up, 6, 0, 60, &pp, r)]++;
+  assert_true(seen[0] > 0 && seen[3] > 0);
 }
 
 /* keep_fed: a full parent takes no stripe from a child fed on keep_fed
@@ -1361,6 +1454,8 @@ int main(void) {
       cmocka_unit_test(test_params_set_rejects),
       cmocka_unit_test(test_params_list),
       cmocka_unit_test(test_limit_need),
+      cmocka_unit_test(test_accept_nonup),
+      cmocka_unit_test(test_pick_candidate_nonup),
       cmocka_unit_test(test_bug_estimate_many_samples),
       cmocka_unit_test(test_bug_grant_one_stripe_per_child),
       cmocka_unit_test(test_bug_params_nan_and_fractions),

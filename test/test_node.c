@@ -2509,17 +2509,23 @@ static void nd_tap(harness *h, ptv_id from, ptv_id to, const ptv_msg *m) {
   if (to == g_nd.d && !g_nd.at_d) g_nd.at_d = h->now;
 }
 
-static int nonup_c_first(ptv_tstamp defer, uint32_t d_up, uint64_t seed) {
+/* The same, with c uploading c_up, a's nonup_poor set to poor, and c's and
+ * d's REQUESTs saying they played c_played and d_played (x 255) lately. */
+static int pull_c_first(ptv_tstamp defer, ptv_tstamp poor, uint32_t c_up, uint32_t d_up,
+                        uint8_t c_played, uint8_t d_played, uint64_t seed) {
   const int a = FIRST_PEER, c = FIRST_PEER + 1, d = FIRST_PEER + 2;
   ts_reset();
   uint32_t ups[MAXN];
   for (int i = 0; i < MAXN; i++) ups[i] = 2000;
+  ups[c - FIRST_PEER] = c_up;
   ups[d - FIRST_PEER] = d_up;
   harness *h = h_new_strat(6, ups, 8000, seed, &ts_strategy);
   h_stripes_ready(h, a, c);
   assert_true(has_partner(h->node[a], (ptv_id)d, 1));
   assert_int_equal(h_pinfo(h, a, (ptv_id)d).upload_kbps, d_up);
+  assert_int_equal(h_pinfo(h, a, (ptv_id)c).upload_kbps, c_up);
   ptv_node_set_nonup_defer(h->node[a], defer);
+  ptv_node_set_nonup_poor(h->node[a], poor);
   assert_int_equal(ptv_node_subscribe(h->node[a], SOURCE_ID, TS_ALL, h->now), 0);
   h_run_until(h, h->now + GRANT_WAIT);
   for (int k = d + 1; k < d + 4; k++) {
@@ -2542,9 +2548,11 @@ static int nonup_c_first(ptv_tstamp defer, uint32_t d_up, uint64_t seed) {
   assert_int_equal(h_inject(h, a, (ptv_id)c, &rq), 0);
   rq.u.request.chunk = newest - 4;
   rq.u.request.deadline_ms = 900;
+  rq.u.request.played = d_played;
   assert_int_equal(h_inject(h, a, (ptv_id)d, &rq), 0);
   rq.u.request.chunk = newest - 5;
   rq.u.request.deadline_ms = 1000;
+  rq.u.request.played = c_played;
   assert_int_equal(h_inject(h, a, (ptv_id)c, &rq), 0);
   h_run_until(h, h->now + 1500 * PTV_MS);
   h->tap = NULL;
@@ -2554,12 +2562,31 @@ static int nonup_c_first(ptv_tstamp defer, uint32_t d_up, uint64_t seed) {
   return c_first;
 }
 
+static int nonup_c_first(ptv_tstamp defer, uint32_t d_up, uint64_t seed) {
+  return pull_c_first(defer, 0, 2000, d_up, 255, 255, seed);
+}
+
 static void test_stripes_nonup_defer(void **state) {
   (void)state;
   for (uint64_t seed = 51; seed < 54; seed++) {
     assert_false(nonup_c_first(0, 0, seed));              /* by deadline */
     assert_true(nonup_c_first(PTV_S, 0, seed));           /* d uploads nothing */
     assert_false(nonup_c_first(PTV_S, 2000, seed));       /* d can pass stripes on */
+  }
+}
+
+/* The poorest first (ptv_node_set_nonup_poor): c and d both upload
+ * nothing; d's pull is due sooner, c says it played nothing lately and d
+ * all. By deadline alone d's goes first; with nonup_poor, c's, unless d is
+ * as poor (then by deadline again). Contributors still go before any of
+ * them. */
+static void test_stripes_nonup_poor(void **state) {
+  (void)state;
+  for (uint64_t seed = 55; seed < 58; seed++) {
+    assert_false(pull_c_first(PTV_S, 0, 0, 0, 0, 255, seed));
+    assert_true(pull_c_first(PTV_S, 4 * PTV_S, 0, 0, 0, 255, seed));
+    assert_false(pull_c_first(PTV_S, 4 * PTV_S, 0, 0, 0, 0, seed));
+    assert_false(pull_c_first(PTV_S, 4 * PTV_S, 0, 2000, 0, 255, seed)); /* d contributes */
   }
 }
 
@@ -3039,6 +3066,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_stripes_newcomer_pull, teardown),
       cmocka_unit_test_teardown(test_stripes_backfill, teardown),
       cmocka_unit_test_teardown(test_stripes_nonup_defer, teardown),
+      cmocka_unit_test_teardown(test_stripes_nonup_poor, teardown),
       cmocka_unit_test_teardown(test_make_room, teardown),
       cmocka_unit_test_teardown(test_stripes_prefetch, teardown),
       cmocka_unit_test_teardown(test_stripes_start_wait_near_capacity, teardown),

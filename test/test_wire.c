@@ -400,17 +400,19 @@ static void test_encode_buffermap_clears_padding(void **state) {
 }
 
 static void test_roundtrip_request(void **state) {
-  static const uint8_t want[] = {1, PTV_MSG_REQUEST, 0, 0, 0, 6,
-                                 0x12, 0x34, 0x56, 0x78, 0xab, 0xcd};
+  static const uint8_t want[] = {1, PTV_MSG_REQUEST, 0, 0, 0, 7,
+                                 0x12, 0x34, 0x56, 0x78, 0xab, 0xcd, 0x9e};
   uint8_t buf[BUFSZ];
   ptv_msg m = {.type = PTV_MSG_REQUEST}, out;
 
   m.u.request.chunk = 0x12345678;
   m.u.request.deadline_ms = 0xabcd;
+  m.u.request.played = 0x9e;
   assert_int_equal(roundtrip(&m, &out, buf, sizeof(buf)), sizeof(want));
   assert_memory_equal(buf, want, sizeof(want));
   assert_int_equal(out.u.request.chunk, 0x12345678);
   assert_int_equal(out.u.request.deadline_ms, 0xabcd);
+  assert_int_equal(out.u.request.played, 0x9e);
 }
 
 static void test_roundtrip_busy(void **state) {
@@ -782,7 +784,7 @@ static void test_decode_fixed_body_length(void **state) {
   } fixed[] = {
       {PTV_MSG_JOIN, 6},        {PTV_MSG_LEAVE, 0},      {PTV_MSG_HEARTBEAT, 4},
       {PTV_MSG_CONNECT, 6},     {PTV_MSG_CONNECT_ACK, 1}, {PTV_MSG_DISCONNECT, 1},
-      {PTV_MSG_REQUEST, 6},     {PTV_MSG_BUSY, 5},       {PTV_MSG_STRIPES, 7},
+      {PTV_MSG_REQUEST, 7},     {PTV_MSG_BUSY, 5},       {PTV_MSG_STRIPES, 7},
   };
   uint8_t zero[32] = {0};
   size_t i;
