@@ -391,7 +391,7 @@ static void ch_tick(ptv_node *n, ptv_tstamp now) {
   ptv_ch_cand c[MAXP];
   uint16_t add[MAXP];
   memset(add, 0, sizeof(add));
-  uint32_t bid = cfg->claim_kbps ? cfg->claim_kbps : cfg->upload_kbps;
+  uint32_t bid = declared(cfg);
   for (unsigned b = 0; b < S; b++) {
     if (!(need >> b & 1)) continue;
     for (uint32_t i = 0; i < m; i++) {

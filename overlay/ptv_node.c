@@ -659,7 +659,7 @@ static void on_request(ptv_node *n, partner *p, const ptv_msg_request *rq,
      * class that uploads nothing, with Chandelier's partner rules: 0.82 /
      * 0.82 / 0.84 without, 0.94 / 0.94 / 0.94 with 8 s). A peer that
      * understates its share takes only from others that pass nothing on. */
-    key += (ptv_tstamp)((double)rq->played / 255.0 * (double)n->nonup_poor);
+    key += n->nonup_poor * rq->played / 255;
   }
   enqueue_upload(n, p->id, rq->chunk, key);
   n->upq[n->nupq - 1].expire = deadline;
