@@ -49,6 +49,8 @@
 #define REANCHOR 6     /* re-anchoring may move the clock back by this many buffers */
 #define SPEEDUP_PCT 10 /* live catch-up: play at most this % faster than real time */
 #define SPEEDUP_AHEAD 4 /* ... and only with this many chunks in hand beyond the one played */
+#define SLOWDOWN_PCT 10 /* near capacity: play at most this % slower than real time ... */
+#define SLOWDOWN_MAP_MARGIN_US (4 * PTV_S) /* ... to a lag this far inside a buffer map's span */
 #define RARITY_SCAN 48 /* chunks back from the newest a peer considers offering */
 _Static_assert(RARITY_SCAN <= 64, "useful_for scans one 64-bit word");
 #define OFFER_IDS 4    /* chunks per offer */
@@ -1566,6 +1568,31 @@ static ptv_tstamp start_wait(const ptv_node *n) {
   return near_capacity(n) ? NEAR_CAP_START_WAIT_US : STRIPE_START_WAIT_US;
 }
 
+/* Near capacity, adaptive playout the other way: a fed peer that plays
+ * closer to live than its stripes' delays need (the strategy's target lag:
+ * the slowest stripe's delay plus four deviations) plays up to SLOWDOWN_PCT
+ * slower than real time until it is there, so pushes arrive before their
+ * chunks are due instead of each late one costing a miss and a pause. At
+ * 0.90 x r_max the uplinks are ~94% busy and a stripe's delay varies by
+ * seconds (seed 7: failing peers' misses were mostly pushes and pulls under
+ * way, at lags of 16-28 s under stripes whose delay + 4 deviations was
+ * 30-39 s). Never past SLOWDOWN_MAP_MARGIN_US inside what a buffer map spans
+ * behind its newest chunk: further back, partners no longer show what we
+ * lack (without that bound: lag p95 40-47 s and the weakest late joiners
+ * failed). Only near capacity: elsewhere the target's four deviations cost
+ * lag for nothing (steady, RI 1.41: lag p95 5.6 -> 6.5-6.8 s). */
+static void slow_down(ptv_node *n) {
+  if (!n->target_lag || !near_capacity(n)) return;
+  ptv_tstamp ts = n->epoch + (ptv_tstamp)n->start_chunk * n->chunk_us;
+  ptv_tstamp lag = n->play_t0 > ts ? n->play_t0 - ts : 0;
+  ptv_tstamp step = (ptv_tstamp)n->chunk_us * SLOWDOWN_PCT / 100;
+  ptv_tstamp span = (ptv_tstamp)MAP_BITS * n->chunk_us;
+  if (span <= SLOWDOWN_MAP_MARGIN_US || lag + step > span - SLOWDOWN_MAP_MARGIN_US) return;
+  if (lag + step > n->target_lag) return;
+  n->play_t0 += step;
+  n->st.slowdown_us += step;
+}
+
 static void playout(ptv_node *n, ptv_tstamp now) {
   if (!n->start_decided || n->left || n->cfg.role == PTV_ROLE_SOURCE) return;
   if (!n->playing) {
@@ -1679,6 +1706,7 @@ static void playout(ptv_node *n, ptv_tstamp now) {
     }
     n->play_next++;
     if (present && catchup_target(n)) speed_up(n);
+    if (present) slow_down(n);
   }
 }
 

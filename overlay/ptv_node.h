@@ -205,6 +205,7 @@ typedef struct {
   uint64_t push_sent, push_late, push_wait_us, upq_full;
   uint64_t promises_expired; /* selected offers refused after waiting promise_hold */
   ptv_tstamp speedup_us;     /* lag undone by live catch-up */
+  ptv_tstamp slowdown_us;    /* lag added by playing slower near capacity */
   ptv_tstamp stall_us;       /* total pause, which is what the lag grew by */
   uint64_t chunks_bad;       /* chunks refused by verify_chunk (payload mode) */
   uint32_t payloads_held;    /* payloads in memory (payload mode) */

@@ -2861,6 +2861,67 @@ static void catchup_run(ptv_tstamp target, int set_then_clear, uint64_t seed,
   h_free(h);
 }
 
+/* Near capacity (the tracker's mean peer upload under 1.25 x the stream
+ * rate) a peer that plays closer to live than its target lag plays up to
+ * 10% slower until it is there; in a swarm with upload to spare it never
+ * does (there the target's four deviations would cost lag for nothing).
+ * The lag never goes past 4 s inside a buffer map's span (128 chunks,
+ * 32 s) that way, whatever the target. */
+static void slowdown_run(uint32_t up, ptv_tstamp target, ptv_tstamp until, uint64_t seed,
+                         ptv_node_stats out[3]) {
+  const int v = FIRST_PEER + 2;
+  harness *h = h_new_uniform(5, up, 2000, seed);
+  ptv_node_set_target_lag(h->node[v], target);
+  h_run_until(h, 10 * PTV_S);
+  out[0] = h_stats(h, v);
+  h_run_until(h, until - 10 * PTV_S);
+  out[1] = h_stats(h, v);
+  h_run_until(h, until);
+  out[2] = h_stats(h, v);
+  h_assert_clean(h);
+  h_free(h);
+}
+
+static void test_slowdown_near_capacity(void **state) {
+  (void)state;
+  const ptv_tstamp step = CHUNK_US / 10, cap = 128 * CHUNK_US - 4 * PTV_S;
+  for (uint64_t seed = 51; seed <= 52; seed++) {
+    ptv_node_stats rich[3], near[3], far[3];
+    slowdown_run(4 * STREAM_KBPS, 8 * PTV_S, 90 * PTV_S, seed, rich);
+    slowdown_run(STREAM_KBPS * 11 / 10, 8 * PTV_S, 90 * PTV_S, seed, near);
+    slowdown_run(STREAM_KBPS * 11 / 10, 60 * PTV_S, 330 * PTV_S, seed, far);
+    print_message("seed %llu: lag %.2f -> %.2f s (rich, slowed %.2f s), %.2f -> %.2f s (near "
+                  "capacity, slowed %.2f s, paused %u), target 60 s: %.2f s\n",
+                  (unsigned long long)seed, (double)rich[0].lag_us / PTV_S,
+                  (double)rich[2].lag_us / PTV_S, (double)rich[2].slowdown_us / PTV_S,
+                  (double)near[0].lag_us / PTV_S, (double)near[2].lag_us / PTV_S,
+                  (double)near[2].slowdown_us / PTV_S, near[2].stalls,
+                  (double)far[2].lag_us / PTV_S);
+    assert_true(rich[2].playing && near[2].playing && far[2].playing);
+    /* With upload to spare: no slow-down, the lag stays where it started. */
+    assert_int_equal(rich[2].slowdown_us, 0);
+    assert_true(rich[2].lag_us < 4 * PTV_S);
+    /* Near capacity: the lag grew to the target, by slowing down (not only
+     * by pauses), and stopped there: real time again over the last 10 s. */
+    assert_true(near[0].lag_us < 4 * PTV_S);
+    if (near[2].slowdown_us < 3 * PTV_S || near[2].lag_us > 8 * PTV_S ||
+        near[2].lag_us + step + step < 8 * PTV_S)
+      fail_msg("seed %llu: near capacity the lag went %llu -> %llu us, slowed %llu us, target 8 s",
+               (unsigned long long)seed, (unsigned long long)near[0].lag_us,
+               (unsigned long long)near[2].lag_us, (unsigned long long)near[2].slowdown_us);
+    assert_int_equal(near[2].slowdown_us, near[1].slowdown_us);
+    assert_true(near[2].chunks_missed <= rich[2].chunks_missed + 2);
+    /* A target past the map's span: slowed down to the bound only. */
+    if (far[2].slowdown_us == 0 || far[2].lag_us - far[2].stall_us > cap + step ||
+        far[2].lag_us + 2 * PTV_S < cap)
+      fail_msg("seed %llu: target 60 s: lag %llu us (slowed %llu, paused %llu), bound %llu",
+               (unsigned long long)seed, (unsigned long long)far[2].lag_us,
+               (unsigned long long)far[2].slowdown_us, (unsigned long long)far[2].stall_us,
+               (unsigned long long)cap);
+    assert_int_equal(far[2].slowdown_us, far[1].slowdown_us);
+  }
+}
+
 /* ptv_node_config.live_catchup (what peertv-peer sets): a viewer that had
  * to start at its partners' playback point, 6 s behind live, although its
  * own buffer is 1 s, comes back to the lag it asked for (buffer + one
@@ -3075,6 +3136,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_stripes_suspect_report, teardown),
       cmocka_unit_test_teardown(test_stripes_offers_skip_parented, teardown),
       cmocka_unit_test_teardown(test_live_catchup, teardown),
+      cmocka_unit_test_teardown(test_slowdown_near_capacity, teardown),
       cmocka_unit_test_teardown(test_live_catchup_config, teardown),
       cmocka_unit_test_teardown(test_live_catchup_pause, teardown),
   };
