@@ -221,13 +221,22 @@ static void on_playout(void *user, ptv_chunk_id id, int present, ptv_tstamp now)
         par = (long)pis[k].id - 2;
       }
     }
+    /* The missed stripe's delivery delay and deviation, and the lag the
+     * slowest stripe needs (delay + 4 deviations: the strategy's target). */
+    double sdm = 0, sdd = 0, need = 0;
+    for (unsigned b = 0; b < S; b++) {
+      ptv_tstamp m = 0, d = 0;
+      if (ptv_node_stripe_delay(sn->node, b, &m, &d) != 0) continue;
+      if (b == sb) { sdm = (double)m; sdd = (double)d; }
+      if ((double)(m + 4 * d) > need) need = (double)(m + 4 * d);
+    }
     fprintf(stderr,
             "miss peer %ld t %.2f played %.2f lag %.2f stripe %u parent_depth %d stripes_fed %d "
-            "parent %ld way/held/nowhere %llu/%llu/%llu\n",
+            "parent %ld way/held/nowhere %llu/%llu/%llu stripe_delay %.2f dev %.2f need %.2f\n",
             (long)sn->idx - 2, (double)now / 1e6, (double)(now - st.play_start) / 1e6,
             (double)st.lag_us / 1e6, sb, pd, __builtin_popcount(fed), par,
             (unsigned long long)st.miss_on_way, (unsigned long long)st.miss_held,
-            (unsigned long long)st.miss_nowhere);
+            (unsigned long long)st.miss_nowhere, sdm / 1e6, sdd / 1e6, need / 1e6);
   }
   if (w->trace >= 0 && (long)sn->idx - 2 == w->trace && !present) {
     ptv_node_stats st;
