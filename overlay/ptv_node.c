@@ -1505,6 +1505,14 @@ static ptv_tstamp start_not_before(const ptv_node *n) {
   return n->epoch + (ptv_tstamp)(n->start_chunk + 1) * n->chunk_us + n->cfg.buffer_us;
 }
 
+/* The playout clock is fixed at start, so is the lag but for pauses, catch-up
+ * and slow-down: when chunk start_chunk was played less when the source
+ * began it. */
+static ptv_tstamp play_lag(const ptv_node *n) {
+  ptv_tstamp ts = n->epoch + (ptv_tstamp)n->start_chunk * n->chunk_us;
+  return n->play_t0 > ts ? n->play_t0 - ts : 0;
+}
+
 /* Live catch-up: while the lag is above the target and the next chunks are
  * in hand, play a little faster than real time (as players do for live
  * latency), so the lag falls to the target with no chunk skipped. The lag
@@ -1515,8 +1523,7 @@ static ptv_tstamp catchup_target(const ptv_node *n) {
 }
 
 static void speed_up(ptv_node *n) {
-  ptv_tstamp ts = n->epoch + (ptv_tstamp)n->start_chunk * n->chunk_us;
-  ptv_tstamp lag = n->play_t0 > ts ? n->play_t0 - ts : 0;
+  ptv_tstamp lag = play_lag(n);
   ptv_tstamp step = (ptv_tstamp)n->chunk_us * SPEEDUP_PCT / 100;
   if (lag < catchup_target(n) + step) return;
   for (ptv_chunk_id k = 0; k < SPEEDUP_AHEAD; k++)
@@ -1583,8 +1590,7 @@ static ptv_tstamp start_wait(const ptv_node *n) {
  * lag for nothing (steady, RI 1.41: lag p95 5.6 -> 6.5-6.8 s). */
 static void slow_down(ptv_node *n) {
   if (!n->target_lag || !near_capacity(n)) return;
-  ptv_tstamp ts = n->epoch + (ptv_tstamp)n->start_chunk * n->chunk_us;
-  ptv_tstamp lag = n->play_t0 > ts ? n->play_t0 - ts : 0;
+  ptv_tstamp lag = play_lag(n);
   ptv_tstamp step = (ptv_tstamp)n->chunk_us * SLOWDOWN_PCT / 100;
   ptv_tstamp span = (ptv_tstamp)MAP_BITS * n->chunk_us;
   if (span <= SLOWDOWN_MAP_MARGIN_US || lag + step > span - SLOWDOWN_MAP_MARGIN_US) return;
@@ -2414,12 +2420,7 @@ void ptv_node_get_stats(const ptv_node *n, ptv_node_stats *st) {
   st->held = n->have.count;
   st->stall_us = n->shift_us;
   st->lag_us = 0;
-  if (n->playing && n->epoch_known) {
-    /* The playout clock is fixed at start, so the lag is too: the time chunk
-     * start_chunk was played minus the time the source began it. */
-    ptv_tstamp ts = n->epoch + (ptv_tstamp)n->start_chunk * n->chunk_us;
-    st->lag_us = n->play_t0 > ts ? n->play_t0 - ts : 0;
-  }
+  if (n->playing && n->epoch_known) st->lag_us = play_lag(n);
 }
 
 uint32_t ptv_node_npartners(const ptv_node *n) { return count_partners(n, 0); }
