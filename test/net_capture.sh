@@ -67,6 +67,7 @@ done
 settle
 kill -INT "$tcpdump_pid"
 wait "$tcpdump_pid" 2>/dev/null || true
+grep -E "captured|dropped" "$tmp/tcpdump.out" | sed 's/^/# tcpdump: /' || true
 
 read -r _ packets _ udp_bytes _ marker _ runs < <("$scan" "$tmp/cap.pcap" "$MARKER")
 played=$(jq .chunks_received "$tmp/p1.json")
