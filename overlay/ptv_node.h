@@ -179,6 +179,12 @@ typedef struct {
   uint16_t queue_ms;     /* its upload backlog, as its last buffer map gave it */
 } ptv_partner_info;
 
+/* Chunk ids a buffer map covers, ending at its sender's newest chunk (48 s
+ * of 250 ms chunks; the wire allows up to PTV_WIRE_MAX_BITMAP_BITS). A
+ * peer further behind live than that cannot see in its partners' maps what
+ * it lacks; a node never slows its playout that far back. */
+#define PTV_NODE_MAP_BITS 192u
+
 typedef struct {
   uint8_t playing;
   ptv_chunk_id play_next;    /* next chunk to play */

@@ -1475,20 +1475,23 @@ static void test_select_honoured(void **state) {
 
 /* ---- 8c. offers past a partner's newest chunk ---------------------------- */
 
-/* A partner's buffer map covers MAP_BITS (128) ids ending at its newest
+/* A partner's buffer map covers PTV_NODE_MAP_BITS ids ending at its newest
  * chunk; an offer of a newer chunk must still be marked in our copy of it
- * (the copy's window slides), or, once ids pass 127, a declined offer (the
- * partner was promised the chunk by someone else) is made again on every
- * SELECT, one round trip later: an offer/decline storm. A short round trip
- * (1 ms, a LAN) makes the storm plain; crossing id 128 must change nothing. */
+ * (the copy's window slides), or, once ids pass the map's width, a declined
+ * offer (the partner was promised the chunk by someone else) is made again
+ * on every SELECT, one round trip later: an offer/decline storm. A short
+ * round trip (1 ms, a LAN) makes the storm plain; crossing id
+ * PTV_NODE_MAP_BITS must change nothing. */
 static void test_offer_window_slides(void **state) {
   (void)state;
   harness *h = h_new_uniform(6, 2000, 2000, 3);
   h->lat = 1 * PTV_MS;
-  /* before: chunks 96..127 (chunk k is made at (k+1) * CHUNK_US) */
-  const ptv_tstamp a0 = 24 * PTV_S, a1 = 32 * PTV_S;
-  /* after: chunks 144..175, every id past 128 */
-  const ptv_tstamp b0 = 36 * PTV_S, b1 = 44 * PTV_S;
+  /* before: the 32 chunks up to id W - 1 (W = the map's width; chunk k is
+   * made at (k+1) * CHUNK_US) */
+  const ptv_chunk_id W = PTV_NODE_MAP_BITS;
+  const ptv_tstamp a1 = (ptv_tstamp)W * CHUNK_US, a0 = a1 - 8 * PTV_S;
+  /* after: chunks W + 16 .. W + 47, every id past W */
+  const ptv_tstamp b0 = a1 + 4 * PTV_S, b1 = b0 + 8 * PTV_S;
   const uint64_t nchunks = (b1 - b0) / CHUNK_US;
   ptv_node_stats s0[MAXN], s1[MAXN];
   uint64_t before = 0, after = 0;
@@ -1498,7 +1501,7 @@ static void test_offer_window_slides(void **state) {
   for (int i = SOURCE_ID; i < h->nn; i++)
     before += h_stats(h, i).offers_declined - s0[i].offers_declined;
   h_run_until(h, b0);
-  assert_true(h_stats(h, SOURCE_ID).newest >= 143);
+  assert_true(h_stats(h, SOURCE_ID).newest >= W + 15);
   for (int i = SOURCE_ID; i < h->nn; i++) s0[i] = h_stats(h, i);
   h_run_until(h, b1);
   h_assert_clean(h);
@@ -1516,12 +1519,12 @@ static void test_offer_window_slides(void **state) {
     if (dec > nchunks * np && !storm) storm = i;
     if (i >= FIRST_PEER) assert_true(s1[i].playing);
   }
-  print_message("declined: %llu before id 128, %llu after\n", (unsigned long long)before,
-                (unsigned long long)after);
+  print_message("declined: %llu before id %llu, %llu after\n", (unsigned long long)before,
+                (unsigned long long)W, (unsigned long long)after);
   if (storm) fail_msg("node %d: an offer/decline storm", storm);
   if (after > 2 * before + 40)
-    fail_msg("declined offers: %llu in 8 s before id 128, %llu in 8 s after",
-             (unsigned long long)before, (unsigned long long)after);
+    fail_msg("declined offers: %llu in 8 s before id %llu, %llu in 8 s after",
+             (unsigned long long)before, (unsigned long long)W, (unsigned long long)after);
   h_free(h);
 }
 
@@ -2865,8 +2868,8 @@ static void catchup_run(ptv_tstamp target, int set_then_clear, uint64_t seed,
  * rate) a peer that plays closer to live than its target lag plays up to
  * 10% slower until it is there; in a swarm with upload to spare it never
  * does (there the target's four deviations would cost lag for nothing).
- * The lag never goes past 4 s inside a buffer map's span (128 chunks,
- * 32 s) that way, whatever the target. */
+ * The lag never goes past 4 s inside a buffer map's span
+ * (PTV_NODE_MAP_BITS chunks, 48 s) that way, whatever the target. */
 static void slowdown_run(uint32_t up, ptv_tstamp target, ptv_tstamp until, uint64_t seed,
                          ptv_node_stats out[3]) {
   const int v = FIRST_PEER + 2;
@@ -2884,12 +2887,14 @@ static void slowdown_run(uint32_t up, ptv_tstamp target, ptv_tstamp until, uint6
 
 static void test_slowdown_near_capacity(void **state) {
   (void)state;
-  const ptv_tstamp step = CHUNK_US / 10, cap = 128 * CHUNK_US - 4 * PTV_S;
+  const ptv_tstamp step = CHUNK_US / 10, cap = PTV_NODE_MAP_BITS * CHUNK_US - 4 * PTV_S;
+  /* from ~3 s to the bound at 10% slower: cap / 0.1 s of play, and 10 s */
+  const ptv_tstamp far_until = cap * 11 + 30 * PTV_S;
   for (uint64_t seed = 51; seed <= 52; seed++) {
     ptv_node_stats rich[3], near[3], far[3];
     slowdown_run(4 * STREAM_KBPS, 8 * PTV_S, 90 * PTV_S, seed, rich);
     slowdown_run(STREAM_KBPS * 11 / 10, 8 * PTV_S, 90 * PTV_S, seed, near);
-    slowdown_run(STREAM_KBPS * 11 / 10, 60 * PTV_S, 330 * PTV_S, seed, far);
+    slowdown_run(STREAM_KBPS * 11 / 10, 60 * PTV_S, far_until, seed, far);
     print_message("seed %llu: lag %.2f -> %.2f s (rich, slowed %.2f s), %.2f -> %.2f s (near "
                   "capacity, slowed %.2f s, paused %u), target 60 s: %.2f s\n",
                   (unsigned long long)seed, (double)rich[0].lag_us / PTV_S,
