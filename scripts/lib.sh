@@ -109,6 +109,21 @@ ptv_build() {
   make -C "$dir" -j"$(nproc)" "$@"
 }
 
+# ptv_probe_rmax SIM SEED STRATEGY JSON
+# Prints r_max (kbps) of the steady scenario, read off a run to the end of
+# its joins (60 s; r_max does not depend on the stream rate). The probe's
+# copy of the scenario sits next to it: its upload file is named relative
+# to it. The run's summary stays in JSON.
+ptv_probe_rmax() {
+  local sim=$1 seed=$2 strategy=$3 json=$4
+  local scn=$PTV_ROOT/sim/scenarios/.rmax-probe.scn rc=0
+  sed -e 's/^run .*/run 60s/' "$PTV_ROOT/sim/scenarios/steady.scn" >"$scn"
+  "$sim" "$scn" --quiet --seed "$seed" --strategy "$strategy" --json "$json" >/dev/null || rc=$?
+  rm -f "$scn"
+  [ "$rc" -eq 0 ] || ptv_die "the r_max probe failed (exit $rc)"
+  python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["r_max_kbps"])' "$json"
+}
+
 # ptv_plot_changes PNG TITLE MESH_CSV CHANDELIER_CSV
 # Plots a simulator CSV pair's partner changes per peer per minute over 10 s
 # windows (60 x changes / peer-seconds online), mesh against chandelier.

@@ -2888,7 +2888,8 @@ static void slowdown_run(uint32_t up, ptv_tstamp target, ptv_tstamp until, uint6
 static void test_slowdown_near_capacity(void **state) {
   (void)state;
   const ptv_tstamp step = CHUNK_US / 10, cap = PTV_NODE_MAP_BITS * CHUNK_US - 4 * PTV_S;
-  /* from ~3 s to the bound at 10% slower: cap / 0.1 s of play, and 10 s */
+  /* 10% slower takes ten times the lag it adds: 10 x cap of play to reach
+   * the bound, then the last 10 s (at real time again) and a margin */
   const ptv_tstamp far_until = cap * 11 + 30 * PTV_S;
   for (uint64_t seed = 51; seed <= 52; seed++) {
     ptv_node_stats rich[3], near[3], far[3];
