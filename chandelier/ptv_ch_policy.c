@@ -36,6 +36,8 @@ void ptv_ch_params_default(ptv_ch_params *p) {
   p->nonup_poor_us = 8 * PTV_S;
   p->nonup_partners = 8;
   p->nonup_turn_us = 10 * PTV_S;
+  p->loop_guard_us = 5 * PTV_S;
+  p->loop_depth = 24;
 }
 
 /* name, kind (i: integer, t: seconds), offset, max */
@@ -51,7 +53,7 @@ static const struct {
     PI(deliv_bad, 65535), PI(deliv_bad_held, 65535), PI(suspect_deliv, 65535), PT(grace),              PT(hold),             PT(improve),
     PT(refuse),           PT(ask),                PT(lag_margin),       PT(settle), PT(settle_fed),    PT(silent),    PT(suspect_block), PT(fail_block), PT(backlog_max), PT(source_busy),
     PT(nonup_defer),      PI(source_swap, 1),     PI(keep_fed, 16), PI(nonup_stripes, 16), PT(nonup_poor),
-    PI(nonup_partners, 64), PT(nonup_turn),
+    PI(nonup_partners, 64), PT(nonup_turn),  PT(loop_guard),     PI(loop_depth, 254),
 #undef PI
 #undef PT
 };
@@ -157,6 +159,17 @@ int ptv_ch_pick_parent(const ptv_ch_cand *c, size_t nc, uint32_t my_bid_kbps, ui
     }
   }
   return best;
+}
+
+uint8_t ptv_ch_orphan_below(uint8_t depth_was, int passes_on, ptv_tstamp since_fed_us,
+                            const ptv_ch_params *pp) {
+  if (!passes_on || depth_was >= 254 || !pp->loop_guard_us || since_fed_us >= pp->loop_guard_us)
+    return 255;
+  return (uint8_t)(depth_was + 1);
+}
+
+int ptv_ch_parent_looping(uint8_t depth, const ptv_ch_params *pp) {
+  return pp->loop_depth && depth != 255 && depth >= pp->loop_depth;
 }
 
 int ptv_ch_worth_switch(uint8_t cur_tier, uint8_t cand_tier, ptv_tstamp held_us,

@@ -65,6 +65,11 @@ typedef struct {
                                 contributors (0: off; ptv_ch_accept, ptv_ch_pick_candidate) */
   ptv_tstamp nonup_turn_us;  /* ... but turns out the longest-standing of them, once it has
                                 been a partner this long, for a newcomer of its kind */
+  ptv_tstamp loop_guard_us;  /* for this long after losing its parent on a stripe it passes
+                                on, a peer takes a new one no deeper than it was (no loops;
+                                ptv_ch_orphan_below; 0: off) */
+  uint8_t loop_depth;        /* a parent this deep is taken to be on a loop and left
+                                (ptv_ch_parent_looping; 0: off) */
 } ptv_ch_params;
 
 /* Fills p with the defaults documented in docs/CHANDELIER.md. */
@@ -113,6 +118,25 @@ typedef struct {
  * -1 if none qualifies. */
 int ptv_ch_pick_parent(const ptv_ch_cand *c, size_t nc, uint32_t my_bid_kbps, uint8_t below,
                        const ptv_ch_params *pp);
+
+/* The `below` bound for ptv_ch_pick_parent when a stripe has lost its
+ * parent (or it failed), so that no loop forms. A peer that passes the
+ * stripe on has a subtree there whose maps still show the depths they had
+ * through it (depth_was + 1 and more) until its loss reaches them, one map
+ * round per level; a peer taken from among them would close a loop that
+ * feeds no one (catastrophic failure, 1,000 peers: up to 400 peers on one
+ * loop). So for loop_guard_us after it was last fed (since_fed_us), such a
+ * peer takes only a parent of tier depth_was or less. Returns 255 (no
+ * bound) if it passes nothing on there, its depth was never known, the guard
+ * is off, or it has passed. */
+uint8_t ptv_ch_orphan_below(uint8_t depth_was, int passes_on, ptv_tstamp since_fed_us,
+                            const ptv_ch_params *pp);
+
+/* Whether a stripe parent advertising `depth` is on a loop: depths on a
+ * loop grow by one each map round, while a tree is no deeper than
+ * max_tier plus what moves above add. True for depth >= loop_depth (not
+ * 255, which is an orphan, and never when loop_depth is 0). */
+int ptv_ch_parent_looping(uint8_t depth, const ptv_ch_params *pp);
 
 /* Hysteresis: whether to leave a working parent of tier cur_tier, held for
  * held_us, for a candidate of tier cand_tier. Only a gain of improve_gap

@@ -44,6 +44,8 @@ typedef struct {
   ptv_tstamp ask_until[PTV_STRIPES_MAX];
   ptv_tstamp next_improve;
   uint32_t switches, failures, evictions;
+  uint8_t depth_was[PTV_STRIPES_MAX]; /* our depth per stripe when last fed (255: never) */
+  ptv_tstamp fed_at[PTV_STRIPES_MAX];  /* when (the loop guard counts from then) */
 } ch_state;
 
 static const ptv_ch_params *params_override;
@@ -69,6 +71,7 @@ static void *ch_init(ptv_node *n) {
   if (params_override) s->pp = *params_override;
   else ptv_ch_params_default(&s->pp);
   for (int i = 0; i < KNOW_MAX; i++) s->k[i].id = s->k[i].last_reporter = PTV_ID_NONE;
+  memset(s->depth_was, 255, sizeof(s->depth_was));
   ptv_node_set_slot_pct(n, s->pp.slot_pct);
   /* Below a resource index of 1 the swarm cannot serve everyone: the
    * contributors, who carry the tiers, are served in full first (hard case,
@@ -305,6 +308,16 @@ static void ch_tick(ptv_node *n, ptv_tstamp now) {
   for (uint32_t i = 0; i < m; i++)
     for (unsigned b = 0; b < S; b++)
       if (pi[i].sub_in >> b & 1) parent[b] = (int)i;
+  /* Knowledge for the loop guard: the stripes we pass on, and our depth on
+   * each when a live parent last fed it. */
+  uint16_t passes_on = 0;
+  for (uint32_t i = 0; i < m; i++) passes_on |= pi[i].sub_out;
+  for (unsigned b = 0; b < S; b++)
+    if (parent[b] >= 0 && pi[parent[b]].depth[b] < 254 &&
+        now <= pi[parent[b]].last_heard + s->pp.silent_us) {
+      s->depth_was[b] = (uint8_t)(pi[parent[b]].depth[b] + 1);
+      s->fed_at[b] = now;
+    }
 
   /* Knowledge for playout: the lag our place in the tree needs is the
    * slowest stripe's delay with a margin for its jitter. */
@@ -331,6 +344,11 @@ static void ch_tick(ptv_node *n, ptv_tstamp now) {
     }
     const ptv_partner_info *p = &pi[parent[b]];
     if (now > p->last_heard + s->pp.silent_us) { /* gone quiet: likely crashed */
+      need |= (uint16_t)(1u << b);
+      s->failures++;
+      continue;
+    }
+    if (ptv_ch_parent_looping(p->depth[b], &s->pp)) { /* a loop: it feeds no one */
       need |= (uint16_t)(1u << b);
       s->failures++;
       continue;
@@ -410,7 +428,12 @@ static void ch_tick(ptv_node *n, ptv_tstamp now) {
       int taken = __builtin_popcount(add[i]);
       c[i].free_slots = (uint8_t)(c[i].free_slots > taken ? c[i].free_slots - taken : 0);
     }
-    uint8_t below = improving ? pi[parent[b]].depth[b] : 255;
+    /* Lost (gone or silent), not failing: a failing parent still feeds us,
+     * so the depths below us are true, and we keep it until another grants. */
+    int lost = parent[b] < 0 || now > pi[parent[b]].last_heard + s->pp.silent_us;
+    uint8_t below = improving ? pi[parent[b]].depth[b]
+                              : ptv_ch_orphan_below(s->depth_was[b], lost && (passes_on >> b & 1),
+                                                    now - s->fed_at[b], &s->pp);
     int k = ptv_ch_pick_parent(c, m, bid, below, &s->pp);
     if (k < 0) continue;
     if (improving && (parent[b] < 0 ||

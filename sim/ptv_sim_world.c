@@ -30,6 +30,7 @@ enum { EV_DELIVER, EV_TIMER, EV_JOIN, EV_SCN, EV_PART_END, EV_CHURN, EV_SAMPLE }
 #define RELAY_EXTRA_US (40 * PTV_MS)
 #define RECOVER_CLEAN_S 5 /* seconds without a miss that make a peer "back" */
 #define NEVER_S 1e9
+#define CHAIN_MAX 64 /* hops: a stripe chain longer than this is a loop */
 
 typedef struct {
   uint32_t from, to, len, virt;
@@ -381,6 +382,38 @@ static void depart_random(ptv_world *w, uint32_t k, int graceful) {
     depart(w, w->online[splitmix(&w->rng) % w->nonline], graceful);
 }
 
+/* ---- the stripe trees, as a whole ----------------------------------------- */
+
+void ptv_world_stripe_chains(const ptv_world *w, unsigned stripe, uint32_t *reach,
+                             uint32_t *orphan, uint32_t *loop) {
+  *reach = *orphan = *loop = 0;
+  for (uint32_t i = 0; i < w->nonline; i++) {
+    uint32_t cur = w->online[i];
+    if (w->n[cur].idx < 2 || !w->n[cur].node) continue;
+    int steps = 0;
+    for (; steps < CHAIN_MAX; steps++) {
+      const sim_node *c = &w->n[cur];
+      if (!c->node || !c->online) { /* a departed parent its child has not noticed yet */
+        (*orphan)++;
+        break;
+      }
+      if (ptv_node_config_get(c->node)->role == PTV_ROLE_SOURCE) {
+        (*reach)++;
+        break;
+      }
+      ptv_partner_info pis[64];
+      size_t np = ptv_node_partners(c->node, pis, 64), k;
+      for (k = 0; k < np && !(pis[k].sub_in >> stripe & 1); k++) {}
+      if (k == np) {
+        (*orphan)++;
+        break;
+      }
+      cur = pis[k].id;
+    }
+    if (steps == CHAIN_MAX) (*loop)++; /* longer than any tree: round a loop */
+  }
+}
+
 /* ---- events -------------------------------------------------------------- */
 
 /* PTV_SIM_DEBUG: the shape of the stripe overlay (tiers, parents, slots). */
@@ -481,6 +514,14 @@ static void debug_stripes(ptv_world *w, uint32_t t_s) {
               cps[i] ? cpw[i] / 1e3 / cps[i] : 0.0);
   for (int t = 1; t <= 16; t++)
     if (tiers[t]) fprintf(stderr, " %d:%u(%.1fs)", t == 16 ? 255 : t, tiers[t], tdt[t] / tiers[t]);
+  fprintf(stderr, "\n");
+  /* Where each peer's stripe parents lead (ptv_world_stripe_chains). */
+  fprintf(stderr, "debug: t=%u stripe chains source/orphan/loop:", t_s);
+  for (unsigned b = 0; b < S; b++) {
+    uint32_t reach, orph, loop;
+    ptv_world_stripe_chains(w, b, &reach, &orph, &loop);
+    fprintf(stderr, " %u/%u/%u", reach, orph, loop);
+  }
   fprintf(stderr, "\n");
 }
 

@@ -70,4 +70,12 @@ size_t ptv_world_series(const ptv_world *w, const ptv_series_row **rows);
  * first), for per-peer analysis. Returns 0 or PTV_ERR_IO. */
 int ptv_world_write_peers(const ptv_world *w, FILE *f);
 
+/* Where the online peers' parents on one stripe lead, following each peer's
+ * stripe parent up: to the source (*reach), to a peer with no parent there
+ * or one that has left (*orphan), or round a loop (*loop: no end within 64
+ * hops, longer than any tree). Callable between events, e.g. from the
+ * progress callback; costs peers x depth x partners. */
+void ptv_world_stripe_chains(const ptv_world *w, unsigned stripe, uint32_t *reach,
+                             uint32_t *orphan, uint32_t *loop);
+
 #endif

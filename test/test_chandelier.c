@@ -30,7 +30,7 @@ static const char *const k_names[] = {
     "outbid_pct", "deliv_bad",     "deliv_bad_held", "suspect_deliv", "grace_s",     "hold_s",   "improve_s",
     "refuse_s",  "ask_s",          "lag_margin_s", "settle_s", "settle_fed_s",  "silent_s", "suspect_block_s",
     "fail_block_s", "backlog_max_s", "source_busy_s", "nonup_defer_s", "source_swap", "keep_fed",
-    "nonup_stripes", "nonup_poor_s", "nonup_partners", "nonup_turn_s",
+    "nonup_stripes", "nonup_poor_s", "nonup_partners", "nonup_turn_s", "loop_guard_s", "loop_depth",
 };
 
 /* "bid beats price by more than pct %", exactly, in integers. */
@@ -422,6 +422,49 @@ static void test_pick_random_against_contract(void **state) {
 }
 
 /* ---- hysteresis ---------------------------------------------------------------- */
+
+/* The loop guard: a peer that lost its parent on a stripe it passes on
+ * takes none deeper than it was while its subtree may still show the
+ * depths it had through it. */
+static void test_orphan_below(void **state) {
+  (void)state;
+  ptv_ch_params pp = defaults();
+  assert_true(pp.loop_guard_us > 0);
+  const uint8_t was = 5;
+  const ptv_tstamp soon = pp.loop_guard_us / 2;
+  uint8_t below = ptv_ch_orphan_below(was, 1, soon, &pp);
+  assert_int_equal(below, was + 1);
+  /* With that bound, a subtree member (depth was + 1 or more) is never
+   * chosen, even as the only candidate; a peer at our old depth or above is. */
+  ptv_ch_cand sub[] = {cand(was + 1, 90000), cand(was + 3, 90000)};
+  assert_int_equal(ptv_ch_pick_parent(sub, NELEM(sub), 1000, below, &pp), -1);
+  ptv_ch_cand mix[] = {cand(was + 1, 90000), cand(was, 10), cand(was + 2, 90000)};
+  assert_int_equal(ptv_ch_pick_parent(mix, NELEM(mix), 1000, below, &pp), 1);
+  /* No bound: nothing passed on there, depth never known, guard over or off. */
+  assert_int_equal(ptv_ch_orphan_below(was, 0, soon, &pp), 255);
+  assert_int_equal(ptv_ch_orphan_below(255, 1, soon, &pp), 255);
+  assert_int_equal(ptv_ch_orphan_below(254, 1, soon, &pp), 255);
+  assert_int_equal(ptv_ch_orphan_below(was, 1, pp.loop_guard_us, &pp), 255);
+  assert_int_equal(ptv_ch_orphan_below(was, 1, pp.loop_guard_us - 1, &pp), was + 1);
+  assert_int_equal(ptv_ch_orphan_below(0, 1, 0, &pp), 1); /* the source's child: only the source */
+  pp.loop_guard_us = 0;
+  assert_int_equal(ptv_ch_orphan_below(was, 1, 0, &pp), 255);
+}
+
+static void test_parent_looping(void **state) {
+  (void)state;
+  ptv_ch_params pp = defaults();
+  /* The bound leaves room for a tree max_tier deep and moves above it. */
+  assert_true(pp.loop_depth > pp.max_tier && pp.loop_depth < 254);
+  assert_int_equal(ptv_ch_parent_looping(0, &pp), 0);
+  assert_int_equal(ptv_ch_parent_looping(pp.max_tier, &pp), 0);
+  assert_int_equal(ptv_ch_parent_looping((uint8_t)(pp.loop_depth - 1), &pp), 0);
+  assert_int_equal(ptv_ch_parent_looping(pp.loop_depth, &pp), 1);
+  assert_int_equal(ptv_ch_parent_looping(254, &pp), 1);
+  assert_int_equal(ptv_ch_parent_looping(255, &pp), 0); /* an orphan, not a loop */
+  pp.loop_depth = 0;
+  assert_int_equal(ptv_ch_parent_looping(254, &pp), 0);
+}
 
 static void test_worth_switch(void **state) {
   ptv_ch_params pp = defaults();
@@ -1429,6 +1472,8 @@ int main(void) {
       cmocka_unit_test(test_pick_below),
       cmocka_unit_test(test_pick_none),
       cmocka_unit_test(test_pick_random_against_contract),
+      cmocka_unit_test(test_orphan_below),
+      cmocka_unit_test(test_parent_looping),
       cmocka_unit_test(test_worth_switch),
       cmocka_unit_test(test_parent_failing),
       cmocka_unit_test(test_report_worthy),
