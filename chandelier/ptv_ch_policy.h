@@ -119,12 +119,13 @@ typedef struct {
 int ptv_ch_pick_parent(const ptv_ch_cand *c, size_t nc, uint32_t my_bid_kbps, uint8_t below,
                        const ptv_ch_params *pp);
 
-/* The `below` bound for ptv_ch_pick_parent when a stripe has lost its
- * parent (or it failed), so that no loop forms. A peer that passes the
+/* The `below` bound for ptv_ch_pick_parent when a peer has lost its parent
+ * on a stripe (it left, or went silent; the caller passes passes_on = 0 for
+ * a parent that merely fails and still feeds it), so that no loop forms. A peer that passes the
  * stripe on has a subtree there whose maps still show the depths they had
  * through it (depth_was + 1 and more) until its loss reaches them, one map
  * round per level; a peer taken from among them would close a loop that
- * feeds no one (catastrophic failure, 1,000 peers: up to 400 peers on one
+ * feeds no one (catastrophic failure, 1,000 peers: up to 404 peers on one
  * loop). So for loop_guard_us after it was last fed (since_fed_us), such a
  * peer takes only a parent of tier depth_was or less. Returns 255 (no
  * bound) if it passes nothing on there, its depth was never known, the guard
