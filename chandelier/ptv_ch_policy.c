@@ -38,6 +38,7 @@ void ptv_ch_params_default(ptv_ch_params *p) {
   p->nonup_turn_us = 10 * PTV_S;
   p->loop_guard_us = 5 * PTV_S;
   p->loop_depth = 24;
+  p->source_roots = 2;
 }
 
 /* name, kind (i: integer, t: seconds), offset, max */
@@ -53,7 +54,7 @@ static const struct {
     PI(deliv_bad, 65535), PI(deliv_bad_held, 65535), PI(suspect_deliv, 65535), PT(grace),              PT(hold),             PT(improve),
     PT(refuse),           PT(ask),                PT(lag_margin),       PT(settle), PT(settle_fed),    PT(silent),    PT(suspect_block), PT(fail_block), PT(backlog_max), PT(source_busy),
     PT(nonup_defer),      PI(source_swap, 1),     PI(keep_fed, 16), PI(nonup_stripes, 16), PT(nonup_poor),
-    PI(nonup_partners, 64), PT(nonup_turn),  PT(loop_guard),     PI(loop_depth, 254),
+    PI(nonup_partners, 64), PT(nonup_turn),  PT(loop_guard),     PI(loop_depth, 254), PI(source_roots, 16),
 #undef PI
 #undef PT
 };
@@ -293,6 +294,57 @@ unsigned ptv_ch_grant(const ptv_ch_child *kids, size_t nk, uint32_t slots, unsig
     g++;
   }
   return g;
+}
+
+size_t ptv_ch_source_spread(const ptv_ch_child *kids, size_t nk, unsigned nstripes,
+                            uint32_t slots, uint16_t want, uint32_t bid_kbps,
+                            const ptv_ch_params *pp, uint32_t *cnt, size_t *ev_child,
+                            uint16_t *ev_bit) {
+  uint32_t used = 0;
+  size_t nev = 0;
+  if (nstripes > 16) nstripes = 16;
+  for (unsigned b = 0; b < nstripes; b++) cnt[b] = 0;
+  for (size_t i = 0; i < nk; i++)
+    for (unsigned b = 0; b < nstripes; b++)
+      if (kids[i].mask >> b & 1) {
+        cnt[b]++;
+        used++;
+      }
+  if (!pp->source_roots) return 0;
+  uint16_t gone[64] = {0}; /* bits already taken from each child here */
+  for (unsigned b = 0; b < nstripes && used >= slots; b++) {
+    if (!(want >> b & 1) || cnt[b] >= pp->source_roots) continue;
+    unsigned m = 0;
+    for (unsigned c = 1; c < nstripes; c++)
+      if (cnt[c] > cnt[m]) m = c;
+    if (cnt[m] < (uint32_t)pp->source_roots + 2) break; /* nothing to spare */
+    int poor = -1;
+    for (size_t i = 0; i < nk && i < 64; i++)
+      if ((kids[i].mask & ~gone[i]) >> m & 1 && (poor < 0 || kids[i].bid_kbps < kids[poor].bid_kbps))
+        poor = (int)i;
+    if (poor < 0 || kids[poor].bid_kbps > bid_kbps) continue;
+    gone[poor] |= (uint16_t)(1u << m);
+    ev_child[nev] = (size_t)poor;
+    ev_bit[nev] = (uint16_t)(1u << m);
+    nev++;
+    cnt[m]--;
+    used--;
+  }
+  return nev;
+}
+
+uint16_t ptv_ch_fewest_first(const uint32_t *cnt, unsigned nstripes, uint16_t want, unsigned g) {
+  uint16_t out = 0;
+  if (nstripes > 16) nstripes = 16;
+  while (g > 0) {
+    int best = -1;
+    for (unsigned b = 0; b < nstripes; b++)
+      if ((want >> b & 1) && !(out >> b & 1) && (best < 0 || cnt[b] < cnt[best])) best = (int)b;
+    if (best < 0) break;
+    out |= (uint16_t)(1u << best);
+    g--;
+  }
+  return out;
 }
 
 static int cmp_desc(const void *a, const void *b) {

@@ -238,6 +238,20 @@ static uint16_t ch_grant(ptv_node *n, ptv_id child, uint16_t want, uint32_t bid,
     }
     if (!want) return 0;
   }
+  /* The source spreads its slots over the stripes (ptv_ch_source_spread). */
+  uint32_t cnt[16];
+  int src = ptv_node_depth(n, 0) == 0; /* only the source is 0 deep */
+  if (src) {
+    size_t sc[16];
+    uint16_t sb[16];
+    size_t ns = ptv_ch_source_spread(kids, nk, ptv_node_nstripes(n), slots, want,
+                                     est_of(s, child, bid), &s->pp, cnt, sc, sb);
+    for (size_t i = 0; i < ns; i++) {
+      ptv_node_stripe_evict(n, kids[sc[i]].id, sb[i], now);
+      kids[sc[i]].mask &= (uint16_t)~sb[i];
+      s->evictions++;
+    }
+  }
   size_t evc[PTV_STRIPES_MAX];
   uint16_t evb[PTV_STRIPES_MAX];
   size_t nev = 0;
@@ -247,12 +261,10 @@ static uint16_t ch_grant(ptv_node *n, ptv_id child, uint16_t want, uint32_t bid,
     ptv_node_stripe_evict(n, kids[evc[i]].id, evb[i], now);
     s->evictions++;
   }
-  uint16_t out = 0;
-  for (unsigned b = 0; b < 16 && g > 0; b++)
-    if (want >> b & 1) {
-      out |= (uint16_t)(1u << b);
-      g--;
-    }
+  /* The source: the stripes with fewest roots first. */
+  uint16_t out = src ? ptv_ch_fewest_first(cnt, ptv_node_nstripes(n), want, g) : 0;
+  for (unsigned b = 0; b < 16 && g > (unsigned)__builtin_popcount(out); b++)
+    if (want >> b & 1) out |= (uint16_t)(1u << b);
   return out;
 }
 

@@ -69,6 +69,7 @@ _Static_assert(RARITY_SCAN <= 64, "useful_for scans one 64-bit word");
 #define OFFER_TIMEOUT_US (1 * PTV_S)
 #define OFFER_AHEAD_US (300 * PTV_MS) /* offer again this long before idle */
 #define OFFER_WINDOW_US (600 * PTV_MS) /* offers in flight cover this much sending */
+#define LOST_REPUSH_US (3 * PTV_S) /* see source_lost_child */
 #define PUSH_HOLD 8    /* chunk times a stripe push may wait in the upload queue */
 #ifndef PROMISE_HOLD
 #define PROMISE_HOLD 2 /* chunk times a selected offer may wait ... */
@@ -125,6 +126,8 @@ typedef struct {
   ptv_tstamp choke_until;
   uint16_t queue_ms;
   uint8_t free_slots;       /* stripe slots it can still grant (its last map) */
+  ptv_tstamp out_since;     /* when we last granted it a stripe (cold: the
+                               second line has room) */
   /* third line */
   _Alignas(64) ptv_tstamp last_heard;
   ptv_tstamp last_useful, since;
@@ -208,6 +211,10 @@ struct ptv_node {
   ptv_tstamp stripe_delay[NODE_STRIPES_MAX]; /* the same, per stripe */
   ptv_tstamp stripe_dev[NODE_STRIPES_MAX];   /* and its mean deviation */
   ptv_tstamp target_lag; /* live catch-up target, 0: none */
+  /* The source, per stripe: chunks since lost_from[s] may have gone only to
+   * children that crashed; until lost_until[s] they go again to every child
+   * of the stripe that lacks them (see source_lost_child). */
+  ptv_tstamp lost_from[NODE_STRIPES_MAX], lost_until[NODE_STRIPES_MAX];
   uint8_t slot_pct;      /* share of the declared upload given out as stripe slots */
   ptv_tstamp nonup_defer; /* pulls of partners that can pass on no stripe wait this much longer */
   ptv_tstamp nonup_poor; /* and by their played share x this: the poorest of them first */
@@ -838,6 +845,49 @@ static void backfill(ptv_node *n, partner *p, uint16_t stripes, ptv_tstamp now) 
   serve_uploads(n, now);
 }
 
+/* The source: child p of stripe s gets the chunks of s made from
+ * lost_from[s] until it became a child that it lacks (later ones were
+ * pushed to it), before every other upload. */
+static void reroot_push(ptv_node *n, partner *p, unsigned s, ptv_tstamp now) {
+  if (p->play == PTV_ID_NONE || n->have.count == 0) return;
+  ptv_tstamp exp = now + (ptv_tstamp)PUSH_HOLD * n->chunk_us;
+  for (ptv_chunk_id id = n->have.newest; id >= n->have.base && id >= p->play; id--) {
+    ptv_tstamp made = n->epoch + (ptv_tstamp)id * n->chunk_us;
+    if (made + n->chunk_us < n->lost_from[s]) break;
+    if (id % n->nstripes == s && made < p->out_since && has_chunk(n, id) && !map_has(p, id)) {
+      if (enqueue_push(n, p->id, id, now > 100000 ? now - 100000 : 0, exp) != 0) break;
+    }
+    if (id == 0) break;
+  }
+}
+
+/* The source drops child p that went silent (crashed): the chunks of its
+ * stripes it was sent since it was last heard may have reached no one
+ * else, and then every peer waits for them. Unless another child of the
+ * stripe, heard lately, had it since before then, the stripe's children
+ * get those chunks again, now and for LOST_REPUSH_US as they come. */
+static void source_lost_child(ptv_node *n, const partner *p, ptv_tstamp now) {
+  for (unsigned s = 0; s < n->nstripes && s < NODE_STRIPES_MAX; s++) {
+    if (!(p->sub_out >> s & 1)) continue;
+    int covered = 0;
+    for (int i = 0; i < n->maxp && !covered; i++) {
+      const partner *q = &n->p[i];
+      covered = q != p && q->state == P_UP && (q->sub_out >> s & 1) &&
+                q->last_heard + PTV_S >= now && q->out_since <= p->last_heard;
+    }
+    if (covered) continue;
+    /* from a keepalive before it was last heard: what it got since, it
+     * may not have passed on */
+    ptv_tstamp from = p->last_heard > BM_KEEPALIVE_US ? p->last_heard - BM_KEEPALIVE_US : 0;
+    if (now >= n->lost_until[s] || from < n->lost_from[s]) n->lost_from[s] = from;
+    n->lost_until[s] = now + LOST_REPUSH_US;
+    for (int i = 0; i < n->maxp; i++) {
+      partner *q = &n->p[i];
+      if (q != p && q->state == P_UP && (q->sub_out >> s & 1)) reroot_push(n, q, s, now);
+    }
+  }
+}
+
 static void on_stripes(ptv_node *n, partner *p, const ptv_msg_stripes *m, ptv_tstamp now) {
   uint16_t all = stripes_all(n);
   if (m->kind == PTV_STRIPES_SUBSCRIBE) {
@@ -846,7 +896,13 @@ static void on_stripes(ptv_node *n, partner *p, const ptv_msg_stripes *m, ptv_ts
     p->sub_out = 0; /* the request replaces what it had */
     if (want && n->strat->grant && !n->left) g = n->strat->grant(n, p->id, want, m->kbps, now) & want;
     p->sub_out = g;
-    if (g & (uint16_t)~had) backfill(n, p, g & (uint16_t)~had, now);
+    if (g & (uint16_t)~had) {
+      p->out_since = now;
+      backfill(n, p, g & (uint16_t)~had, now);
+      if (n->cfg.role == PTV_ROLE_SOURCE)
+        for (unsigned s = 0; s < n->nstripes && s < NODE_STRIPES_MAX; s++)
+          if ((g & ~had) >> s & 1 && now < n->lost_until[s]) reroot_push(n, p, s, now);
+    }
     uint32_t slots = ptv_node_stripe_slots(n);
     send_stripes(n, p->id, PTV_STRIPES_GRANT, g,
                  ptv_node_stripe_used(n) >= slots ? ptv_node_stripe_price(n) : 0);
@@ -1838,6 +1894,7 @@ static void maintain(ptv_node *n, ptv_tstamp now) {
   for (int i = 0; i < n->maxp; i++) {
     partner *p = &n->p[i];
     if (p->state == P_UP && now > p->last_heard + PARTNER_TIMEOUT_US) {
+      if (n->cfg.role == PTV_ROLE_SOURCE && p->sub_out) source_lost_child(n, p, now);
       ptv_sampler_remove(&n->view, p->id);
       remove_partner(n, p);
     } else if (p->state == P_PENDING && now > p->since + CONNECT_TIMEOUT_US) {

@@ -522,6 +522,21 @@ static void debug_stripes(ptv_world *w, uint32_t t_s) {
     ptv_world_stripe_chains(w, b, &reach, &orph, &loop);
     fprintf(stderr, " %u/%u/%u", reach, orph, loop);
   }
+  /* The source's children per stripe, online and crashed (not yet noticed). */
+  fprintf(stderr, "; source roots live/gone:");
+  {
+    ptv_partner_info pis[64];
+    size_t np = ptv_node_partners(w->n[SOURCE].node, pis, 64);
+    for (unsigned b = 0; b < S; b++) {
+      unsigned live = 0, gone = 0;
+      for (size_t k = 0; k < np; k++)
+        if (pis[k].sub_out >> b & 1) {
+          if (w->n[pis[k].id].online) live++;
+          else gone++;
+        }
+      fprintf(stderr, " %u/%u", live, gone);
+    }
+  }
   fprintf(stderr, "\n");
 }
 

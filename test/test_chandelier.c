@@ -30,7 +30,7 @@ static const char *const k_names[] = {
     "outbid_pct", "deliv_bad",     "deliv_bad_held", "suspect_deliv", "grace_s",     "hold_s",   "improve_s",
     "refuse_s",  "ask_s",          "lag_margin_s", "settle_s", "settle_fed_s",  "silent_s", "suspect_block_s",
     "fail_block_s", "backlog_max_s", "source_busy_s", "nonup_defer_s", "source_swap", "keep_fed",
-    "nonup_stripes", "nonup_poor_s", "nonup_partners", "nonup_turn_s", "loop_guard_s", "loop_depth",
+    "nonup_stripes", "nonup_poor_s", "nonup_partners", "nonup_turn_s", "loop_guard_s", "loop_depth", "source_roots",
 };
 
 /* "bid beats price by more than pct %", exactly, in integers. */
@@ -949,6 +949,67 @@ static void test_pick_candidate_nonup(void **state) {
  * stripes or fewer (its map says so; 0 is unknown, and such a child is
  * treated as before). The bidder then takes the next poorest that has
  * stripes to spare, or nothing. */
+/* The source spreads its slots: full, asked for a stripe with fewer than
+ * source_roots children, it frees one from the poorest child of the stripe
+ * with most children, if that one has source_roots + 2 and the bidder bids
+ * at least as much as that child. */
+static void test_source_spread(void **state) {
+  (void)state;
+  ptv_ch_params pp = defaults();
+  assert_int_equal(pp.source_roots, 2);
+  /* 4 stripes, 6 slots, full: stripe 0 has 4 children, 1 has 1, 2 has 1,
+   * 3 none. */
+  ptv_ch_child k[] = {kid(10, 900, 0x1), kid(11, 300, 0x1), kid(12, 500, 0x1),
+                      kid(13, 700, 0x1), kid(14, 800, 0x2), kid(15, 800, 0x4)};
+  uint32_t cnt[4];
+  size_t evc[4];
+  uint16_t evb[4];
+  /* Asked for stripe 3: the 300 kbps child of stripe 0 gives it up. */
+  assert_int_equal(ptv_ch_source_spread(k, NELEM(k), 4, 6, 0x8, 600, &pp, cnt, evc, evb), 1);
+  assert_int_equal(evc[0], 1);
+  assert_int_equal(evb[0], 0x1);
+  assert_int_equal(cnt[0], 3);
+  assert_int_equal(cnt[1], 1);
+  assert_int_equal(cnt[3], 0);
+  /* Asked for stripes 1 and 3: stripe 0 can spare one only (3 < 2 + 2). */
+  assert_int_equal(ptv_ch_source_spread(k, NELEM(k), 4, 6, 0xa, 600, &pp, cnt, evc, evb), 1);
+  assert_int_equal(evc[0], 1);
+  assert_int_equal(cnt[0], 3);
+  /* A bidder poorer than the poorest there takes nothing. */
+  assert_int_equal(ptv_ch_source_spread(k, NELEM(k), 4, 6, 0x8, 200, &pp, cnt, evc, evb), 0);
+  assert_int_equal(cnt[0], 4);
+  /* A free slot: nothing taken. */
+  assert_int_equal(ptv_ch_source_spread(k, NELEM(k), 4, 7, 0x8, 600, &pp, cnt, evc, evb), 0);
+  /* A stripe with source_roots children already: nothing taken. */
+  assert_int_equal(ptv_ch_source_spread(k, NELEM(k), 4, 6, 0x1, 600, &pp, cnt, evc, evb), 0);
+  pp.source_roots = 1; /* stripe 1 has one: enough */
+  assert_int_equal(ptv_ch_source_spread(k, NELEM(k), 4, 6, 0x2, 600, &pp, cnt, evc, evb), 0);
+  assert_int_equal(ptv_ch_source_spread(k, NELEM(k), 4, 6, 0x8, 600, &pp, cnt, evc, evb), 1);
+  pp.source_roots = 0; /* off: counts only */
+  assert_int_equal(ptv_ch_source_spread(k, NELEM(k), 4, 6, 0x8, 600, &pp, cnt, evc, evb), 0);
+  assert_int_equal(cnt[0], 4);
+  assert_int_equal(cnt[3], 0);
+  /* A child on several stripes gives up the crowded one only. */
+  pp = defaults();
+  ptv_ch_child m[] = {kid(20, 100, 0x3), kid(21, 900, 0x1), kid(22, 900, 0x1), kid(23, 900, 0x1)};
+  assert_int_equal(ptv_ch_source_spread(m, NELEM(m), 4, 5, 0x4, 600, &pp, cnt, evc, evb), 1);
+  assert_int_equal(evc[0], 0);
+  assert_int_equal(evb[0], 0x1);
+}
+
+/* Stripes granted, those with the fewest children first. */
+static void test_fewest_first(void **state) {
+  (void)state;
+  uint32_t cnt[4] = {3, 0, 2, 0};
+  assert_int_equal(ptv_ch_fewest_first(cnt, 4, 0xf, 1), 0x2); /* a tie: the lower */
+  assert_int_equal(ptv_ch_fewest_first(cnt, 4, 0xf, 2), 0xa);
+  assert_int_equal(ptv_ch_fewest_first(cnt, 4, 0xf, 3), 0xe);
+  assert_int_equal(ptv_ch_fewest_first(cnt, 4, 0xf, 9), 0xf);
+  assert_int_equal(ptv_ch_fewest_first(cnt, 4, 0x5, 1), 0x4);
+  assert_int_equal(ptv_ch_fewest_first(cnt, 4, 0x0, 2), 0x0);
+  assert_int_equal(ptv_ch_fewest_first(cnt, 4, 0xf, 0), 0x0);
+}
+
 static void test_grant_keep_fed(void **state) {
   ptv_ch_params pp = defaults();
   assert_int_equal(pp.keep_fed, 5);
@@ -1486,6 +1547,8 @@ int main(void) {
       cmocka_unit_test(test_grant_free_then_evict),
       cmocka_unit_test(test_grant_multi_stripe_child),
       cmocka_unit_test(test_grant_keep_fed),
+      cmocka_unit_test(test_source_spread),
+      cmocka_unit_test(test_fewest_first),
       cmocka_unit_test(test_grant_random_properties),
       cmocka_unit_test(test_place_strongest_first),
       cmocka_unit_test(test_place_chain),

@@ -89,6 +89,9 @@ struct harness {
   uint8_t dead[MAXN];             /* crashed: nothing in or out, not driven */
   ptv_tstamp drop_to_after[MAXN]; /* drop messages to it delivered from then on */
   ptv_tstamp drop_bulk_to_after[MAXN]; /* same, chunk data only */
+  int noask; /* drop REQUEST and SELECT from noask_from to noask_to (PTV_ID_NONE: anyone),
+                and OFFERs the other way */
+  ptv_id noask_from, noask_to;
   ptv_tstamp now;
   uint64_t seq;
   hmsg **q;
@@ -439,9 +442,20 @@ static int h_held(harness *h, const hmsg *m) {
   return st.play_next != PTV_ID_NONE && cm.u.chunk.chunk >= st.play_next + h->hold_ahead;
 }
 
+/* A pull (REQUEST, or SELECT of an offer), or an offer, that h->noask drops. */
+static int h_noask(const harness *h, const hmsg *m) {
+  ptv_msg dm;
+  if (!h->noask || ptv_wire_decode(&dm, m->data, m->len) <= 0) return 0;
+  if (m->from == h->noask_from && (m->to == h->noask_to || h->noask_to == PTV_ID_NONE))
+    return dm.type == PTV_MSG_REQUEST || dm.type == PTV_MSG_SELECT;
+  if (m->to == h->noask_from && (m->from == h->noask_to || h->noask_to == PTV_ID_NONE))
+    return dm.type == PTV_MSG_OFFER;
+  return 0;
+}
+
 static void h_deliver(harness *h, hmsg *m) {
   int drop = h->dead[m->from] || h->dead[m->to] || m->t >= h->drop_to_after[m->to] ||
-             (m->bulk && m->t >= h->drop_bulk_to_after[m->to]) || h_held(h, m);
+             (m->bulk && m->t >= h->drop_bulk_to_after[m->to]) || h_held(h, m) || h_noask(h, m);
   if (!drop) {
     if (m->to == TRACKER_ID) {
       if (ptv_tracker_recv(h->trk, m->from, m->data, m->len, h->now) < 0)
@@ -2446,6 +2460,76 @@ static void test_stripes_backfill(void **state) {
   assert_true(first_nonup >= p + 32);
 }
 
+/* The source's re-push after a crash (source_lost_child in ptv_node.c).
+ * a is the source's only child on every stripe and b takes every stripe from
+ * a; once a crashed, b cannot pull (its REQUESTs and SELECTs are dropped,
+ * and the OFFERs to it), so what reaches b from the source is pushed. a crashes: what the
+ * source pushed to it since shortly before it was last heard reached no one.
+ * Once the source has dropped a, b subscribes to the source and must be
+ * pushed those chunks again, not only the new ones. With `covered`, a third
+ * peer c was the source's child on every stripe all along: it has them, so
+ * nothing old is pushed again (b could pull them from c). Returns the number of chunks made before b's
+ * grant that the source pushed to b; *holes: chunks made in the partner
+ * timeout after the crash that b lacks after the re-push. */
+static ptv_chunk_id g_rp_grant_id;
+static int g_rp_old;
+
+static void rp_tap(harness *h, ptv_id from, ptv_id to, const ptv_msg *m) {
+  (void)h;
+  if (from == SOURCE_ID && to == FIRST_PEER + 1 && m->type == PTV_MSG_CHUNK &&
+      g_rp_grant_id != PTV_ID_NONE && m->u.chunk.chunk < g_rp_grant_id)
+    g_rp_old++;
+}
+
+static int repushed(int covered, int *holes) {
+  const int a = FIRST_PEER, b = FIRST_PEER + 1, c = FIRST_PEER + 2;
+  harness *h = h_new_stripes(3, 83);
+  h_stripes_ready(h, a, b);
+  assert_true(has_partner(h->node[c], SOURCE_ID, 1));
+  g_rp_grant_id = PTV_ID_NONE;
+  g_rp_old = 0;
+  h->tap = rp_tap;
+  assert_int_equal(ptv_node_subscribe(h->node[a], SOURCE_ID, TS_ALL, h->now), 0);
+  if (covered) assert_int_equal(ptv_node_subscribe(h->node[c], SOURCE_ID, TS_ALL, h->now), 0);
+  assert_int_equal(ptv_node_subscribe(h->node[b], (ptv_id)a, TS_ALL, h->now), 0);
+  h_run_until(h, h->now + 4 * PTV_S);
+  assert_int_equal(h_pinfo(h, b, (ptv_id)a).sub_in, TS_ALL);
+  h->noask = 1;
+  h->noask_from = (ptv_id)b;
+  h->noask_to = PTV_ID_NONE;
+  ptv_chunk_id crash_id = h_stats(h, SOURCE_ID).newest;
+  h->dead[a] = 1;
+  /* the source drops a after its partner timeout (and a maintenance round) */
+  h_run_until(h, h->now + PARTNER_TIMEOUT + 1 * PTV_S);
+  assert_false(has_partner(h->node[SOURCE_ID], (ptv_id)a, 1));
+  g_rp_grant_id = h_stats(h, SOURCE_ID).newest + 1;
+  assert_int_equal(ptv_node_subscribe(h->node[b], SOURCE_ID, TS_ALL, h->now), 0);
+  h_run_until(h, h->now + GRANT_WAIT + 2 * PTV_S); /* 15 chunks at 2 Mbit/s: 1 s */
+  assert_int_equal(h_pinfo(h, b, SOURCE_ID).sub_in, TS_ALL);
+  ptv_chunk_id play = h_stats(h, b).play_next;
+  *holes = 0;
+  /* the chunks made while the source took a to be alive (later ones it
+   * offered to b, which b would have taken) */
+  for (ptv_chunk_id id = crash_id + 1; id <= crash_id + PARTNER_TIMEOUT / CHUNK_US; id++)
+    if (id >= play && !ptv_node_has_chunk(h->node[b], id)) (*holes)++;
+  h->tap = NULL;
+  h_free(h);
+  return g_rp_old;
+}
+
+static void test_source_repush_after_crash(void **state) {
+  (void)state;
+  int holes, holes_cov;
+  int old = repushed(0, &holes), old_cov = repushed(1, &holes_cov);
+  print_message("after the crash of the source's only child: %d old chunks pushed again, %d "
+                "holes; with another child all along: %d old chunks, %d holes\n",
+                old, holes, old_cov, holes_cov);
+  assert_true(old > 0);
+  assert_int_equal(holes, 0);
+  assert_int_equal(old_cov, 0);
+  assert_true(holes_cov > 0); /* what b, not pulling, lacks: the source left it to c */
+}
+
 /* make_room: a CONNECT that finds every partner slot taken asks the
  * strategy, which may drop a partner for it. Here the source (500 kbps:
  * 7 partner slots) is filled by seven 100 kbps peers before two 2000 kbps
@@ -3132,6 +3216,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_stripes_load_hint, teardown),
       cmocka_unit_test_teardown(test_stripes_newcomer_pull, teardown),
       cmocka_unit_test_teardown(test_stripes_backfill, teardown),
+      cmocka_unit_test_teardown(test_source_repush_after_crash, teardown),
       cmocka_unit_test_teardown(test_stripes_nonup_defer, teardown),
       cmocka_unit_test_teardown(test_stripes_nonup_poor, teardown),
       cmocka_unit_test_teardown(test_make_room, teardown),
