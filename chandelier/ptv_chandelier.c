@@ -240,7 +240,7 @@ static uint16_t ch_grant(ptv_node *n, ptv_id child, uint16_t want, uint32_t bid,
   }
   /* The source spreads its slots over the stripes (ptv_ch_source_spread). */
   uint32_t cnt[16];
-  int src = ptv_node_depth(n, 0) == 0; /* only the source is 0 deep */
+  int src = ptv_node_depth(n, 0) == 0 && s->pp.source_roots; /* only the source is 0 deep */
   if (src) {
     size_t sc[16];
     uint16_t sb[16];
