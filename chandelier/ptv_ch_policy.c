@@ -36,7 +36,7 @@ void ptv_ch_params_default(ptv_ch_params *p) {
   p->nonup_poor_us = 8 * PTV_S;
   p->nonup_partners = 8;
   p->nonup_turn_us = 10 * PTV_S;
-  p->loop_guard_us = 5 * PTV_S;
+  p->loop_guard_us = 1 * PTV_S;
   p->loop_depth = 24;
   p->source_roots = 2;
 }

@@ -129,7 +129,11 @@ int ptv_ch_pick_parent(const ptv_ch_cand *c, size_t nc, uint32_t my_bid_kbps, ui
  * round per level; a peer taken from among them would close a loop that
  * feeds no one (catastrophic failure, 1,000 peers: up to 404 peers on one
  * loop). So for loop_guard_us after it was last fed (since_fed_us), such a
- * peer takes only a parent of tier depth_was or less. Returns 255 (no
+ * peer takes only a parent of tier depth_was or less. The engine makes the
+ * loss reach the subtree fast (a parent silent for 1 s makes a peer unfed,
+ * its maps say so at once: ptv_node_depth), so 1 s is enough (300 peers,
+ * 50% failing: no loop on seeds 1-6; without the guard loops on 2 of 6;
+ * 5 s, needed before, held the tree's rebuild for 5-6 s). Returns 255 (no
  * bound) if it passes nothing on there, its depth was never known, the guard
  * is off, or it has passed. */
 uint8_t ptv_ch_orphan_below(uint8_t depth_was, int passes_on, ptv_tstamp since_fed_us,

@@ -252,7 +252,8 @@ uint32_t ptv_node_stripe_used(const ptv_node *n);
 /* The lowest bid among our children (what a newcomer must beat when full). */
 uint32_t ptv_node_stripe_price(const ptv_node *n);
 /* Hops from the source in stripe s: 0 for the source, 1 + the parent's
- * depth for a peer with a parent for s, else 255. */
+ * depth for a peer with a parent for s that is itself fed there and was
+ * heard in the last second, else 255 (unfed). */
 uint8_t ptv_node_depth(const ptv_node *n, unsigned s);
 /* The tier: the deepest of our fed stripes (255: none fed). */
 uint8_t ptv_node_tier(const ptv_node *n);

@@ -84,7 +84,8 @@ struct ptv_world {
   size_t nrows;
   uint64_t events, messages, drop_nat, drop_loss, drop_part;
   /* diagnostics on stderr: PTV_SIM_DEBUG (counters, delivery delay every
-   * 5 s), PTV_SIM_TRACE=peer-id (that peer's misses) or all (every miss) */
+   * 5 s), PTV_SIM_TRACE=peer-id (that peer's misses) or all (every miss),
+   * PTV_SIM_WIN (see debug_window) */
   int debug;
   long trace;
   uint64_t delay_sum0, delay_n0;
@@ -414,6 +415,72 @@ void ptv_world_stripe_chains(const ptv_world *w, unsigned stripe, uint32_t *reac
   }
 }
 
+/* PTV_SIM_WIN=stripe:from:to -- every second from `from` to `to` s, how
+ * far that stripe reaches, and each "root orphan" (a peer whose stripe
+ * parent is gone or missing) with a subtree of 5 or more: its depth as it
+ * advertises it, whether it is asking, and how many partners are fed
+ * there, and with a free slot. stripe 99: only the peers on a loop, summed
+ * over the stripes, in the seconds with any. How a tree rebuilds after a
+ * crash, second by second. */
+static void debug_window(ptv_world *w, uint32_t t_s) {
+  const char *e = getenv("PTV_SIM_WIN");
+  unsigned st, from, to;
+  if (!e || sscanf(e, "%u:%u:%u", &st, &from, &to) != 3 || t_s < from || t_s > to) return;
+  if (st == 99) {
+    uint32_t sum = 0, mx = 0;
+    for (unsigned b = 0; b < w->strat->stripes; b++) {
+      uint32_t r, o, l;
+      ptv_world_stripe_chains(w, b, &r, &o, &l);
+      sum += l;
+      if (l > mx) mx = l;
+    }
+    if (sum) fprintf(stderr, "win t=%u on a loop: %u peer-stripes, at most %u on one stripe\n",
+                     t_s, sum, mx);
+    return;
+  }
+  if (st >= w->strat->stripes) return;
+  uint32_t reach, orph, loop;
+  ptv_world_stripe_chains(w, st, &reach, &orph, &loop);
+  fprintf(stderr, "win t=%u stripe %u reach %u orphan %u loop %u\n", t_s, st, reach, orph, loop);
+  uint32_t *sub = calloc(w->nn, sizeof(*sub)); /* peers under each root orphan */
+  if (!sub) return;
+  for (uint32_t i = 0; i < w->nonline; i++) {
+    uint32_t cur = w->online[i];
+    if (w->n[cur].idx < 2 || !w->n[cur].node) continue;
+    for (int steps = 0; steps < CHAIN_MAX; steps++) {
+      const sim_node *c = &w->n[cur];
+      if (!c->node || !c->online || ptv_node_config_get(c->node)->role == PTV_ROLE_SOURCE) break;
+      ptv_partner_info pis[64];
+      size_t np = ptv_node_partners(c->node, pis, 64), k;
+      for (k = 0; k < np && !(pis[k].sub_in >> st & 1); k++) {}
+      if (k == np || !w->n[pis[k].id].online) {
+        sub[cur]++;
+        break;
+      }
+      cur = pis[k].id;
+    }
+  }
+  for (uint32_t i = 0; i < w->nn; i++) {
+    if (sub[i] < 5) continue;
+    ptv_partner_info pis[64];
+    size_t np = ptv_node_partners(w->n[i].node, pis, 64);
+    long ask = -1, gone = -1;
+    unsigned fed = 0, room = 0;
+    for (size_t k = 0; k < np; k++) {
+      if (pis[k].sub_ask >> st & 1) ask = (long)pis[k].id;
+      if (pis[k].sub_in >> st & 1) gone = (long)pis[k].id;
+      if (pis[k].has_map && pis[k].depth[st] != 255) {
+        fed++;
+        room += pis[k].free_slots > 0;
+      }
+    }
+    fprintf(stderr, "win   root %u (%u kbps) subtree %u depth %u partners %zu asking %ld "
+            "gone parent %ld fed partners %u with room %u\n", i, w->n[i].up_kbps, sub[i],
+            ptv_node_depth(w->n[i].node, st), np, ask, gone, fed, room);
+  }
+  free(sub);
+}
+
 /* ---- events -------------------------------------------------------------- */
 
 /* PTV_SIM_DEBUG: the shape of the stripe overlay (tiers, parents, slots). */
@@ -583,6 +650,7 @@ static void sample(ptv_world *w) {
     w->delay_n0 = dn;
     if (w->strat->stripes) debug_stripes(w, r->t_s);
   }
+  if (w->strat->stripes) debug_window(w, r->t_s);
   r->lag_p50_s = ptv_percentile(lags, np, 0.5);
   r->lag_p95_s = ptv_percentile(lags, np, 0.95);
   free(lags);

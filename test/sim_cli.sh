@@ -388,6 +388,34 @@ else
   not_ok "the example copy gives 30 CSV rows" "got $rows rows"
 fi
 
+# PTV_SIM_WIN: a line per second in the window, each peer whose stripe
+# parent crashed with 5 or more under it, loops with the guard off, and the
+# run itself unchanged by watching it.
+cat >"$tmp/win.scn" <<'EOF'
+stream rate=500kbps chunk=250ms
+source upload=2500kbps
+peers upload=sepidar download=8Mbps
+latency uniform 10ms 150ms
+strategy chandelier
+join 200 over 5s
+at 30s fail 50%
+run 36s
+EOF
+PTV_SIM_WIN=0:29:34 run_sim "$tmp/out" "$tmp/werr" "$tmp/win.scn" --quiet --seed 1 --json "$tmp/w1.json"
+expect_rc "PTV_SIM_WIN=0:29:34 runs" 0
+secs=$(grep -o '^win t=[0-9]* stripe 0 reach' "$tmp/werr" | cut -d' ' -f2 | tr '\n' ' ')
+check "PTV_SIM_WIN prints seconds 29 to 34, once each (got: $secs)" test "$secs" = "t=29 t=30 t=31 t=32 t=33 t=34 "
+check "PTV_SIM_WIN shows peers whose stripe-0 parent crashed" grep -q '^win   root .* subtree [0-9]* depth' "$tmp/werr"
+run_sim "$tmp/out" "$tmp/err" "$tmp/win.scn" --quiet --seed 1 --json "$tmp/w2.json"
+if strip_json "$tmp/w1.json" >"$tmp/w1.s" && strip_json "$tmp/w2.json" >"$tmp/w2.s" && cmp -s "$tmp/w1.s" "$tmp/w2.s"; then
+  ok "PTV_SIM_WIN does not change the run"
+else
+  not_ok "PTV_SIM_WIN does not change the run" "$(diff "$tmp/w1.s" "$tmp/w2.s" 2>&1 | head -n 6 | tr '\n' ' ')"
+fi
+PTV_SIM_WIN=99:0:36 run_sim "$tmp/out" "$tmp/werr" "$tmp/win.scn" --quiet --seed 1 \
+  --ch-param loop_guard_s=0 --ch-param loop_depth=0
+check "PTV_SIM_WIN=99 counts peers on a loop, the loop guard off" grep -q '^win t=[0-9]* on a loop: [1-9]' "$tmp/werr"
+
 # Every bundled scenario parses: `run` cut to 1 s so that each is quick.
 for scn in "$scenarios"/*.scn; do
   name=$(basename "$scn")

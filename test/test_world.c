@@ -681,14 +681,14 @@ static void test_chandelier_vs_mesh(void **state) {
   result_free(&c);
 }
 
-/* A peer that lost its stripe parent re-attaches while its subtree still
- * shows the depths it had through it. Without Chandelier's loop guard
- * (loop_guard_s, loop_depth) some took a parent from their own subtree:
- * loops of up to 212 of these 300 peers on one stripe, as the trees form
- * and again after the failure, and a loop feeds no one. The chains are
- * followed every second. On these seeds the guard leaves no loop at all;
- * not on every seed (docs/CHANDELIER.md: on seed 1 of this scenario loops
- * remain, with a 20 s guard too). */
+/* A peer that lost its stripe parent re-attaches while its subtree may
+ * still show the depths it had through it. Without Chandelier's loop guard
+ * (loop_guard_s, loop_depth) some took a parent from their own subtree
+ * (seeds 2 / 3: loops of up to 13 / 138 of these 300 peers on one stripe;
+ * before the engine's maps said "unfed" within a second of a parent's
+ * silence, up to 212), and a loop feeds no one. The chains are followed
+ * every second. On these seeds the guard (1 s) leaves no loop at all; not
+ * on every seed (docs/CHANDELIER.md). */
 typedef struct {
   ptv_world *w;
   uint32_t loop_max, loop_seconds;
@@ -740,7 +740,7 @@ static void test_chandelier_no_stripe_loops(void **state) {
   off = on;
   off.loop_guard_us = 0;
   off.loop_depth = 0;
-  static const long long seeds[] = {2, 4};
+  static const long long seeds[] = {2, 3};
   for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++) {
     loop_watch without = run_loops(seeds[i], &off), with = run_loops(seeds[i], &on);
     print_message("seed %lld: guard off: loops in %u s, at most %u peers; on: %u s, %u peers\n",
