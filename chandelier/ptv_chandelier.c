@@ -209,6 +209,10 @@ static uint16_t ch_grant(ptv_node *n, ptv_id child, uint16_t want, uint32_t bid,
   for (size_t i = 0; i < np; i++) {
     const ptv_partner_info *pi = &pis[i];
     if (!pi->sub_out || pi->id == child) continue;
+    /* A child silent for silent_us (its maps come every 62 ms to 1 s) has
+     * likely crashed: its slots go to askers now, not at the partner
+     * timeout (3 s). */
+    if (now > pi->last_heard + s->pp.silent_us) continue;
     kids[nk].id = pi->id;
     kids[nk].bid_kbps = est_of(s, pi->id, pi->bid_kbps);
     kids[nk].mask = pi->sub_out;

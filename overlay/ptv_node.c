@@ -719,10 +719,17 @@ uint32_t ptv_node_stripe_slots(const ptv_node *n) {
   return k ? (uint32_t)((uint64_t)declared_kbps(n) * n->slot_pct / 100 / k) : 0;
 }
 
+/* A child silent for PARENT_SILENT_US has likely crashed: its slots count
+ * as free (offered in our maps) before the partner timeout drops it. */
+static int child_silent(const ptv_node *n, const partner *p) {
+  return n->last_now > p->last_heard + PARENT_SILENT_US;
+}
+
 uint32_t ptv_node_stripe_used(const ptv_node *n) {
   uint32_t u = 0;
   for (int i = 0; i < n->maxp; i++)
-    if (n->p[i].state == P_UP) u += (uint32_t)__builtin_popcount(n->p[i].sub_out);
+    if (n->p[i].state == P_UP && !child_silent(n, &n->p[i]))
+      u += (uint32_t)__builtin_popcount(n->p[i].sub_out);
   return u;
 }
 
@@ -730,7 +737,8 @@ uint32_t ptv_node_stripe_price(const ptv_node *n) {
   uint32_t price = 0;
   int any = 0;
   for (int i = 0; i < n->maxp; i++)
-    if (n->p[i].state == P_UP && n->p[i].sub_out && (!any || n->p[i].bid_kbps < price)) {
+    if (n->p[i].state == P_UP && n->p[i].sub_out && !child_silent(n, &n->p[i]) &&
+        (!any || n->p[i].bid_kbps < price)) {
       price = n->p[i].bid_kbps;
       any = 1;
     }

@@ -2535,7 +2535,8 @@ static void test_source_repush_after_crash(void **state) {
 /* A stripe parent silent for over a second (PARENT_SILENT_US) feeds us no
  * more: our maps say so at once, not at the 3 s partner timeout, and our
  * children's follow, so an orphaned subtree is neither taken for a parent
- * (a loop) nor left unrepaired by the mesh (offers skip a fed stripe). */
+ * (a loop) nor left unrepaired by the mesh (offers skip a fed stripe). And
+ * a child silent that long gives its parent's slots back at once. */
 static void test_stripes_silent_parent(void **state) {
   (void)state;
   const int a = FIRST_PEER, b = FIRST_PEER + 1, c = FIRST_PEER + 2;
@@ -2552,15 +2553,22 @@ static void test_stripes_silent_parent(void **state) {
     assert_int_equal(ptv_node_depth(h->node[c], s), 3);
     assert_int_equal(h_pinfo(h, c, (ptv_id)b).depth[s], 2);
   }
+  const uint32_t slots = ptv_node_stripe_slots(h->node[SOURCE_ID]);
+  assert_int_equal(ptv_node_stripe_used(h->node[SOURCE_ID]), TS_STRIPES);
   h->dead[a] = 1;
   ptv_tstamp t0 = h->now;
   /* Quiet for less than a second: a parent between two messages. */
   h_run_until(h, t0 + 800 * PTV_MS);
   for (unsigned s = 0; s < TS_STRIPES; s++) assert_int_equal(ptv_node_depth(h->node[b], s), 2);
+  assert_int_equal(ptv_node_stripe_used(h->node[SOURCE_ID]), TS_STRIPES);
   /* Past a second (and a maintenance round, a map flush and a hop), b and
    * the peers that hear b say unfed, though b still counts a a partner. */
   h_run_until(h, t0 + 1800 * PTV_MS);
   assert_true(has_partner(h->node[b], (ptv_id)a, 1));
+  /* The source, likewise, counts silent a's slots as free, and says so. */
+  assert_true(has_partner(h->node[SOURCE_ID], (ptv_id)a, 1));
+  assert_int_equal(ptv_node_stripe_used(h->node[SOURCE_ID]), 0);
+  assert_int_equal(h_pinfo(h, b, SOURCE_ID).free_slots, slots);
   assert_int_equal(h_pinfo(h, b, (ptv_id)a).sub_in, TS_ALL);
   for (unsigned s = 0; s < TS_STRIPES; s++) {
     assert_int_equal(ptv_node_depth(h->node[b], s), 255);
