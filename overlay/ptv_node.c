@@ -15,7 +15,7 @@
 #define SRC_HEARTBEAT_US (2 * PTV_S)  /* source -> tracker (live point) */
 #define JOIN_RETRY_US (2 * PTV_S)
 #define PARTNER_TIMEOUT_US (3 * PTV_S) /* silent partner is presumed gone */
-#define PARENT_SILENT_US (1 * PTV_S)  /* a stripe parent this quiet feeds us no more */
+#define STRIPE_SILENT_US (1 * PTV_S)  /* a stripe parent or child this quiet has likely crashed */
 #define CONNECT_TIMEOUT_US (2 * PTV_S)
 #define BM_KEEPALIVE_US (1 * PTV_S)
 #define STARVE_US (2 * PTV_S)         /* no new chunk for this long: starving */
@@ -719,16 +719,17 @@ uint32_t ptv_node_stripe_slots(const ptv_node *n) {
   return k ? (uint32_t)((uint64_t)declared_kbps(n) * n->slot_pct / 100 / k) : 0;
 }
 
-/* A child silent for PARENT_SILENT_US has likely crashed: its slots count
- * as free (offered in our maps) before the partner timeout drops it. */
-static int child_silent(const ptv_node *n, const partner *p) {
-  return n->last_now > p->last_heard + PARENT_SILENT_US;
+/* A stripe partner silent for STRIPE_SILENT_US has likely crashed, well
+ * before the partner timeout drops it: a parent feeds us no more (see
+ * ptv_node_depth); a child's slots count as free, in our maps too. */
+static int stripe_silent(const ptv_node *n, const partner *p) {
+  return n->last_now > p->last_heard + STRIPE_SILENT_US;
 }
 
 uint32_t ptv_node_stripe_used(const ptv_node *n) {
   uint32_t u = 0;
   for (int i = 0; i < n->maxp; i++)
-    if (n->p[i].state == P_UP && !child_silent(n, &n->p[i]))
+    if (n->p[i].state == P_UP && !stripe_silent(n, &n->p[i]))
       u += (uint32_t)__builtin_popcount(n->p[i].sub_out);
   return u;
 }
@@ -737,7 +738,7 @@ uint32_t ptv_node_stripe_price(const ptv_node *n) {
   uint32_t price = 0;
   int any = 0;
   for (int i = 0; i < n->maxp; i++)
-    if (n->p[i].state == P_UP && n->p[i].sub_out && !child_silent(n, &n->p[i]) &&
+    if (n->p[i].state == P_UP && n->p[i].sub_out && !stripe_silent(n, &n->p[i]) &&
         (!any || n->p[i].bid_kbps < price)) {
       price = n->p[i].bid_kbps;
       any = 1;
@@ -745,7 +746,7 @@ uint32_t ptv_node_stripe_price(const ptv_node *n) {
   return price;
 }
 
-/* A parent silent for PARENT_SILENT_US makes us unfed at once, not at the
+/* A parent silent for STRIPE_SILENT_US makes us unfed at once, not at the
  * partner timeout (3 s): our maps and, a map round per level, our
  * subtree's then say so, so no orphan takes a parent from inside its own
  * subtree (a loop), the peer under a crashed parent can take a parent of
@@ -759,7 +760,7 @@ uint8_t ptv_node_depth(const ptv_node *n, unsigned s) {
   if (s >= n->nstripes) return 255;
   for (int i = 0; i < n->maxp; i++)
     if (n->p[i].state == P_UP && (n->p[i].sub_in >> s & 1))
-      return n->p[i].depth[s] >= 254 || n->last_now > n->p[i].last_heard + PARENT_SILENT_US
+      return n->p[i].depth[s] >= 254 || stripe_silent(n, &n->p[i])
                  ? 255
                  : (uint8_t)(n->p[i].depth[s] + 1);
   return 255;

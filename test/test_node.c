@@ -2532,7 +2532,7 @@ static void test_source_repush_after_crash(void **state) {
   assert_true(holes_cov > 0); /* what b, not pulling, lacks: the source left it to c */
 }
 
-/* A stripe parent silent for over a second (PARENT_SILENT_US) feeds us no
+/* A stripe parent silent for over a second (STRIPE_SILENT_US) feeds us no
  * more: our maps say so at once, not at the 3 s partner timeout, and our
  * children's follow, so an orphaned subtree is neither taken for a parent
  * (a loop) nor left unrepaired by the mesh (offers skip a fed stripe). And
