@@ -65,8 +65,8 @@ typedef struct {
                                 contributors (0: off; ptv_ch_accept, ptv_ch_pick_candidate) */
   ptv_tstamp nonup_turn_us;  /* ... but turns out the longest-standing of them, once it has
                                 been a partner this long, for a newcomer of its kind */
-  ptv_tstamp loop_guard_us;  /* for this long after losing its parent on a stripe it passes
-                                on, a peer takes a new one no deeper than it was (no loops;
+  ptv_tstamp loop_guard_us;  /* for this long after it was last fed on a stripe it passes
+                                on, a peer takes a new parent no deeper than it was (no loops;
                                 ptv_ch_orphan_below; 0: off) */
   uint8_t loop_depth;        /* a parent this deep is taken to be on a loop and left
                                 (ptv_ch_parent_looping; 0: off) */
@@ -121,19 +121,21 @@ typedef struct {
 int ptv_ch_pick_parent(const ptv_ch_cand *c, size_t nc, uint32_t my_bid_kbps, uint8_t below,
                        const ptv_ch_params *pp);
 
-/* The `below` bound for ptv_ch_pick_parent when a peer has lost its parent
- * on a stripe (it left, or went silent; the caller passes passes_on = 0 for
- * a parent that merely fails and still feeds it), so that no loop forms. A peer that passes the
- * stripe on has a subtree there whose maps still show the depths they had
- * through it (depth_was + 1 and more) until its loss reaches them, one map
- * round per level; a peer taken from among them would close a loop that
- * feeds no one (catastrophic failure, 1,000 peers: up to 404 peers on one
- * loop). So for loop_guard_us after it was last fed (since_fed_us), such a
- * peer takes only a parent of tier depth_was or less. The engine makes the
- * loss reach the subtree fast (a parent silent for 1 s makes a peer unfed,
- * its maps say so at once: ptv_node_depth), so 1 s is enough (300 peers,
- * 50% failing: no loop on seeds 1-6; without the guard loops on 2 of 6;
- * 5 s, needed before, held the tree's rebuild for 5-6 s). Returns 255 (no
+/* The `below` bound for ptv_ch_pick_parent when a peer needs a new parent
+ * on a stripe (its parent left, went silent, fails or evicted it), so that
+ * no loop forms. A peer that passes the stripe on has a subtree there whose
+ * maps show depths of depth_was + 1 and more (and, once it is unfed, still
+ * those until its loss reaches them, one map round per level); a peer taken
+ * from among them would close a loop that feeds no one (catastrophic
+ * failure, 1,000 peers: up to 404 peers on one loop). So for loop_guard_us
+ * after it was last fed (since_fed_us; 0 while a failing parent still
+ * feeds it), such a peer takes only a parent of tier depth_was or less. The
+ * engine makes the loss reach the subtree fast (a parent silent for 1 s
+ * makes a peer unfed, its maps say so at once: ptv_node_depth), so 1 s is
+ * enough (300 peers, 50% failing: no loop on seeds 1-12; without the guard
+ * loops on 5 of 6 seeds 1-6; applied only to a parent gone, as until
+ * session 29, seed 4 looped for 2 s; 5 s, needed before session 28, held
+ * the tree's rebuild for 5-6 s). Returns 255 (no
  * bound) if it passes nothing on there, its depth was never known, the guard
  * is off, or it has passed. */
 uint8_t ptv_ch_orphan_below(uint8_t depth_was, int passes_on, ptv_tstamp since_fed_us,

@@ -687,8 +687,9 @@ static void test_chandelier_vs_mesh(void **state) {
  * (seeds 2 / 3: loops of up to 13 / 138 of these 300 peers on one stripe;
  * before the engine's maps said "unfed" within a second of a parent's
  * silence, up to 212), and a loop feeds no one. The chains are followed
- * every second. On these seeds the guard (1 s) leaves no loop at all; not
- * on every seed (docs/CHANDELIER.md). */
+ * every second. With the guard (1 s) for every peer that needs a parent,
+ * not only for one whose parent went (session 29; seed 4 looped for 2 s),
+ * no seed of 1-6 loops at all. */
 typedef struct {
   ptv_world *w;
   uint32_t loop_max, loop_seconds;
@@ -740,15 +741,20 @@ static void test_chandelier_no_stripe_loops(void **state) {
   off = on;
   off.loop_guard_us = 0;
   off.loop_depth = 0;
-  static const long long seeds[] = {2, 3};
-  for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++) {
-    loop_watch without = run_loops(seeds[i], &off), with = run_loops(seeds[i], &on);
+  /* Which seeds loop without the guard is chaotic (any change to the
+   * engine moves it), so six of them: with the guard none may loop, and
+   * without it some must, or the check (or the scenario) sees nothing. */
+  int looped = 0;
+  for (long long seed = 1; seed <= 6; seed++) {
+    loop_watch without = run_loops(seed, &off), with = run_loops(seed, &on);
     print_message("seed %lld: guard off: loops in %u s, at most %u peers; on: %u s, %u peers\n",
-                  seeds[i], without.loop_seconds, without.loop_max, with.loop_seconds,
+                  seed, without.loop_seconds, without.loop_max, with.loop_seconds,
                   with.loop_max);
-    assert_true(without.loop_max > 0); /* the check sees loops */
-    assert_int_equal(with.loop_max, 0);
+    looped += without.loop_max > 0;
+    if (with.loop_max > 0)
+      fail_msg("seed %lld: %u peers on a loop with the guard on", seed, with.loop_max);
   }
+  if (looped < 2) fail_msg("without the guard only %d of 6 seeds looped", looped);
 }
 
 static void test_no_peers(void **state) {
