@@ -2266,11 +2266,11 @@ static void test_stripes_prefetch_deadline(void **state) {
 /* A newcomer's pull (it has no stripe parent yet) is served by when it must
  * leave to arrive in time, a fed peer's by its deadline. a pushes every
  * chunk to 4 children, 4 x 63 ms every 250 ms, so its queue hardly ever
- * empties and each new push (due 250 ms after it came) goes before a
- * request due later. c asks a for a chunk of stripe 1 with a 1 s deadline:
- * fed on stripe 1, it waits for the pushes of the next 750 ms and comes at
- * its deadline or is refused; a newcomer's leaves its transmission and
- * NEWCOMER_LEAD_US earlier, and so does (ORPHAN_LEAD_US) that of a peer fed
+ * empties and each new push goes before a fed peer's request. c asks a
+ * for a chunk of stripe 1 with a 1 s deadline: fed on stripe 1, it waits
+ * for the pushes until its deadline and is refused; a newcomer's leaves its
+ * transmission and NEWCOMER_LEAD_US earlier (before the pushes queued in
+ * the PULL_OVER_PUSH_US before that), and so does (ORPHAN_LEAD_US) that of a peer fed
  * on stripe 0 only, which has no parent for stripe 1, unless that peer
  * uploads nothing (contributors first). */
 enum { NP_NEWCOMER, NP_FED, NP_ORPHAN, NP_ORPHAN_NONUP };
@@ -2289,7 +2289,7 @@ static void np_tap(harness *h, ptv_id from, ptv_id to, const ptv_msg *m) {
 }
 
 /* Mean time to the answer over 4 requests; *served counts the CHUNKs. */
-static ptv_tstamp newcomer_pull_wait(int mode, uint64_t seed, int *served) {
+static ptv_tstamp newcomer_pull_wait(int mode, uint16_t deadline_ms, uint64_t seed, int *served) {
   const int a = FIRST_PEER, c = FIRST_PEER + 1;
   ts_reset();
   uint32_t ups[MAXN];
@@ -2327,7 +2327,7 @@ static ptv_tstamp newcomer_pull_wait(int mode, uint64_t seed, int *served) {
     memset(&rq, 0, sizeof(rq));
     rq.type = PTV_MSG_REQUEST;
     rq.u.request.chunk = g_np.id;
-    rq.u.request.deadline_ms = 1000;
+    rq.u.request.deadline_ms = deadline_ms;
     ptv_tstamp t0 = h->now;
     assert_int_equal(h_inject(h, a, (ptv_id)c, &rq), 0);
     h_run_until(h, h->now + 1500 * PTV_MS);
@@ -2344,10 +2344,10 @@ static ptv_tstamp newcomer_pull_wait(int mode, uint64_t seed, int *served) {
 static void test_stripes_newcomer_pull(void **state) {
   (void)state;
   int fresh_n, fed_n, orph_n, nonup_n;
-  ptv_tstamp fresh = newcomer_pull_wait(NP_NEWCOMER, 41, &fresh_n),
-             fed = newcomer_pull_wait(NP_FED, 41, &fed_n),
-             orph = newcomer_pull_wait(NP_ORPHAN, 41, &orph_n),
-             nonup = newcomer_pull_wait(NP_ORPHAN_NONUP, 41, &nonup_n);
+  ptv_tstamp fresh = newcomer_pull_wait(NP_NEWCOMER, 1000, 41, &fresh_n),
+             fed = newcomer_pull_wait(NP_FED, 1000, 41, &fed_n),
+             orph = newcomer_pull_wait(NP_ORPHAN, 1000, 41, &orph_n),
+             nonup = newcomer_pull_wait(NP_ORPHAN_NONUP, 1000, 41, &nonup_n);
   print_message("a answered a 1 s pull after %.0f ms for a newcomer (%d of 4 served), %.0f ms "
                 "for a peer fed on that stripe (%d served), %.0f ms for one fed on another "
                 "(%d served)\n",
@@ -2368,6 +2368,25 @@ static void test_stripes_newcomer_pull(void **state) {
     fail_msg("a non-contributor's pull on a stripe without a parent waited %.0f ms, a "
              "contributor's %.0f ms",
              (double)nonup / 1e3, (double)orph / 1e3);
+}
+
+/* Pushes go before a fed peer's pull however soon it is due: a late push
+ * delays a whole subtree's stripe, a late pull one chunk that the peer's
+ * stripe parent may still bring. Not before a newcomer's: it has nothing
+ * else. The same 4 children as above, requests with a 400 ms deadline. */
+static void test_stripes_push_first(void **state) {
+  (void)state;
+  int fresh_n, fed_n;
+  ptv_tstamp fresh = newcomer_pull_wait(NP_NEWCOMER, 400, 41, &fresh_n),
+             fed = newcomer_pull_wait(NP_FED, 400, 41, &fed_n);
+  print_message("a answered a 400 ms pull after %.0f ms for a newcomer (%d of 4 served), "
+                "%.0f ms for a peer fed on that stripe (%d served)\n",
+                (double)fresh / 1e3, fresh_n, (double)fed / 1e3, fed_n);
+  /* (One newcomer's request finds more than 400 ms queued and is refused
+   * at once: the pushes of two chunks.) */
+  assert_true(fresh_n >= 3);
+  assert_true(fresh < 100 * PTV_MS);
+  if (fed_n > 0) fail_msg("%d of 4 urgent pulls of a fed peer went before pushes", fed_n);
 }
 
 /* Backfill: a child that moved to us (its map shows it fed on another
@@ -3271,6 +3290,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_stripes_evict_crosses_request, teardown),
       cmocka_unit_test_teardown(test_stripes_load_hint, teardown),
       cmocka_unit_test_teardown(test_stripes_newcomer_pull, teardown),
+      cmocka_unit_test_teardown(test_stripes_push_first, teardown),
       cmocka_unit_test_teardown(test_stripes_backfill, teardown),
       cmocka_unit_test_teardown(test_source_repush_after_crash, teardown),
       cmocka_unit_test_teardown(test_stripes_silent_parent, teardown),
