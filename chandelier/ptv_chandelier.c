@@ -423,8 +423,9 @@ static void ch_tick(ptv_node *n, ptv_tstamp now) {
 
   /* Plan: a parent per needy stripe. */
   ptv_ch_cand c[MAXP];
-  uint16_t add[MAXP];
+  uint16_t add[MAXP], drop[MAXP];
   memset(add, 0, sizeof(add));
+  memset(drop, 0, sizeof(drop));
   uint32_t bid = declared(cfg);
   for (unsigned b = 0; b < S; b++) {
     if (!(need >> b & 1)) continue;
@@ -454,7 +455,15 @@ static void ch_tick(ptv_node *n, ptv_tstamp now) {
                               : ptv_ch_orphan_below(s->depth_was[b], passes_on >> b & 1,
                                                     now - s->fed_at[b], &s->pp);
     int k = ptv_ch_pick_parent(c, m, bid, below, &s->pp);
-    if (k < 0) continue;
+    if (k < 0) {
+      /* A failing parent and none no deeper than we are with room: leave
+       * it. Unfed, we tell our subtree, and after loop_guard_us any parent
+       * is open to us, none of them below us. */
+      if (!improving && below != 255 && parent[b] >= 0 &&
+          now <= pi[parent[b]].last_heard + s->pp.silent_us)
+        drop[parent[b]] |= (uint16_t)(1u << b);
+      continue;
+    }
     if (improving && (parent[b] < 0 ||
                       !ptv_ch_worth_switch(pi[parent[b]].depth[b], c[k].tier,
                                            now - pi[parent[b]].sub_since, &s->pp)))
@@ -463,8 +472,9 @@ static void ch_tick(ptv_node *n, ptv_tstamp now) {
   }
   /* Execute. */
   for (uint32_t i = 0; i < m; i++) {
+    if (drop[i] && !add[i]) ptv_node_subscribe(n, pi[i].id, (uint16_t)(pi[i].sub_in & ~drop[i]), now);
     if (!add[i]) continue;
-    ptv_node_subscribe(n, pi[i].id, (uint16_t)(pi[i].sub_in | add[i]), now);
+    ptv_node_subscribe(n, pi[i].id, (uint16_t)((pi[i].sub_in & ~drop[i]) | add[i]), now);
     for (unsigned b = 0; b < S; b++)
       if (add[i] >> b & 1) s->ask_until[b] = now + s->pp.ask_us;
     if (improving) s->switches++;
