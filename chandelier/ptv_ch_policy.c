@@ -169,6 +169,10 @@ uint8_t ptv_ch_orphan_below(uint8_t depth_was, int passes_on, ptv_tstamp since_f
   return (uint8_t)(depth_was + 1);
 }
 
+int ptv_ch_leave_unreplaced(int improving, uint8_t below, int parent_heard) {
+  return !improving && below != 255 && parent_heard;
+}
+
 int ptv_ch_parent_looping(uint8_t depth, const ptv_ch_params *pp) {
   return pp->loop_depth && depth != 255 && depth >= pp->loop_depth;
 }

@@ -141,6 +141,16 @@ int ptv_ch_pick_parent(const ptv_ch_cand *c, size_t nc, uint32_t my_bid_kbps, ui
 uint8_t ptv_ch_orphan_below(uint8_t depth_was, int passes_on, ptv_tstamp since_fed_us,
                             const ptv_ch_params *pp);
 
+/* Whether a peer leaves its stripe parent when ptv_ch_pick_parent found no
+ * replacement: yes if the parent is still heard (failing, or on a loop),
+ * the loop guard bounded the choice (below != 255) and the move was not a
+ * voluntary improvement. Kept, such a parent (a free-rider high in the
+ * tree) fed the peer's whole subtree badly for as long as no partner as
+ * shallow had room (free-riders, 1,000 peers, seed 3: honest share >= 0.99
+ * 0.984, 0.999 when left); left, the peer is unfed, its subtree hears so,
+ * and loop_guard_us later any parent is open to it. */
+int ptv_ch_leave_unreplaced(int improving, uint8_t below, int parent_heard);
+
 /* Whether a stripe parent advertising `depth` is on a loop: depths on a
  * loop grow by one each map round, while a tree is no deeper than
  * max_tier plus what moves above add. True for depth >= loop_depth (not

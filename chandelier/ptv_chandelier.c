@@ -459,8 +459,9 @@ static void ch_tick(ptv_node *n, ptv_tstamp now) {
       /* A failing parent and none no deeper than we are with room: leave
        * it. Unfed, we tell our subtree, and after loop_guard_us any parent
        * is open to us, none of them below us. */
-      if (!improving && below != 255 && parent[b] >= 0 &&
-          now <= pi[parent[b]].last_heard + s->pp.silent_us)
+      if (parent[b] >= 0 &&
+          ptv_ch_leave_unreplaced(improving, below,
+                                  now <= pi[parent[b]].last_heard + s->pp.silent_us))
         drop[parent[b]] |= (uint16_t)(1u << b);
       continue;
     }

@@ -423,7 +423,7 @@ static void test_pick_random_against_contract(void **state) {
 
 /* ---- hysteresis ---------------------------------------------------------------- */
 
-/* The loop guard: a peer that lost its parent on a stripe it passes on
+/* The loop guard: a peer that needs a parent on a stripe it passes on
  * takes none deeper than it was while its subtree may still show the
  * depths it had through it. */
 static void test_orphan_below(void **state) {
@@ -449,6 +449,23 @@ static void test_orphan_below(void **state) {
   assert_int_equal(ptv_ch_orphan_below(0, 1, 0, &pp), 1); /* the source's child: only the source */
   pp.loop_guard_us = 0;
   assert_int_equal(ptv_ch_orphan_below(was, 1, 0, &pp), 255);
+}
+
+/* A parent still heard (failing) that the guard's bound leaves no
+ * replacement for is left, so that the bound lapses loop_guard_us later;
+ * not one gone (nothing to leave), not a voluntary move, not without a
+ * bound (then nobody at all had room: keep what feeds us). */
+static void test_leave_unreplaced(void **state) {
+  (void)state;
+  ptv_ch_params pp = defaults();
+  uint8_t below = ptv_ch_orphan_below(5, 1, 0, &pp); /* still fed: the bound holds */
+  assert_int_equal(below, 6);
+  assert_int_equal(ptv_ch_leave_unreplaced(0, below, 1), 1);
+  assert_int_equal(ptv_ch_leave_unreplaced(0, below, 0), 0);
+  assert_int_equal(ptv_ch_leave_unreplaced(1, below, 1), 0);
+  assert_int_equal(ptv_ch_leave_unreplaced(0, ptv_ch_orphan_below(5, 0, 0, &pp), 1), 0);
+  assert_int_equal(ptv_ch_leave_unreplaced(0, ptv_ch_orphan_below(5, 1, pp.loop_guard_us, &pp), 1),
+                   0);
 }
 
 static void test_parent_looping(void **state) {
@@ -1534,6 +1551,7 @@ int main(void) {
       cmocka_unit_test(test_pick_none),
       cmocka_unit_test(test_pick_random_against_contract),
       cmocka_unit_test(test_orphan_below),
+      cmocka_unit_test(test_leave_unreplaced),
       cmocka_unit_test(test_parent_looping),
       cmocka_unit_test(test_worth_switch),
       cmocka_unit_test(test_parent_failing),
