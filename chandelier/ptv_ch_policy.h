@@ -133,7 +133,7 @@ int ptv_ch_pick_parent(const ptv_ch_cand *c, size_t nc, uint32_t my_bid_kbps, ui
  * engine makes the loss reach the subtree fast (a parent silent for 1 s
  * makes a peer unfed, its maps say so at once: ptv_node_depth), so 1 s is
  * enough (300 peers, 50% failing: no loop on seeds 1-12; without the guard
- * loops on 5 of 6 seeds 1-6; applied only to a parent gone, as until
+ * loops on 5 of 6 seeds 1-6; not applied to a failing parent, as until
  * session 29, seed 4 looped for 2 s; 5 s, needed before session 28, held
  * the tree's rebuild for 5-6 s). Returns 255 (no
  * bound) if it passes nothing on there, its depth was never known, the guard

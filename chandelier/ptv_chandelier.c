@@ -446,11 +446,11 @@ static void ch_tick(ptv_node *n, ptv_tstamp now) {
       c[i].free_slots = (uint8_t)(c[i].free_slots > taken ? c[i].free_slots - taken : 0);
     }
     /* The loop guard holds however we came to need a parent: ours gone,
-     * failing or evicting us. Only for a parent gone until session 29; a
-     * peer whose parent failed, or was evicted, could take a grandchild
-     * whose depth was true but deeper than ours when no shallower partner
-     * had room (300 peers, 50% failing at 40 s, seed 4: 32 peer-stripes on
-     * a loop for 2 s; seeds 1-12 with the guard for all: none). */
+     * silent, evicting us or failing. Not for a failing one until session
+     * 29: a peer whose parent failed could take a grandchild, whose depth
+     * was true but deeper than ours, when no shallower partner had room
+     * (300 peers, 50% failing at 40 s, seed 4: 32 peer-stripes on a loop
+     * for 2 s; seeds 1-12 with the guard for all: none). */
     uint8_t below = improving ? pi[parent[b]].depth[b]
                               : ptv_ch_orphan_below(s->depth_was[b], passes_on >> b & 1,
                                                     now - s->fed_at[b], &s->pp);
@@ -473,9 +473,9 @@ static void ch_tick(ptv_node *n, ptv_tstamp now) {
   }
   /* Execute. */
   for (uint32_t i = 0; i < m; i++) {
-    if (drop[i] && !add[i]) ptv_node_subscribe(n, pi[i].id, (uint16_t)(pi[i].sub_in & ~drop[i]), now);
-    if (!add[i]) continue;
+    if (!add[i] && !drop[i]) continue;
     ptv_node_subscribe(n, pi[i].id, (uint16_t)((pi[i].sub_in & ~drop[i]) | add[i]), now);
+    if (!add[i]) continue;
     for (unsigned b = 0; b < S; b++)
       if (add[i] >> b & 1) s->ask_until[b] = now + s->pp.ask_us;
     if (improving) s->switches++;
