@@ -800,6 +800,19 @@ static int stripe_overdue(const ptv_node *n, ptv_chunk_id id, ptv_tstamp now) {
   return now >= n->epoch + (ptv_tstamp)id * n->chunk_us + d + OVERDUE_SLACK_US;
 }
 
+/* A push's place in the upload queue: before every request but a
+ * newcomer's or an orphan's about to be late (see on_request), stronger
+ * children (higher bids, up to PUSH_BID_MAX) first: they pass the chunk on
+ * to more peers. A fed peer's pull due within 250 ms used to go first too;
+ * each one delayed a whole subtree's stripe (12 seeds, catastrophic:
+ * survivors back in 7.5 s on average, slowest 10 s -> 6.2 / 8 s; see
+ * docs/CHANDELIER.md). With PUSH_BID_MAX, before every new push. */
+#define PUSH_BID_MAX 100000u
+static ptv_tstamp push_key(ptv_tstamp now, uint32_t bid_kbps) {
+  ptv_tstamp b = bid_kbps < PUSH_BID_MAX ? bid_kbps : PUSH_BID_MAX;
+  return now > b ? now - b : 0;
+}
+
 /* Parent: a new chunk goes at once to the children of its stripe that lack it. */
 static void push_stripe(ptv_node *n, ptv_chunk_id id, ptv_tstamp now) {
   unsigned s = id % n->nstripes;
@@ -814,15 +827,7 @@ static void push_stripe(ptv_node *n, ptv_chunk_id id, ptv_tstamp now) {
     if (p->state != P_UP || !(p->sub_out >> s & 1) || map_has(p, id) ||
         (p->play != PTV_ID_NONE && id < p->play))
       continue;
-    /* Before every request but a newcomer's or an orphan's about to be
-     * late (see on_request), stronger children first: they pass the chunk
-     * on to more peers. A fed peer's pull due within 250 ms used to go
-     * first too; each one delayed a whole subtree's stripe (12 seeds,
-     * catastrophic: survivors back in 7.5 s on average, slowest 10 s ->
-     * 6.2 / 8 s; see docs/CHANDELIER.md). */
-    ptv_tstamp b = p->bid_kbps < 100000 ? p->bid_kbps : 100000;
-    ptv_tstamp key = now > b ? now - b : 0;
-    if (enqueue_push(n, p->id, id, key, exp) != 0) break;
+    if (enqueue_push(n, p->id, id, push_key(now, p->bid_kbps), exp) != 0) break;
   }
   serve_uploads(n, now);
 }
@@ -863,7 +868,7 @@ static void backfill(ptv_node *n, partner *p, uint16_t stripes, ptv_tstamp now) 
   for (ptv_chunk_id id = lo; id <= hi && id >= lo && n->nupq < UPQ_MAX; id++) {
     if (!(stripes >> (id % n->nstripes) & 1) || !has_chunk(n, id) || map_has(p, id)) continue;
     if (!moved) {
-      enqueue_push(n, p->id, id, now > 100000 ? now - 100000 : 0, exp); /* before new pushes */
+      enqueue_push(n, p->id, id, push_key(now, PUSH_BID_MAX), exp); /* before new pushes */
       continue;
     }
     ptv_tstamp due = now + (ptv_tstamp)(id - p->play) * n->chunk_us; /* id >= lo >= play */
@@ -884,7 +889,7 @@ static void reroot_push(ptv_node *n, partner *p, unsigned s, ptv_tstamp now) {
     ptv_tstamp made = n->epoch + (ptv_tstamp)id * n->chunk_us;
     if (made + n->chunk_us < n->lost_from[s]) break;
     if (id % n->nstripes == s && made < p->out_since && has_chunk(n, id) && !map_has(p, id)) {
-      if (enqueue_push(n, p->id, id, now > 100000 ? now - 100000 : 0, exp) != 0) break;
+      if (enqueue_push(n, p->id, id, push_key(now, PUSH_BID_MAX), exp) != 0) break;
     }
     if (id == 0) break;
   }
