@@ -688,7 +688,7 @@ static void test_chandelier_vs_mesh(void **state) {
  * before the engine's maps said "unfed" within a second of a parent's
  * silence, up to 212), and a loop feeds no one. The chains are followed
  * every second. With the guard (1 s) for every peer that needs a parent,
- * not only for one whose parent went (session 29; seed 4 looped for 2 s),
+ * also one whose parent fails (session 29; before, seed 4 looped for 2 s),
  * no seed of 1-6 loops at all. */
 typedef struct {
   ptv_world *w;
