@@ -39,6 +39,7 @@ void ptv_ch_params_default(ptv_ch_params *p) {
   p->loop_guard_us = 1 * PTV_S;
   p->loop_depth = 24;
   p->source_roots = 2;
+  p->push_kids = 0;
 }
 
 /* name, kind (i: integer, t: seconds), offset, max */
@@ -54,7 +55,7 @@ static const struct {
     PI(deliv_bad, 65535), PI(deliv_bad_held, 65535), PI(suspect_deliv, 65535), PT(grace),              PT(hold),             PT(improve),
     PT(refuse),           PT(ask),                PT(lag_margin),       PT(settle), PT(settle_fed),    PT(silent),    PT(suspect_block), PT(fail_block), PT(backlog_max), PT(source_busy),
     PT(nonup_defer),      PI(source_swap, 1),     PI(keep_fed, 16), PI(nonup_stripes, 16), PT(nonup_poor),
-    PI(nonup_partners, 64), PT(nonup_turn),  PT(loop_guard),     PI(loop_depth, 254), PI(source_roots, 16),
+    PI(nonup_partners, 64), PT(nonup_turn),  PT(loop_guard),     PI(loop_depth, 254), PI(source_roots, 16), PI(push_kids, 1),
 #undef PI
 #undef PT
 };

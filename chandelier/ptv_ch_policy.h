@@ -72,6 +72,8 @@ typedef struct {
                                 (ptv_ch_parent_looping; 0: off) */
   uint8_t source_roots;      /* the source keeps this many children on every stripe
                                 when it can (ptv_ch_source_spread; 0: off) */
+  uint8_t push_kids;         /* 1: a parent pushes a chunk first to the children with
+                                more children on its stripe (ptv_node_set_push_kids) */
 } ptv_ch_params;
 
 /* Fills p with the defaults documented in docs/CHANDELIER.md. */

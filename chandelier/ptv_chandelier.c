@@ -79,6 +79,7 @@ static void *ch_init(ptv_node *n) {
    * 0.15 / 0.05 -> 0.29 / 0.31). */
   ptv_node_set_nonup_defer(n, s->pp.nonup_defer_us);
   ptv_node_set_nonup_poor(n, s->pp.nonup_poor_us);
+  ptv_node_set_push_kids(n, s->pp.push_kids);
   return s;
 }
 

@@ -278,6 +278,11 @@ void ptv_node_set_nonup_defer(ptv_node *n, ptv_tstamp defer_us);
  * poor_us x the share of its chunks the requester played lately (its
  * REQUEST's `played`). 0 (the default): by deadline alone. */
 void ptv_node_set_nonup_poor(ptv_node *n, ptv_tstamp poor_us);
+
+/* Stripe parents: among a chunk's pushes, the children with more children
+ * of their own on its stripe (as their buffer maps say) go first, then the
+ * higher bids; off (0, the default): by bid only. */
+void ptv_node_set_push_kids(ptv_node *n, int on);
 /* Warns our partners, in the buffer maps of the next 10 s, that peer `id`
  * delivered only deliv/65535 of what it took on (a likely free-rider);
  * their strategy's on_report hook hears it. */

@@ -121,10 +121,11 @@ static int body_len(const ptv_msg *m) {
       return PTV_ERR_INVALID_ARG;
     }
     if (m->u.buffermap.ndepth > PTV_STRIPES_MAX ||
-        (m->u.buffermap.ndepth > 0 && m->u.buffermap.depth == NULL)) {
+        (m->u.buffermap.ndepth > 0 &&
+         (m->u.buffermap.depth == NULL || m->u.buffermap.kids == NULL))) {
       return PTV_ERR_INVALID_ARG;
     }
-    return PTV_BUFFERMAP_FIXLEN + m->u.buffermap.ndepth +
+    return PTV_BUFFERMAP_FIXLEN + 2 * m->u.buffermap.ndepth +
            (int)bitmap_len(m->u.buffermap.nbits);
   case PTV_MSG_REQUEST:
     return PTV_REQUEST_BODYLEN;
@@ -216,6 +217,8 @@ static uint8_t *put_body(uint8_t *p, const ptv_msg *m) {
     p = ptv_be_put8(p, bm->ndepth);
     if (bm->ndepth) {
       memcpy(p, bm->depth, bm->ndepth);
+      p += bm->ndepth;
+      memcpy(p, bm->kids, bm->ndepth);
       p += bm->ndepth;
     }
     if (n) {
@@ -495,11 +498,12 @@ static int decode_body(ptv_msg *m, const uint8_t *p, size_t blen) {
       return PTV_ERR_MALFORMED;
     }
     n = bitmap_len(bm->nbits);
-    if (blen != PTV_BUFFERMAP_FIXLEN + bm->ndepth + n) {
+    if (blen != PTV_BUFFERMAP_FIXLEN + 2 * (size_t)bm->ndepth + n) {
       return PTV_ERR_MALFORMED;
     }
     bm->depth = bm->ndepth ? p + PTV_BUFFERMAP_FIXLEN : NULL;
-    bm->bits = p + PTV_BUFFERMAP_FIXLEN + bm->ndepth;
+    bm->kids = bm->ndepth ? p + PTV_BUFFERMAP_FIXLEN + bm->ndepth : NULL;
+    bm->bits = p + PTV_BUFFERMAP_FIXLEN + 2 * (size_t)bm->ndepth;
     /* Stray padding bits would give one map two encodings. */
     if (n && (bm->bits[n - 1] & bitmap_padmask(bm->nbits))) {
       return PTV_ERR_MALFORMED;

@@ -109,10 +109,14 @@ typedef struct {
   uint8_t ndepth;      /* <= PTV_STRIPES_MAX */
   const uint8_t *depth; /* ndepth bytes: the sender's hops from the source in
                            each stripe (0 source, 255 not fed) */
+  const uint8_t *kids;  /* ndepth bytes: the sender's children in each stripe
+                           (at most 255), so its parent pushes first to the
+                           children that pass a chunk on to most peers */
   const uint8_t *bits; /* ceil(nbits/8) bytes, bit i = byte i/8, mask 0x80>>(i%8) */
 } ptv_msg_buffermap;
 /* body: base:u32 nbits:u16 queue_ms:u16 play:u32 free:u8 price:u16
- *       suspect:u32 suspect_deliv:u16 ndepth:u8 depth:u8*ndepth bits */
+ *       suspect:u32 suspect_deliv:u16 ndepth:u8 depth:u8*ndepth
+ *       kids:u8*ndepth bits */
 
 /* Stripes: the stream is split into sub-streams (chunk id mod the number of
  * stripes); a child subscribes to some of them from a parent, which then

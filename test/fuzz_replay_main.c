@@ -238,6 +238,7 @@ static void build_seeds(void) {
   m.u.buffermap.queue_ms = 65535;
   m.u.buffermap.ndepth = 8;
   m.u.buffermap.depth = bits;
+  m.u.buffermap.kids = bits;
   m.u.buffermap.free_slots = 5;
   m.u.buffermap.price_kbps = 640;
   m.u.buffermap.bits = bits;

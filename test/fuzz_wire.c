@@ -90,6 +90,7 @@ static int msg_equal(const ptv_msg *a, const ptv_msg *b) {
            a->u.buffermap.suspect == b->u.buffermap.suspect &&
            a->u.buffermap.suspect_deliv == b->u.buffermap.suspect_deliv &&
            bytes_equal(a->u.buffermap.depth, b->u.buffermap.depth, a->u.buffermap.ndepth) &&
+           bytes_equal(a->u.buffermap.kids, b->u.buffermap.kids, a->u.buffermap.ndepth) &&
            a->u.buffermap.free_slots == b->u.buffermap.free_slots &&
            a->u.buffermap.price_kbps == b->u.buffermap.price_kbps &&
            bytes_equal(a->u.buffermap.bits, b->u.buffermap.bits,

@@ -31,6 +31,7 @@ static const char *const k_names[] = {
     "refuse_s",  "ask_s",          "lag_margin_s", "settle_s", "settle_fed_s",  "silent_s", "suspect_block_s",
     "fail_block_s", "backlog_max_s", "source_busy_s", "nonup_defer_s", "source_swap", "keep_fed",
     "nonup_stripes", "nonup_poor_s", "nonup_partners", "nonup_turn_s", "loop_guard_s", "loop_depth", "source_roots",
+    "push_kids",
 };
 
 /* "bid beats price by more than pct %", exactly, in integers. */
@@ -54,7 +55,9 @@ static int params_equal(const ptv_ch_params *a, const ptv_ch_params *b) {
          a->nonup_defer_us == b->nonup_defer_us && a->source_swap == b->source_swap &&
          a->keep_fed == b->keep_fed && a->nonup_stripes == b->nonup_stripes &&
          a->nonup_poor_us == b->nonup_poor_us && a->nonup_partners == b->nonup_partners &&
-         a->nonup_turn_us == b->nonup_turn_us;
+         a->nonup_turn_us == b->nonup_turn_us && a->loop_guard_us == b->loop_guard_us &&
+         a->loop_depth == b->loop_depth && a->source_roots == b->source_roots &&
+         a->push_kids == b->push_kids;
 }
 
 static ptv_ch_params defaults(void) {

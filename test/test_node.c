@@ -2370,6 +2370,88 @@ static void test_stripes_newcomer_pull(void **state) {
              (double)nonup / 1e3, (double)orph / 1e3);
 }
 
+/* With ptv_node_set_push_kids, within a chunk's pushes a child that
+ * passes the stripe on to more peers (its maps say how many children it
+ * has there) goes first, before a stronger child that passes it on to
+ * none: the chunk reaches the deep peers sooner. Parent a; children b (bid
+ * 2000) and c (bid 1000) on stripe 0; d and e take stripe 0 from c. With
+ * the rule a pushes each chunk to c first; without it (the default), to b
+ * first (the bids decide). */
+static struct {
+  ptv_id from, b, c;
+  ptv_chunk_id last;
+  int first_c, first_b;
+} g_po;
+
+static void po_tap(harness *h, ptv_id from, ptv_id to, const ptv_msg *m) {
+  (void)h;
+  if (from != g_po.from || m->type != PTV_MSG_CHUNK || m->u.chunk.chunk % TS_STRIPES != 0) return;
+  if (to != g_po.b && to != g_po.c) return;
+  if (g_po.last != PTV_ID_NONE && m->u.chunk.chunk <= g_po.last) return; /* its second push */
+  g_po.last = m->u.chunk.chunk;
+  if (to == g_po.c) g_po.first_c++;
+  else g_po.first_b++;
+}
+
+static void test_stripes_push_order(void **state) {
+  (void)state;
+  const int a = FIRST_PEER, b = FIRST_PEER + 1, c = FIRST_PEER + 2, d = FIRST_PEER + 3,
+            e = FIRST_PEER + 4;
+  ts_reset();
+  uint32_t ups[MAXN];
+  for (int i = 0; i < MAXN; i++) ups[i] = 2000;
+  ups[c - FIRST_PEER] = 1000;
+  harness *h = h_new_strat(5, ups, 4000, 53, &ts_strategy);
+  h_stripes_ready(h, a, b);
+  assert_true(has_partner(h->node[a], (ptv_id)c, 1));
+  assert_true(has_partner(h->node[c], (ptv_id)d, 1));
+  assert_true(has_partner(h->node[c], (ptv_id)e, 1));
+  assert_int_equal(ptv_node_subscribe(h->node[a], SOURCE_ID, TS_ALL, h->now), 0);
+  assert_int_equal(ptv_node_subscribe(h->node[b], (ptv_id)a, 0x1, h->now), 0);
+  assert_int_equal(ptv_node_subscribe(h->node[c], (ptv_id)a, 0x1, h->now), 0);
+  h_run_until(h, h->now + GRANT_WAIT);
+  assert_int_equal(ptv_node_subscribe(h->node[d], (ptv_id)c, 0x1, h->now), 0);
+  assert_int_equal(ptv_node_subscribe(h->node[e], (ptv_id)c, 0x1, h->now), 0);
+  h_run_until(h, h->now + 2 * PTV_S); /* c's maps tell a of its two children */
+  assert_int_equal(h_pinfo(h, a, (ptv_id)b).sub_out, 0x1);
+  assert_int_equal(h_pinfo(h, a, (ptv_id)c).sub_out, 0x1);
+  assert_int_equal(h_pinfo(h, c, (ptv_id)d).sub_out, 0x1);
+  assert_int_equal(h_pinfo(h, c, (ptv_id)e).sub_out, 0x1);
+  assert_true(h_pinfo(h, a, (ptv_id)b).bid_kbps > h_pinfo(h, a, (ptv_id)c).bid_kbps);
+
+  ptv_node_set_push_kids(h->node[a], 1);
+  memset(&g_po, 0, sizeof(g_po));
+  g_po.from = (ptv_id)a;
+  g_po.b = (ptv_id)b;
+  g_po.c = (ptv_id)c;
+  g_po.last = PTV_ID_NONE;
+  h->tap = po_tap;
+  h_run_until(h, h->now + 8 * PTV_S); /* 4 chunks of stripe 0 */
+  int with_c = g_po.first_c, with_b = g_po.first_b;
+
+  /* The rule off: the bids decide. */
+  h->tap = NULL;
+  ptv_node_set_push_kids(h->node[a], 0);
+  memset(&g_po, 0, sizeof(g_po));
+  g_po.from = (ptv_id)a;
+  g_po.b = (ptv_id)b;
+  g_po.c = (ptv_id)c;
+  g_po.last = PTV_ID_NONE;
+  h->tap = po_tap;
+  h_run_until(h, h->now + 8 * PTV_S);
+  h->tap = NULL;
+  print_message("stripe 0 pushes from a, c with 2 children: c first %d / b first %d with the "
+                "rule, c first %d / b first %d without\n",
+                with_c, with_b, g_po.first_c, g_po.first_b);
+  if (with_c < 3 || with_b != 0)
+    fail_msg("c, with 2 children, got %d chunks first and b, with none, %d: want c every time",
+             with_c, with_b);
+  if (g_po.first_b < 3 || g_po.first_c != 0)
+    fail_msg("without the rule, b (the higher bid) got %d first and c %d", g_po.first_b,
+             g_po.first_c);
+  h_free(h);
+}
+
 /* Pushes go before a fed peer's pull however soon it is due: a late push
  * delays a whole subtree's stripe, a late pull one chunk that the peer's
  * stripe parent may still bring. Not before a newcomer's: it has nothing
@@ -2421,9 +2503,10 @@ static int backfilled(int moved, int c_up, int from_source, ptv_chunk_id *play,
   h_stripes_ready(h, FIRST_PEER, c);
   h_run_until(h, h->now + 12 * PTV_S);
   ptv_chunk_id hi = h_stats(h, a).newest, p = hi - 40;
-  uint8_t bits[128 / 8], depth[TS_STRIPES];
+  uint8_t bits[128 / 8], depth[TS_STRIPES], kids[TS_STRIPES];
   memset(bits, 0, sizeof(bits));
   memset(depth, 255, sizeof(depth));
+  memset(kids, 0, sizeof(kids));
   if (moved) depth[0] = 1;
   ptv_msg bm;
   memset(&bm, 0, sizeof(bm));
@@ -2434,6 +2517,7 @@ static int backfilled(int moved, int c_up, int from_source, ptv_chunk_id *play,
   bm.u.buffermap.suspect = PTV_ID_NONE;
   bm.u.buffermap.ndepth = TS_STRIPES;
   bm.u.buffermap.depth = depth;
+  bm.u.buffermap.kids = kids;
   bm.u.buffermap.bits = bits;
   assert_int_equal(h_inject(h, a, (ptv_id)c, &bm), 0);
   ptv_msg sub;
@@ -3291,6 +3375,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_stripes_load_hint, teardown),
       cmocka_unit_test_teardown(test_stripes_newcomer_pull, teardown),
       cmocka_unit_test_teardown(test_stripes_push_first, teardown),
+      cmocka_unit_test_teardown(test_stripes_push_order, teardown),
       cmocka_unit_test_teardown(test_stripes_backfill, teardown),
       cmocka_unit_test_teardown(test_source_repush_after_crash, teardown),
       cmocka_unit_test_teardown(test_stripes_silent_parent, teardown),

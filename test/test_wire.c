@@ -258,6 +258,7 @@ static void test_roundtrip_disconnect(void **state) {
 static void test_roundtrip_buffermap(void **state) {
   static const uint16_t sizes[] = {0, 1, 7, 8, 9, 15, 16, 511, 512};
   static const uint8_t depth[PTV_STRIPES_MAX] = {0, 1, 2, 255, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 254};
+  static const uint8_t kids[PTV_STRIPES_MAX] = {3, 0, 255, 1, 2, 9, 4, 4, 0, 7, 1, 1, 0, 5, 6, 200};
   uint8_t bits[PTV_WIRE_MAX_BITMAP_BITS / 8];
   uint8_t buf[BUFSZ];
   ptv_msg m = {.type = PTV_MSG_BUFFERMAP}, out;
@@ -281,15 +282,18 @@ static void test_roundtrip_buffermap(void **state) {
     m.u.buffermap.suspect_deliv = 0x1234;
     m.u.buffermap.ndepth = (uint8_t)(k % 3 == 0 ? 0 : k % 3 == 1 ? 5 : PTV_STRIPES_MAX);
     m.u.buffermap.depth = depth;
+    m.u.buffermap.kids = kids;
     m.u.buffermap.price_kbps = 0xbeef;
     m.u.buffermap.bits = nbits ? bits : NULL;
     assert_int_equal(roundtrip(&m, &out, buf, sizeof(buf)),
-                     6 + 22 + m.u.buffermap.ndepth + (nbits + 7) / 8);
+                     6 + 22 + 2 * m.u.buffermap.ndepth + (nbits + 7) / 8);
     assert_int_equal(out.u.buffermap.ndepth, m.u.buffermap.ndepth);
     if (m.u.buffermap.ndepth) {
       assert_memory_equal(out.u.buffermap.depth, depth, m.u.buffermap.ndepth);
+      assert_memory_equal(out.u.buffermap.kids, kids, m.u.buffermap.ndepth);
     } else {
       assert_null(out.u.buffermap.depth);
+      assert_null(out.u.buffermap.kids);
     }
     assert_int_equal(out.u.buffermap.free_slots, 250);
     assert_int_equal(out.u.buffermap.suspect, 0xa1b2c3d4u);
@@ -301,7 +305,7 @@ static void test_roundtrip_buffermap(void **state) {
     assert_int_equal(out.u.buffermap.play, 0x01020304u);
     /* Bits point into the input buffer, not a copy. */
     if (nbits) {
-      assert_ptr_equal(out.u.buffermap.bits, buf + 6 + 22 + m.u.buffermap.ndepth);
+      assert_ptr_equal(out.u.buffermap.bits, buf + 6 + 22 + 2 * m.u.buffermap.ndepth);
     }
     for (i = 0; i < nbits; ++i) {
       assert_int_equal(ptv_wire_bit_get(out.u.buffermap.bits, i),
@@ -806,13 +810,15 @@ static void test_decode_fixed_body_length(void **state) {
   assert_int_equal(decode_raw(PTV_MSG_BUFFERMAP, zero, 21), PTV_ERR_MALFORMED);
   assert_int_equal(decode_raw(PTV_MSG_BUFFERMAP, zero, 22), PTV_WIRE_HDRLEN + 22);
   {
-    /* ndepth counts bytes that must be there, and at most PTV_STRIPES_MAX */
-    uint8_t bm[22 + PTV_STRIPES_MAX + 1] = {0};
+    /* ndepth counts two bytes per stripe (depth, children) that must be
+     * there, and at most PTV_STRIPES_MAX stripes */
+    uint8_t bm[22 + 2 * (PTV_STRIPES_MAX + 1)] = {0};
     bm[21] = 3;
-    assert_int_equal(decode_raw(PTV_MSG_BUFFERMAP, bm, 24), PTV_ERR_MALFORMED);
-    assert_int_equal(decode_raw(PTV_MSG_BUFFERMAP, bm, 25), PTV_WIRE_HDRLEN + 25);
+    assert_int_equal(decode_raw(PTV_MSG_BUFFERMAP, bm, 25), PTV_ERR_MALFORMED);
+    assert_int_equal(decode_raw(PTV_MSG_BUFFERMAP, bm, 27), PTV_ERR_MALFORMED);
+    assert_int_equal(decode_raw(PTV_MSG_BUFFERMAP, bm, 28), PTV_WIRE_HDRLEN + 28);
     bm[21] = PTV_STRIPES_MAX + 1;
-    assert_int_equal(decode_raw(PTV_MSG_BUFFERMAP, bm, 22 + PTV_STRIPES_MAX + 1),
+    assert_int_equal(decode_raw(PTV_MSG_BUFFERMAP, bm, 22 + 2 * (PTV_STRIPES_MAX + 1)),
                      PTV_ERR_MALFORMED);
   }
   assert_int_equal(decode_raw(PTV_MSG_CHUNK, zero, 16), PTV_ERR_MALFORMED);
