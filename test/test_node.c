@@ -2393,6 +2393,19 @@ static void po_tap(harness *h, ptv_id from, ptv_id to, const ptv_msg *m) {
   else g_po.first_b++;
 }
 
+/* Watches a's stripe-0 pushes to b and c for 8 s, push_kids on or off. */
+static void po_watch(harness *h, int a, int b, int c, int push_kids) {
+  ptv_node_set_push_kids(h->node[a], push_kids);
+  memset(&g_po, 0, sizeof(g_po));
+  g_po.from = (ptv_id)a;
+  g_po.b = (ptv_id)b;
+  g_po.c = (ptv_id)c;
+  g_po.last = PTV_ID_NONE;
+  h->tap = po_tap;
+  h_run_until(h, h->now + 8 * PTV_S);
+  h->tap = NULL;
+}
+
 static void test_stripes_push_order(void **state) {
   (void)state;
   const int a = FIRST_PEER, b = FIRST_PEER + 1, c = FIRST_PEER + 2, d = FIRST_PEER + 3,
@@ -2419,27 +2432,9 @@ static void test_stripes_push_order(void **state) {
   assert_int_equal(h_pinfo(h, c, (ptv_id)e).sub_out, 0x1);
   assert_true(h_pinfo(h, a, (ptv_id)b).bid_kbps > h_pinfo(h, a, (ptv_id)c).bid_kbps);
 
-  ptv_node_set_push_kids(h->node[a], 1);
-  memset(&g_po, 0, sizeof(g_po));
-  g_po.from = (ptv_id)a;
-  g_po.b = (ptv_id)b;
-  g_po.c = (ptv_id)c;
-  g_po.last = PTV_ID_NONE;
-  h->tap = po_tap;
-  h_run_until(h, h->now + 8 * PTV_S); /* 4 chunks of stripe 0 */
+  po_watch(h, a, b, c, 1);
   int with_c = g_po.first_c, with_b = g_po.first_b;
-
-  /* The rule off: the bids decide. */
-  h->tap = NULL;
-  ptv_node_set_push_kids(h->node[a], 0);
-  memset(&g_po, 0, sizeof(g_po));
-  g_po.from = (ptv_id)a;
-  g_po.b = (ptv_id)b;
-  g_po.c = (ptv_id)c;
-  g_po.last = PTV_ID_NONE;
-  h->tap = po_tap;
-  h_run_until(h, h->now + 8 * PTV_S);
-  h->tap = NULL;
+  po_watch(h, a, b, c, 0); /* the rule off: the bids decide */
   print_message("stripe 0 pushes from a, c with 2 children: c first %d / b first %d with the "
                 "rule, c first %d / b first %d without\n",
                 with_c, with_b, g_po.first_c, g_po.first_b);
