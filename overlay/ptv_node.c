@@ -411,14 +411,6 @@ static void remove_partner(ptv_node *n, partner *p) {
 
 static ptv_tstamp upload_backlog(const ptv_node *n, ptv_tstamp now);
 
-/* Our children on stripe s, for our maps (capped at 255). */
-static uint8_t stripe_children(const ptv_node *n, unsigned s) {
-  unsigned c = 0;
-  for (int i = 0; i < n->maxp; i++)
-    if (n->p[i].state == P_UP && (n->p[i].sub_out >> s & 1)) c++;
-  return (uint8_t)(c > 255 ? 255 : c);
-}
-
 /* Encodes our buffer map (the same for every partner) into buf; returns its
  * length or a negative PTV_ERR_*. */
 static int encode_bm(const ptv_node *n, ptv_tstamp now, uint8_t *buf, size_t cap) {
@@ -440,14 +432,15 @@ static int encode_bm(const ptv_node *n, ptv_tstamp now, uint8_t *buf, size_t cap
   m.u.buffermap.nbits = n->have.count ? MAP_BITS : 0;
   m.u.buffermap.queue_ms = (uint16_t)(backlog / 1000 > 65535 ? 65535 : backlog / 1000);
   m.u.buffermap.bits = bits;
-  uint8_t depth[NODE_STRIPES_MAX], kids[NODE_STRIPES_MAX];
+  uint8_t depth[NODE_STRIPES_MAX], kids[NODE_STRIPES_MAX] = {0};
   m.u.buffermap.suspect = now < n->suspect_until ? n->suspect : PTV_ID_NONE;
   m.u.buffermap.suspect_deliv = n->suspect_deliv;
   if (n->nstripes) {
-    for (unsigned s = 0; s < n->nstripes; s++) {
-      depth[s] = ptv_node_depth(n, s);
-      kids[s] = stripe_children(n, s);
-    }
+    for (unsigned s = 0; s < n->nstripes; s++) depth[s] = ptv_node_depth(n, s);
+    /* our children per stripe, in one pass (at most maxp each: fits a byte) */
+    for (int i = 0; i < n->maxp; i++)
+      if (n->p[i].state == P_UP)
+        for (unsigned s = 0; s < n->nstripes; s++) kids[s] += (uint8_t)(n->p[i].sub_out >> s & 1);
     m.u.buffermap.ndepth = n->nstripes;
     m.u.buffermap.depth = depth;
     m.u.buffermap.kids = kids;
