@@ -36,7 +36,8 @@ void ptv_ch_params_default(ptv_ch_params *p) {
   p->nonup_poor_us = 8 * PTV_S;
   p->nonup_partners = 8;
   p->nonup_turn_us = 10 * PTV_S;
-  p->loop_guard_us = 1 * PTV_S;
+  p->loop_guard_us = 250 * PTV_MS;
+  p->unfed_max_us = 3 * PTV_S;
   p->loop_depth = 24;
   p->source_roots = 2;
   p->push_kids = 0;
@@ -55,7 +56,7 @@ static const struct {
     PI(deliv_bad, 65535), PI(deliv_bad_held, 65535), PI(suspect_deliv, 65535), PT(grace),              PT(hold),             PT(improve),
     PT(refuse),           PT(ask),                PT(lag_margin),       PT(settle), PT(settle_fed),    PT(silent),    PT(suspect_block), PT(fail_block), PT(backlog_max), PT(source_busy),
     PT(nonup_defer),      PI(source_swap, 1),     PI(keep_fed, 16), PI(nonup_stripes, 16), PT(nonup_poor),
-    PI(nonup_partners, 64), PT(nonup_turn),  PT(loop_guard),     PI(loop_depth, 254), PI(source_roots, 16), PI(push_kids, 1),
+    PI(nonup_partners, 64), PT(nonup_turn),  PT(loop_guard), PT(unfed_max),     PI(loop_depth, 254), PI(source_roots, 16), PI(push_kids, 1),
 #undef PI
 #undef PT
 };
@@ -163,11 +164,23 @@ int ptv_ch_pick_parent(const ptv_ch_cand *c, size_t nc, uint32_t my_bid_kbps, ui
   return best;
 }
 
-uint8_t ptv_ch_orphan_below(uint8_t depth_was, int passes_on, ptv_tstamp since_fed_us,
+uint8_t ptv_ch_orphan_below(uint8_t depth_was, int passes_on, ptv_tstamp unfed_us,
                             const ptv_ch_params *pp) {
-  if (!passes_on || depth_was >= 254 || !pp->loop_guard_us || since_fed_us >= pp->loop_guard_us)
-    return 255;
-  return (uint8_t)(depth_was + 1);
+  if (!passes_on || depth_was >= 254 || !pp->loop_guard_us) return 255;
+  uint64_t below = (uint64_t)depth_was + 1 + unfed_us / pp->loop_guard_us;
+  return below > pp->max_tier ? 255 : (uint8_t)below;
+}
+
+uint8_t ptv_ch_move_below(int improving, uint8_t parent_depth, uint8_t depth_was, int passes_on,
+                          ptv_tstamp unfed_us, const ptv_ch_params *pp) {
+  if (improving && parent_depth < 254) return parent_depth;
+  return ptv_ch_orphan_below(depth_was, passes_on, unfed_us, pp);
+}
+
+int ptv_ch_parent_unfed_long(uint8_t depth, ptv_tstamp unfed_us, ptv_tstamp held_us,
+                             const ptv_ch_params *pp) {
+  return pp->unfed_max_us && depth >= 254 && unfed_us >= pp->unfed_max_us &&
+         held_us >= pp->unfed_max_us;
 }
 
 int ptv_ch_leave_unreplaced(int improving, uint8_t below, int parent_heard) {

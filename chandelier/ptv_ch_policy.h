@@ -65,9 +65,11 @@ typedef struct {
                                 contributors (0: off; ptv_ch_accept, ptv_ch_pick_candidate) */
   ptv_tstamp nonup_turn_us;  /* ... but turns out the longest-standing of them, once it has
                                 been a partner this long, for a newcomer of its kind */
-  ptv_tstamp loop_guard_us;  /* for this long after it was last fed on a stripe it passes
-                                on, a peer takes a new parent no deeper than it was (no loops;
-                                ptv_ch_orphan_below; 0: off) */
+  ptv_tstamp loop_guard_us;  /* a peer unfed on a stripe it passes on takes a new parent
+                                no deeper than it was, one tier deeper per this much time
+                                unfed (no loops; ptv_ch_orphan_below; 0: off) */
+  ptv_tstamp unfed_max_us;   /* a parent unfed this long (and held as long) is left
+                                (ptv_ch_parent_unfed_long; 0: off) */
   uint8_t loop_depth;        /* a parent this deep is taken to be on a loop and left
                                 (ptv_ch_parent_looping; 0: off) */
   uint8_t source_roots;      /* the source keeps this many children on every stripe
@@ -124,24 +126,39 @@ int ptv_ch_pick_parent(const ptv_ch_cand *c, size_t nc, uint32_t my_bid_kbps, ui
                        const ptv_ch_params *pp);
 
 /* The `below` bound for ptv_ch_pick_parent when a peer needs a new parent
- * on a stripe (its parent left, went silent, fails or evicted it), so that
- * no loop forms. A peer that passes the stripe on has a subtree there whose
- * maps show depths of depth_was + 1 and more (and, once it is unfed, still
- * those until its loss reaches them, one map round per level); a peer taken
- * from among them would close a loop that feeds no one (catastrophic
- * failure, 1,000 peers: up to 404 peers on one loop). So for loop_guard_us
- * after it was last fed (since_fed_us; 0 while a failing parent still
- * feeds it), such a peer takes only a parent of tier depth_was or less. The
- * engine makes the loss reach the subtree fast (a parent silent for 1 s
- * makes a peer unfed, its maps say so at once: ptv_node_depth), so 1 s is
- * enough (300 peers, 50% failing: no loop on seeds 1-12; without the guard
- * loops on 5 of 6 seeds 1-6; not applied to a failing parent, as until
- * session 29, seed 4 looped for 2 s; 5 s, needed before session 28, held
- * the tree's rebuild for 5-6 s). Returns 255 (no
- * bound) if it passes nothing on there, its depth was never known, the guard
- * is off, or it has passed. */
-uint8_t ptv_ch_orphan_below(uint8_t depth_was, int passes_on, ptv_tstamp since_fed_us,
+ * on a stripe (its parent left, went silent, fails, evicted it, or is
+ * unfed and it moves), so that no loop forms. A peer that passes the
+ * stripe on has a subtree there whose maps show depths of depth_was + 1
+ * and more (level L: depth_was + L) and, once it is unfed, still those
+ * until its loss reaches them, one map round per level; a peer taken from
+ * among them would close a loop that feeds no one (catastrophic failure,
+ * 1,000 peers: up to 404 peers on one loop). So a peer unfed for
+ * unfed_us (0 while a failing parent still feeds it) takes only a parent
+ * of tier depth_was + unfed_us / loop_guard_us or less: the bound opens
+ * one level per loop_guard_us, behind the news of the loss going down.
+ * Until session 32 the bound was depth_was for 1 s and then open, which
+ * a subtree five levels deep outran (300 peers, 50% failing, seeds 1-30:
+ * loops on 4 seeds, 24 peer-seconds; with push_kids and a 3.5 s start
+ * wait on seed 2 of the unit test, 80 peers on a loop of unfed peers that
+ * nothing broke). Returns 255 (no bound) if it passes nothing on there, its
+ * depth was never known, the guard is off, or the bound is past max_tier. */
+uint8_t ptv_ch_orphan_below(uint8_t depth_was, int passes_on, ptv_tstamp unfed_us,
                             const ptv_ch_params *pp);
+
+/* The bound for a move on a stripe: a voluntary one (improving) from a fed
+ * parent, below that parent's tier; any other, or one from a parent that
+ * is itself unfed (depth 254 or more: its tier says nothing, and its loss
+ * is news our subtree may not have yet), ptv_ch_orphan_below's. */
+uint8_t ptv_ch_move_below(int improving, uint8_t parent_depth, uint8_t depth_was, int passes_on,
+                          ptv_tstamp unfed_us, const ptv_ch_params *pp);
+
+/* Whether a stripe parent has been unfed (depth 254 or more) too long: we
+ * have been unfed for unfed_us and held it held_us, both >= unfed_max_us.
+ * Then it is left even with no replacement. An orphan finds a parent in
+ * a second or two; a loop of unfed peers, each waiting for its parent to
+ * find one, never does (nobody in it lacks a parent; 0 when off). */
+int ptv_ch_parent_unfed_long(uint8_t depth, ptv_tstamp unfed_us, ptv_tstamp held_us,
+                             const ptv_ch_params *pp);
 
 /* Whether a peer leaves its stripe parent when ptv_ch_pick_parent found no
  * replacement: yes if the parent is still heard (failing, or on a loop),
@@ -150,7 +167,7 @@ uint8_t ptv_ch_orphan_below(uint8_t depth_was, int passes_on, ptv_tstamp since_f
  * tree) fed the peer's whole subtree badly for as long as no partner as
  * shallow had room (free-riders, 1,000 peers, seed 3: honest share >= 0.99
  * 0.984, 0.999 when left); left, the peer is unfed, its subtree hears so,
- * and loop_guard_us later any parent is open to it. */
+ * and the bound opens a level per loop_guard_us. */
 int ptv_ch_leave_unreplaced(int improving, uint8_t below, int parent_heard);
 
 /* Whether a stripe parent advertising `depth` is on a loop: depths on a

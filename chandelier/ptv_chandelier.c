@@ -45,7 +45,10 @@ typedef struct {
   ptv_tstamp next_improve;
   uint32_t switches, failures, evictions;
   uint8_t depth_was[PTV_STRIPES_MAX]; /* our depth per stripe when last fed (255: never) */
-  ptv_tstamp fed_at[PTV_STRIPES_MAX];  /* when (the loop guard counts from then) */
+  ptv_tstamp fed_at[PTV_STRIPES_MAX];  /* when */
+  ptv_tstamp unfed_at[PTV_STRIPES_MAX]; /* the first tick after that we were not (the loop
+                                           guard counts from then: fed_at is a tick older
+                                           than the loss, up to 500 ms) */
 } ch_state;
 
 static const ptv_ch_params *params_override;
@@ -325,16 +328,21 @@ static void ch_tick(ptv_node *n, ptv_tstamp now) {
   for (uint32_t i = 0; i < m; i++)
     for (unsigned b = 0; b < S; b++)
       if (pi[i].sub_in >> b & 1) parent[b] = (int)i;
-  /* Knowledge for the loop guard: the stripes we pass on, and our depth on
-   * each when a live parent last fed it. */
+  /* Knowledge for the loop guard: the stripes we pass on, our depth on
+   * each when a live parent last fed it, and how long we have been unfed. */
   uint16_t passes_on = 0;
   for (uint32_t i = 0; i < m; i++) passes_on |= pi[i].sub_out;
-  for (unsigned b = 0; b < S; b++)
+  ptv_tstamp unfed_us[PTV_STRIPES_MAX];
+  for (unsigned b = 0; b < S; b++) {
     if (parent[b] >= 0 && pi[parent[b]].depth[b] < 254 &&
         now <= pi[parent[b]].last_heard + s->pp.silent_us) {
       s->depth_was[b] = (uint8_t)(pi[parent[b]].depth[b] + 1);
       s->fed_at[b] = now;
+    } else if (s->unfed_at[b] <= s->fed_at[b]) {
+      s->unfed_at[b] = now;
     }
+    unfed_us[b] = s->fed_at[b] == now ? 0 : now - s->unfed_at[b];
+  }
 
   /* Knowledge for playout: the lag our place in the tree needs is the
    * slowest stripe's delay with a margin for its jitter. */
@@ -352,7 +360,7 @@ static void ch_tick(ptv_node *n, ptv_tstamp now) {
   }
   /* Analyse: stripes without a parent (and no answer pending) or with a
    * failing one. A failing parent's estimate drops to what it delivered. */
-  uint16_t need = 0;
+  uint16_t need = 0, unfed_long = 0;
   for (unsigned b = 0; b < S; b++) {
     if (s->ask_until[b] > now) continue;
     if (parent[b] < 0) {
@@ -363,6 +371,11 @@ static void ch_tick(ptv_node *n, ptv_tstamp now) {
     if (now > p->last_heard + s->pp.silent_us) { /* gone quiet: likely crashed */
       need |= (uint16_t)(1u << b);
       s->failures++;
+      continue;
+    }
+    if (ptv_ch_parent_unfed_long(p->depth[b], unfed_us[b], now - p->sub_since, &s->pp)) {
+      need |= (uint16_t)(1u << b);
+      unfed_long |= (uint16_t)(1u << b);
       continue;
     }
     if (ptv_ch_parent_looping(p->depth[b], &s->pp)) { /* a loop: it feeds no one */
@@ -451,18 +464,21 @@ static void ch_tick(ptv_node *n, ptv_tstamp now) {
      * 29: a peer whose parent failed could take a grandchild, whose depth
      * was true but deeper than ours, when no shallower partner had room
      * (300 peers, 50% failing at 40 s, seed 4: 32 peer-stripes on a loop
-     * for 2 s; seeds 1-12 with the guard for all: none). */
-    uint8_t below = improving ? pi[parent[b]].depth[b]
-                              : ptv_ch_orphan_below(s->depth_was[b], passes_on >> b & 1,
-                                                    now - s->fed_at[b], &s->pp);
+     * for 2 s; seeds 1-12 with the guard for all: none). Nor for a
+     * voluntary move from an unfed parent until session 32: its tier (255)
+     * bounded nothing, so any partner, a grandchild not yet told, would do. */
+    uint8_t below = ptv_ch_move_below(improving, parent[b] >= 0 ? pi[parent[b]].depth[b] : 255,
+                                      s->depth_was[b], passes_on >> b & 1, unfed_us[b], &s->pp);
     int k = ptv_ch_pick_parent(c, m, bid, below, &s->pp);
     if (k < 0) {
       /* A failing parent and none no deeper than we are with room: leave
-       * it. Unfed, we tell our subtree, and after loop_guard_us any parent
-       * is open to us, none of them below us. */
+       * it. Unfed, we tell our subtree, and the bound opens a level per
+       * loop_guard_us, as the news goes down. A parent unfed too long: leave
+       * it anyway (on a loop of unfed peers it is the only way out). */
       if (parent[b] >= 0 &&
-          ptv_ch_leave_unreplaced(improving, below,
-                                  now <= pi[parent[b]].last_heard + s->pp.silent_us))
+          ((unfed_long >> b & 1) ||
+           ptv_ch_leave_unreplaced(improving, below,
+                                   now <= pi[parent[b]].last_heard + s->pp.silent_us)))
         drop[parent[b]] |= (uint16_t)(1u << b);
       continue;
     }

@@ -30,7 +30,7 @@ static const char *const k_names[] = {
     "outbid_pct", "deliv_bad",     "deliv_bad_held", "suspect_deliv", "grace_s",     "hold_s",   "improve_s",
     "refuse_s",  "ask_s",          "lag_margin_s", "settle_s", "settle_fed_s",  "silent_s", "suspect_block_s",
     "fail_block_s", "backlog_max_s", "source_busy_s", "nonup_defer_s", "source_swap", "keep_fed",
-    "nonup_stripes", "nonup_poor_s", "nonup_partners", "nonup_turn_s", "loop_guard_s", "loop_depth", "source_roots",
+    "nonup_stripes", "nonup_poor_s", "nonup_partners", "nonup_turn_s", "loop_guard_s", "unfed_max_s", "loop_depth", "source_roots",
     "push_kids",
 };
 
@@ -56,6 +56,7 @@ static int params_equal(const ptv_ch_params *a, const ptv_ch_params *b) {
          a->keep_fed == b->keep_fed && a->nonup_stripes == b->nonup_stripes &&
          a->nonup_poor_us == b->nonup_poor_us && a->nonup_partners == b->nonup_partners &&
          a->nonup_turn_us == b->nonup_turn_us && a->loop_guard_us == b->loop_guard_us &&
+         a->unfed_max_us == b->unfed_max_us &&
          a->loop_depth == b->loop_depth && a->source_roots == b->source_roots &&
          a->push_kids == b->push_kids;
 }
@@ -428,14 +429,15 @@ static void test_pick_random_against_contract(void **state) {
 
 /* The loop guard: a peer that needs a parent on a stripe it passes on
  * takes none deeper than it was while its subtree may still show the
- * depths it had through it. */
+ * depths it had through it; the bound opens one level per loop_guard_us
+ * unfed, as the news goes down the subtree a map round per level. */
 static void test_orphan_below(void **state) {
   (void)state;
   ptv_ch_params pp = defaults();
   assert_true(pp.loop_guard_us > 0);
   const uint8_t was = 5;
-  const ptv_tstamp soon = pp.loop_guard_us / 2;
-  uint8_t below = ptv_ch_orphan_below(was, 1, soon, &pp);
+  const ptv_tstamp step = pp.loop_guard_us;
+  uint8_t below = ptv_ch_orphan_below(was, 1, step / 2, &pp);
   assert_int_equal(below, was + 1);
   /* With that bound, a subtree member (depth was + 1 or more) is never
    * chosen, even as the only candidate; a peer at our old depth or above is. */
@@ -443,21 +445,69 @@ static void test_orphan_below(void **state) {
   assert_int_equal(ptv_ch_pick_parent(sub, NELEM(sub), 1000, below, &pp), -1);
   ptv_ch_cand mix[] = {cand(was + 1, 90000), cand(was, 10), cand(was + 2, 90000)};
   assert_int_equal(ptv_ch_pick_parent(mix, NELEM(mix), 1000, below, &pp), 1);
-  /* No bound: nothing passed on there, depth never known, guard over or off. */
-  assert_int_equal(ptv_ch_orphan_below(was, 0, soon, &pp), 255);
-  assert_int_equal(ptv_ch_orphan_below(255, 1, soon, &pp), 255);
-  assert_int_equal(ptv_ch_orphan_below(254, 1, soon, &pp), 255);
-  assert_int_equal(ptv_ch_orphan_below(was, 1, pp.loop_guard_us, &pp), 255);
-  assert_int_equal(ptv_ch_orphan_below(was, 1, pp.loop_guard_us - 1, &pp), was + 1);
+  /* One level more per step: a grandchild not yet told (depth was + 2)
+   * only after two steps, never before. */
+  assert_int_equal(ptv_ch_orphan_below(was, 1, step - 1, &pp), was + 1);
+  assert_int_equal(ptv_ch_orphan_below(was, 1, step, &pp), was + 2);
+  assert_int_equal(ptv_ch_orphan_below(was, 1, 2 * step - 1, &pp), was + 2);
+  /* (our children, at was + 1, are never candidates: is_child) */
+  ptv_ch_cand deep[] = {cand(was + 2, 90000), cand(was + 3, 90000)};
+  assert_int_equal(
+      ptv_ch_pick_parent(deep, NELEM(deep), 1000, ptv_ch_orphan_below(was, 1, step, &pp), &pp), -1);
+  assert_int_equal(
+      ptv_ch_pick_parent(deep, NELEM(deep), 1000, ptv_ch_orphan_below(was, 1, 2 * step, &pp), &pp),
+      0);
+  /* Open (255) once the bound is past max_tier, and so for ever after. */
+  const ptv_tstamp open_at = (ptv_tstamp)(pp.max_tier - was - 1) * step;
+  assert_int_equal(ptv_ch_orphan_below(was, 1, open_at, &pp), pp.max_tier);
+  assert_int_equal(ptv_ch_orphan_below(was, 1, open_at + step, &pp), 255);
+  assert_int_equal(ptv_ch_orphan_below(was, 1, UINT64_MAX / 2, &pp), 255);
+  /* No bound: nothing passed on there, depth never known, guard off. */
+  assert_int_equal(ptv_ch_orphan_below(was, 0, 0, &pp), 255);
+  assert_int_equal(ptv_ch_orphan_below(255, 1, 0, &pp), 255);
+  assert_int_equal(ptv_ch_orphan_below(254, 1, 0, &pp), 255);
   assert_int_equal(ptv_ch_orphan_below(0, 1, 0, &pp), 1); /* the source's child: only the source */
   pp.loop_guard_us = 0;
   assert_int_equal(ptv_ch_orphan_below(was, 1, 0, &pp), 255);
 }
 
+/* A voluntary move is bounded by the current parent's tier; from an unfed
+ * parent (254, 255) by the loop guard, as any other move: its 255 would
+ * bound nothing and let the peer take a grandchild not yet told. */
+static void test_move_below(void **state) {
+  (void)state;
+  ptv_ch_params pp = defaults();
+  assert_int_equal(ptv_ch_move_below(1, 3, 5, 1, 0, &pp), 3);
+  assert_int_equal(ptv_ch_move_below(1, 0, 1, 1, 0, &pp), 0);
+  assert_int_equal(ptv_ch_move_below(1, 255, 5, 1, 0, &pp), 6);
+  assert_int_equal(ptv_ch_move_below(1, 254, 5, 1, 0, &pp), 6);
+  assert_int_equal(ptv_ch_move_below(1, 255, 5, 1, pp.loop_guard_us, &pp), 7);
+  assert_int_equal(ptv_ch_move_below(1, 255, 5, 0, 0, &pp), 255); /* no subtree: no loop */
+  assert_int_equal(ptv_ch_move_below(0, 3, 5, 1, 0, &pp), 6);
+  assert_int_equal(ptv_ch_move_below(0, 255, 5, 1, 0, &pp), 6);
+}
+
+/* A parent unfed (and held) for unfed_max_us is left; not one fed, not
+ * one unfed a moment, not one just taken, not with the rule off. */
+static void test_parent_unfed_long(void **state) {
+  (void)state;
+  ptv_ch_params pp = defaults();
+  const ptv_tstamp t = pp.unfed_max_us;
+  assert_true(t > 0);
+  assert_int_equal(ptv_ch_parent_unfed_long(255, t, t, &pp), 1);
+  assert_int_equal(ptv_ch_parent_unfed_long(254, 10 * t, 10 * t, &pp), 1);
+  assert_int_equal(ptv_ch_parent_unfed_long(253, 10 * t, 10 * t, &pp), 0);
+  assert_int_equal(ptv_ch_parent_unfed_long(3, 10 * t, 10 * t, &pp), 0);
+  assert_int_equal(ptv_ch_parent_unfed_long(255, t - 1, 10 * t, &pp), 0);
+  assert_int_equal(ptv_ch_parent_unfed_long(255, 10 * t, t - 1, &pp), 0);
+  pp.unfed_max_us = 0;
+  assert_int_equal(ptv_ch_parent_unfed_long(255, 10 * t, 10 * t, &pp), 0);
+}
+
 /* A parent still heard (failing) that the guard's bound leaves no
- * replacement for is left, so that the bound lapses loop_guard_us later;
- * not one gone (nothing to leave), not a voluntary move, not without a
- * bound (then nobody at all had room: keep what feeds us). */
+ * replacement for is left, so that the bound opens a level per
+ * loop_guard_us; not one gone (nothing to leave), not a voluntary move, not
+ * without a bound (then nobody at all had room: keep what feeds us). */
 static void test_leave_unreplaced(void **state) {
   (void)state;
   ptv_ch_params pp = defaults();
@@ -467,8 +517,8 @@ static void test_leave_unreplaced(void **state) {
   assert_int_equal(ptv_ch_leave_unreplaced(0, below, 0), 0);
   assert_int_equal(ptv_ch_leave_unreplaced(1, below, 1), 0);
   assert_int_equal(ptv_ch_leave_unreplaced(0, ptv_ch_orphan_below(5, 0, 0, &pp), 1), 0);
-  assert_int_equal(ptv_ch_leave_unreplaced(0, ptv_ch_orphan_below(5, 1, pp.loop_guard_us, &pp), 1),
-                   0);
+  assert_int_equal(
+      ptv_ch_leave_unreplaced(0, ptv_ch_orphan_below(5, 1, 100 * pp.loop_guard_us, &pp), 1), 0);
 }
 
 static void test_parent_looping(void **state) {
@@ -1554,6 +1604,8 @@ int main(void) {
       cmocka_unit_test(test_pick_none),
       cmocka_unit_test(test_pick_random_against_contract),
       cmocka_unit_test(test_orphan_below),
+      cmocka_unit_test(test_move_below),
+      cmocka_unit_test(test_parent_unfed_long),
       cmocka_unit_test(test_leave_unreplaced),
       cmocka_unit_test(test_parent_looping),
       cmocka_unit_test(test_worth_switch),
