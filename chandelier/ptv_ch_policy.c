@@ -40,7 +40,7 @@ void ptv_ch_params_default(ptv_ch_params *p) {
   p->unfed_max_us = 3 * PTV_S;
   p->loop_depth = 24;
   p->source_roots = 2;
-  p->push_kids = 0;
+  p->push_kids = 1;
 }
 
 /* name, kind (i: integer, t: seconds), offset, max */
