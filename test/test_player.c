@@ -372,7 +372,10 @@ static void test_in_order(void **state) {
   /* and on the whole at the stream's pace */
   double span = (fr[nf - 1].wall - fr[0].wall) / 1e3, want = (fr[nf - 1].pts - fr[0].pts) / 90.0;
   print_message("frame log: shown over %.0f ms for %.0f ms of stream\n", span, want);
-  assert_true(span > want - 60 && span < want + 60 + (s.rebases ? 200 : 0));
+  /* A rebase moves the player's clock either way: late frames it drops
+   * and catches up on shorten the span (clean-clone ASan run, 2 busy
+   * cores, 2 rebases, 20 of 54 frames late: 2102 ms for 2367 ms). */
+  assert_true(span > want - 60 - (s.rebases ? 300 : 0) && span < want + 60 + (s.rebases ? 200 : 0));
   print_message("frame log: %zu frames, %zu found in the capture log (%zu lines); capture to screen "
                 "at most %.0f ms\n", nf, joined, nc, g2g_max);
   assert_int_equal(joined, nf);
