@@ -14,7 +14,8 @@
 extern "C" {
 #endif
 
-#define PTV_WIRE_VERSION 1
+/* 2: BUFFERMAP carries the sender's children per stripe (kids, session 30) */
+#define PTV_WIRE_VERSION 2
 #define PTV_WIRE_HDRLEN 6
 #define PTV_WIRE_MAX_DESCS 64      /* peer descriptors in one message */
 #define PTV_WIRE_MAX_BITMAP_BITS 512

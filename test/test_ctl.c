@@ -208,7 +208,7 @@ static void test_decode_malformed(void **state) {
   buf[6] = 7; /* role */
   assert_int_equal(ptv_ctl_decode(&out, buf, (size_t)n), PTV_ERR_MALFORMED);
   buf[6] = PTV_ROLE_SOURCE;
-  buf[0] = 2;
+  buf[0] = 1; /* the version before BUFFERMAP's kids */
   assert_int_equal(ptv_ctl_decode(&out, buf, (size_t)n), PTV_ERR_VERSION);
   buf[0] = PTV_WIRE_VERSION;
   buf[1] = PTV_MSG_JOIN; /* an overlay type is not a control message */

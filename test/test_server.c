@@ -320,7 +320,7 @@ static void test_signal_relay(void **state) {
   assert_memory_equal(r.u.signal.pk, a.pk, 32);
   assert_memory_equal(r.u.signal.data, "ufrag pwd", 9);
   /* an overlay message (a shuffle for a peer without a path) goes the same way */
-  uint8_t shuf[16] = {1, PTV_MSG_SHUFFLE, 0, 0, 0, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0};
+  uint8_t shuf[16] = {PTV_WIRE_VERSION, PTV_MSG_SHUFFLE, 0, 0, 0, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0};
   m.u.signal.kind = PTV_SIG_OVERLAY;
   m.u.signal.data = shuf;
   m.u.signal.data_len = sizeof(shuf);

@@ -707,7 +707,7 @@ static void test_malformed_input(void **state) {
 
   /* Bad version. */
   memcpy(b, good_join, jl);
-  b[0] = 2;
+  b[0] = 1; /* the version before BUFFERMAP's kids */
   assert_int_equal(ptv_tracker_recv(t, 50, b, jl, 1 * S), PTV_ERR_VERSION);
   assert_unchanged(t, &h, s);
   /* Unknown type. */

@@ -103,7 +103,7 @@ static void assert_descs_equal(const ptv_peer_desc *a, const ptv_peer_desc *b,
 /* ---- round trips -------------------------------------------------------- */
 
 static void test_join_bytes(void **state) {
-  static const uint8_t want[] = {1, PTV_MSG_JOIN, 0, 0, 0, 6,
+  static const uint8_t want[] = {2, PTV_MSG_JOIN, 0, 0, 0, 6,
                                  1, 3,            0xde, 0xad, 0xbe, 0xef};
   uint8_t buf[BUFSZ];
   ptv_msg m = {.type = PTV_MSG_JOIN};
@@ -171,7 +171,7 @@ static void test_roundtrip_peers(void **state) {
 }
 
 static void test_roundtrip_leave(void **state) {
-  static const uint8_t want[] = {1, PTV_MSG_LEAVE, 0, 0, 0, 0};
+  static const uint8_t want[] = {2, PTV_MSG_LEAVE, 0, 0, 0, 0};
   uint8_t buf[BUFSZ];
   ptv_msg m = {.type = PTV_MSG_LEAVE}, out;
 
@@ -180,7 +180,7 @@ static void test_roundtrip_leave(void **state) {
 }
 
 static void test_roundtrip_heartbeat(void **state) {
-  static const uint8_t want[] = {1, PTV_MSG_HEARTBEAT, 0, 0, 0, 4,
+  static const uint8_t want[] = {2, PTV_MSG_HEARTBEAT, 0, 0, 0, 4,
                                  0x80, 0, 0, 1};
   uint8_t buf[BUFSZ];
   ptv_msg m = {.type = PTV_MSG_HEARTBEAT}, out;
@@ -216,7 +216,7 @@ static void test_roundtrip_shuffle(void **state) {
 }
 
 static void test_roundtrip_connect(void **state) {
-  static const uint8_t want[] = {1, PTV_MSG_CONNECT, 0, 0, 0, 6,
+  static const uint8_t want[] = {2, PTV_MSG_CONNECT, 0, 0, 0, 6,
                                  2, 0xff, 0, 0, 3, 0};
   uint8_t buf[BUFSZ];
   ptv_msg m = {.type = PTV_MSG_CONNECT}, out;
@@ -404,7 +404,7 @@ static void test_encode_buffermap_clears_padding(void **state) {
 }
 
 static void test_roundtrip_request(void **state) {
-  static const uint8_t want[] = {1, PTV_MSG_REQUEST, 0, 0, 0, 7,
+  static const uint8_t want[] = {2, PTV_MSG_REQUEST, 0, 0, 0, 7,
                                  0x12, 0x34, 0x56, 0x78, 0xab, 0xcd, 0x9e};
   uint8_t buf[BUFSZ];
   ptv_msg m = {.type = PTV_MSG_REQUEST}, out;
@@ -474,10 +474,10 @@ static void test_roundtrip_ids(void **state) {
 }
 
 static void test_ids_bytes(void **state) {
-  static const uint8_t offer[] = {1,    PTV_MSG_OFFER, 0,    0,    0,
+  static const uint8_t offer[] = {2,    PTV_MSG_OFFER, 0,    0,    0,
                                   9,    2,             0xff, 0xff, 0xff,
                                   0xff, 0x01,          0x02, 0x03, 0x04};
-  static const uint8_t select[] = {1, PTV_MSG_SELECT, 0, 0, 0, 1, 0};
+  static const uint8_t select[] = {2, PTV_MSG_SELECT, 0, 0, 0, 1, 0};
   uint8_t buf[BUFSZ];
   ptv_msg m = ids_msg(PTV_MSG_OFFER, 2), out;
 
@@ -517,7 +517,7 @@ static ptv_msg chunk_msg(uint8_t flags, uint32_t payload_len) {
 }
 
 static void test_chunk_bytes(void **state) {
-  static const uint8_t want[] = {1,    PTV_MSG_CHUNK, 0,    0,    0,    20,
+  static const uint8_t want[] = {2,    PTV_MSG_CHUNK, 0,    0,    0,    20,
                                  0xca, 0xfe,          0xf0, 0x0d, 1,    2,
                                  3,    4,             5,    6,    7,    8,
                                  PTV_CHUNK_KEYFRAME,  0,    0,    0,    3,
@@ -684,7 +684,7 @@ static void test_back_to_back(void **state) {
 /* ---- header rejections -------------------------------------------------- */
 
 static void test_decode_short_header(void **state) {
-  uint8_t buf[PTV_WIRE_HDRLEN] = {1, PTV_MSG_LEAVE, 0, 0, 0, 0};
+  uint8_t buf[PTV_WIRE_HDRLEN] = {PTV_WIRE_VERSION, PTV_MSG_LEAVE, 0, 0, 0, 0};
   ptv_msg m;
   size_t len;
 
@@ -696,8 +696,8 @@ static void test_decode_short_header(void **state) {
 }
 
 static void test_decode_version(void **state) {
-  static const uint8_t versions[] = {0, 2, 255};
-  uint8_t buf[PTV_WIRE_HDRLEN] = {1, PTV_MSG_LEAVE, 0, 0, 0, 0};
+  static const uint8_t versions[] = {0, 1, 3, 255}; /* 1: before BUFFERMAP's kids */
+  uint8_t buf[PTV_WIRE_HDRLEN] = {PTV_WIRE_VERSION, PTV_MSG_LEAVE, 0, 0, 0, 0};
   ptv_msg m;
   size_t i;
 
@@ -710,7 +710,7 @@ static void test_decode_version(void **state) {
 static void test_decode_unknown_type(void **state) {
   /* 17 is the first unassigned type since REPORT (16). */
   static const uint8_t types[] = {0, 17, 18, 255};
-  uint8_t buf[PTV_WIRE_HDRLEN + 1] = {1, 0, 0, 0, 0, 0, 0};
+  uint8_t buf[PTV_WIRE_HDRLEN + 1] = {PTV_WIRE_VERSION, 0, 0, 0, 0, 0, 0};
   ptv_msg m;
   size_t i;
 
@@ -734,7 +734,7 @@ static void test_decode_unknown_type(void **state) {
 }
 
 static void test_decode_body_too_large(void **state) {
-  uint8_t buf[PTV_WIRE_HDRLEN] = {1, PTV_MSG_CHUNK};
+  uint8_t buf[PTV_WIRE_HDRLEN] = {PTV_WIRE_VERSION, PTV_MSG_CHUNK};
   ptv_msg m;
 
   /* Rejected from the header alone, before waiting for the body. */
