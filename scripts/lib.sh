@@ -109,19 +109,26 @@ ptv_build() {
   make -C "$dir" -j"$(nproc)" "$@"
 }
 
-# ptv_probe_rmax SIM SEED STRATEGY JSON
-# Prints r_max (kbps) of the steady scenario, read off a run to the end of
-# its joins (60 s; r_max does not depend on the stream rate). The probe's
-# copy of the scenario sits next to it: its upload file is named relative
-# to it. The run's summary stays in JSON.
+# ptv_probe_rmax SIM STRATEGY PREFIX SEED...
+# Prints "SEED R_MAX" (kbps) per seed for the steady scenario, each read
+# off a run to the end of its joins (60 s; r_max does not depend on the
+# stream rate, but on the upload capacities the seed draws: 684-729 kbps
+# over seeds 1-24, so each seed's rates are fractions of its own r_max).
+# Two probes at a time; the probe's copy of the scenario sits next to it
+# (its upload file is named relative to it); summaries in PREFIX-SEED.json.
 ptv_probe_rmax() {
-  local sim=$1 seed=$2 strategy=$3 json=$4
-  local scn=$PTV_ROOT/sim/scenarios/.rmax-probe.scn rc=0
+  local sim=$1 strategy=$2 prefix=$3
+  shift 3
+  local scn=$PTV_ROOT/sim/scenarios/.rmax-probe.scn rc=0 sd
   sed -e 's/^run .*/run 60s/' "$PTV_ROOT/sim/scenarios/steady.scn" >"$scn"
-  "$sim" "$scn" --quiet --seed "$seed" --strategy "$strategy" --json "$json" >/dev/null || rc=$?
+  printf '%s\n' "$@" | xargs -P 2 -I{} "$sim" "$scn" --quiet --seed {} --strategy "$strategy" \
+    --json "$prefix-{}.json" >/dev/null || rc=$?
   rm -f "$scn"
   [ "$rc" -eq 0 ] || ptv_die "the r_max probe failed (exit $rc)"
-  python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["r_max_kbps"])' "$json"
+  for sd in "$@"; do
+    python3 -c 'import json,sys; print(sys.argv[2], json.load(open(sys.argv[1]))["r_max_kbps"])' \
+      "$prefix-$sd.json" "$sd"
+  done
 }
 
 # ptv_plot_changes PNG TITLE MESH_CSV CHANDELIER_CSV
