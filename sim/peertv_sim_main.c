@@ -114,6 +114,7 @@ static json_t *summary_json(const ptv_world_summary *s, const ptv_scenario *sc) 
   json_object_set_new(d, "nat", json_integer((json_int_t)s->dropped_nat));
   json_object_set_new(d, "loss", json_integer((json_int_t)s->dropped_loss));
   json_object_set_new(d, "partition", json_integer((json_int_t)s->dropped_partition));
+  json_object_set_new(d, "tracker", json_integer((json_int_t)s->dropped_tracker));
   json_object_set_new(o, "dropped", d);
   json_object_set_new(o, "wall_s", json_real(s->wall_s));
   json_object_set_new(o, "events_per_s", json_real(s->wall_s > 0 ? s->events / s->wall_s : 0));

@@ -989,8 +989,17 @@ static int ptv_st_at(ptv_pctx *c, ptv_scenario *s, char **t, int n) {
       return rc;
     return ptv_add_event(c, s, PTV_SCN_PARTITION, at, x, (uint32_t)g, 0);
   }
+  if (strcmp(t[2], "tracker") == 0) {
+    c->usage = "at TIME tracker down for DURATION";
+    if ((rc = ptv_arity(c, t, n, 6, 6)) != 0 || (rc = ptv_word(c, t[3], "down")) != 0 ||
+        (rc = ptv_word(c, t[4], "for")) != 0 ||
+        (rc = ptv_get_q(c, t[5], &ptv_k_dur, "tracker outage", 1, &x)) != 0)
+      return rc;
+    return ptv_add_event(c, s, PTV_SCN_TRACKER_DOWN, at, x, 0, 0);
+  }
   return ptv_fail(c, PTV_ERR_PARSE,
-                  "unknown event '%s', expected join, fail, leave or partition after 'at TIME'",
+                  "unknown event '%s', expected join, fail, leave, partition or tracker after "
+                  "'at TIME'",
                   PTV_Q(q, t[2]));
 }
 
@@ -1037,7 +1046,9 @@ static const ptv_stmt ptv_stmts[] = {
     {"strategy", ptv_st_strategy, "strategy mesh|chandelier", 0},
     {"join", ptv_st_join, "join N [over DURATION]", 1},
     {"at", ptv_st_at,
-     "at TIME join N [over DURATION]|fail P%|leave P%|partition G for DURATION", 1},
+     "at TIME join N [over DURATION]|fail P%|leave P%|partition G for DURATION|"
+     "tracker down for DURATION",
+     1},
     {"from", ptv_st_from, "from TIME to TIME churn P%/min", 1},
     {"run", ptv_st_run, "run DURATION", 0},
 };

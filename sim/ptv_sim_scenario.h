@@ -31,6 +31,8 @@ typedef enum {
   PTV_SCN_CHURN,     /* from `at_s` to `at_s+dur_s`, `frac` of peers per minute
                         crash and as many new peers join */
   PTV_SCN_PARTITION, /* at `at_s` split peers into `count` groups for `dur_s` */
+  PTV_SCN_TRACKER_DOWN, /* from `at_s` for `dur_s` nothing reaches the tracker
+                           or comes from it */
 } ptv_scn_event_kind;
 
 typedef struct {

@@ -23,7 +23,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
-enum { EV_DELIVER, EV_TIMER, EV_JOIN, EV_SCN, EV_PART_END, EV_CHURN, EV_SAMPLE };
+enum { EV_DELIVER, EV_TIMER, EV_JOIN, EV_SCN, EV_PART_END, EV_CHURN, EV_SAMPLE, EV_TRACKER_UP };
 
 #define TRACKER 0u
 #define SOURCE 1u
@@ -77,12 +77,13 @@ struct ptv_world {
   uint64_t rng, loss_rng; /* scenario decisions; message loss */
   ptv_tstamp now, end;
   int partitioned;
+  int tracker_down; /* `at T tracker down`: nothing to or from node 0 */
   uint32_t ngroups;
   double churn_acc;
   ptv_series_row cur;
   ptv_series_row *rows;
   size_t nrows;
-  uint64_t events, messages, drop_nat, drop_loss, drop_part;
+  uint64_t events, messages, drop_nat, drop_loss, drop_part, drop_tracker;
   /* diagnostics on stderr: PTV_SIM_DEBUG (counters, delivery delay every
    * 5 s), PTV_SIM_TRACE=peer-id (that peer's misses) or all (every miss),
    * PTV_SIM_WIN (see debug_window) */
@@ -143,6 +144,10 @@ static int reachable(ptv_world *w, uint32_t a, uint32_t b, ptv_tstamp *extra) {
   *extra = 0;
   if (w->partitioned && w->n[a].group != w->n[b].group) {
     w->drop_part++;
+    return 0;
+  }
+  if (w->tracker_down && (a == TRACKER || b == TRACKER)) {
+    w->drop_tracker++;
     return 0;
   }
   if (!ptv_nat_can_connect(w->n[a].nat, w->n[b].nat)) {
@@ -725,6 +730,10 @@ static void scenario_event(ptv_world *w, const ptv_scn_event *e, uint32_t ei) {
     for (uint32_t i = 2; i < w->nn; i++) w->n[i].group = (uint8_t)(splitmix(&w->rng) % e->count);
     push(w, w->now + (ptv_tstamp)(e->dur_s * 1e6), EV_PART_END, ei, 0, NULL);
     break;
+  case PTV_SCN_TRACKER_DOWN:
+    w->tracker_down = 1;
+    push(w, w->now + (ptv_tstamp)(e->dur_s * 1e6), EV_TRACKER_UP, ei, 0, NULL);
+    break;
   case PTV_SCN_CHURN:
     push(w, w->now, EV_CHURN, ei, 0, NULL);
     break;
@@ -781,6 +790,9 @@ static void dispatch(ptv_world *w, const ptv_event *e) {
   case EV_PART_END:
     w->partitioned = 0;
     recovery_begin(w, e->a);
+    break;
+  case EV_TRACKER_UP:
+    w->tracker_down = 0;
     break;
   case EV_CHURN:
     churn_tick(w, &w->s->events[e->a], e->a);
@@ -1113,6 +1125,7 @@ void ptv_world_summarize(ptv_world *w, ptv_world_summary *o) {
   o->dropped_nat = w->drop_nat;
   o->dropped_loss = w->drop_loss;
   o->dropped_partition = w->drop_part;
+  o->dropped_tracker = w->drop_tracker;
   o->wall_s = w->wall_s;
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);

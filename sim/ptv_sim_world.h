@@ -42,6 +42,7 @@ typedef struct {
   double stalls_mean, stall_s_mean, stall_s_p95;
   double savings, overhead, partner_changes_per_peer_min;
   uint64_t events, messages, dropped_nat, dropped_loss, dropped_partition;
+  uint64_t dropped_tracker; /* during `at T tracker down` */
   double wall_s, peak_rss_mb;
   ptv_world_recovery rec[16];
   size_t nrec;

@@ -530,8 +530,9 @@ static void test_events(void **state) {
                "from 1min to 2min churn 0.5%/min\n"
                "join 3 over 0s\n"
                "run 10s\n"
-               "at 1h join 1 over 1s # after the end: allowed, never fires\n");
-  assert_int_equal(s.nevents, 8);
+               "at 1h join 1 over 1s # after the end: allowed, never fires\n"
+               "at 5s tracker down for 30s\n");
+  assert_int_equal(s.nevents, 9);
   const ptv_scn_event *e = s.events;
   assert_int_equal(e[0].kind, PTV_SCN_JOIN);
   assert_int_equal(e[0].count, 10);
@@ -558,6 +559,9 @@ static void test_events(void **state) {
   assert_int_equal(e[6].count, 3);
   assert_int_equal(e[7].kind, PTV_SCN_JOIN);
   assert_near(e[7].at_s, 3600, 0);
+  assert_int_equal(e[8].kind, PTV_SCN_TRACKER_DOWN);
+  assert_near(e[8].at_s, 5, 0);
+  assert_near(e[8].dur_s, 30, 0);
   assert_int_equal(e[7].line, 9);
   ptv_scenario_free(&s);
 
@@ -595,6 +599,9 @@ static void test_events(void **state) {
   check_error("at 10s partition 2 during 5s\nrun 1s", 1, "unexpected 'during' where 'for' belongs");
   check_error("at 10s partition 2 for 0s\nrun 1s", 1, "partition duration '0s' must be above zero");
   check_error("at 10s partition 2\nrun 1s", 1, "incomplete 'at'");
+  check_error("at 10s tracker up for 5s\nrun 1s", 1, "unexpected 'up' where 'down' belongs");
+  check_error("at 10s tracker down for 0s\nrun 1s", 1, "tracker outage '0s' must be above zero");
+  check_error("at 10s tracker down\nrun 1s", 1, "incomplete 'at'");
   check_error("from 400s to 200s churn 10%/min\nrun 1s", 1, "churn window from 400s to 200s is empty");
   check_error("from 200s to 200s churn 10%/min\nrun 1s", 1, "is empty");
   check_error("from 200s to 400s churn 10%\nrun 1s", 1, "unknown unit '%' in '10%', expected a churn rate like 10%/min");

@@ -681,6 +681,47 @@ static void test_chandelier_vs_mesh(void **state) {
   result_free(&c);
 }
 
+/* Streaming and repair go on without the tracker: it is unreachable from
+ * 30 s to 75 s, and at 40 s 20% of the peers crash. The survivors find new
+ * stripe parents among the partners they have (the loop is between
+ * partners) and are back within 10 s; newcomers at 45 s cannot join until
+ * the tracker is back (so it really was gone), then do. */
+static void test_chandelier_tracker_down(void **state) {
+  (void)state;
+  run_result r;
+  run_text("stream rate=500kbps chunk=250ms\n"
+           "source upload=2500kbps\n"
+           "peers upload=sepidar download=8Mbps\n"
+           "latency uniform 10ms 150ms\n"
+           "loss 0.5%\n"
+           "strategy chandelier\n"
+           "join 300 over 10s\n"
+           "at 30s tracker down for 45s\n"
+           "at 40s fail 20%\n"
+           "at 45s join 10\n"
+           "run 95s\n",
+           3, &r);
+  assert_true(r.sum.dropped_tracker > 0);
+  assert_int_equal(r.sum.nrec, 1);
+  const ptv_world_recovery *rc = &r.sum.rec[0];
+  assert_int_equal(rc->kind, PTV_SCN_FAIL);
+  print_message("tracker down 30-75 s, 20%% fail at 40 s: 99%% back after %.0f s, all %.0f s; "
+                "playing at 74 s %u of %u online, at 94 s %u of %u; dropped %llu\n",
+                rc->recovery_s, rc->recovery_all_s, r.rows[74].playing, r.rows[74].online,
+                r.rows[94].playing, r.rows[94].online, (unsigned long long)r.sum.dropped_tracker);
+  assert_true(rc->recovery_s >= 0 && rc->recovery_s <= 10);
+  /* After the recovery and until the tracker is back, the survivors play on. */
+  for (size_t t = 40 + (size_t)rc->recovery_s + 1; t < 75; t++) {
+    double c = ptv_row_continuity(&r.rows[t]);
+    if (c < 0.99) fail_msg("second %zu: continuity %.4f without the tracker", t, c);
+    assert_int_equal(r.rows[t].playing, 240);
+  }
+  /* The newcomers waited for the tracker, then joined and play. */
+  assert_int_equal(r.rows[74].online, 250);
+  assert_int_equal(r.rows[94].playing, 250);
+  result_free(&r);
+}
+
 /* A peer that lost its stripe parent re-attaches while its subtree may
  * still show the depths it had through it. Without Chandelier's loop guard
  * (loop_guard_s, loop_depth) some took a parent from their own subtree
@@ -788,6 +829,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_partition, teardown_rows),
       cmocka_unit_test_teardown(test_chandelier_vs_mesh, teardown_rows),
       cmocka_unit_test(test_chandelier_no_stripe_loops),
+      cmocka_unit_test_teardown(test_chandelier_tracker_down, teardown_rows),
       cmocka_unit_test_teardown(test_no_peers, teardown_rows),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
