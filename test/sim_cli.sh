@@ -282,7 +282,8 @@ continuity.mean continuity.share_ge_099 startup_s.p50 startup_s.p95 lag_s.p50
 lag_s.p95 savings overhead partner_changes_per_peer_min events wall_s
 peak_rss_mb stalls.per_peer stalls.seconds_mean stalls.seconds_p95
 continuity.tail.from_s continuity.tail.mean continuity.tail.share_ge_099
-continuity.tail.p10 continuity.tail.p50 continuity.tail.jain""".split()
+continuity.tail.p10 continuity.tail.p50 continuity.tail.jain
+dropped.nat dropped.loss dropped.partition dropped.tracker""".split()
 bad = []
 for f in fields:
     v = d
