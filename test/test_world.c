@@ -681,6 +681,16 @@ static void test_chandelier_vs_mesh(void **state) {
   result_free(&c);
 }
 
+/* 300 Sepidar peers under Chandelier at RI 1.4, joining in the first 10 s. */
+#define CH_SWARM_300                                                                               \
+  "stream rate=500kbps chunk=250ms\n"                                                              \
+  "source upload=2500kbps\n"                                                                       \
+  "peers upload=sepidar download=8Mbps\n"                                                          \
+  "latency uniform 10ms 150ms\n"                                                                   \
+  "loss 0.5%\n"                                                                                    \
+  "strategy chandelier\n"                                                                          \
+  "join 300 over 10s\n"
+
 /* Streaming and repair go on without the tracker: it is unreachable from
  * 30 s to 75 s, and at 40 s 20% of the peers crash. The survivors find new
  * stripe parents among the partners they have (the loop is between
@@ -689,14 +699,7 @@ static void test_chandelier_vs_mesh(void **state) {
 static void test_chandelier_tracker_down(void **state) {
   (void)state;
   run_result r;
-  run_text("stream rate=500kbps chunk=250ms\n"
-           "source upload=2500kbps\n"
-           "peers upload=sepidar download=8Mbps\n"
-           "latency uniform 10ms 150ms\n"
-           "loss 0.5%\n"
-           "strategy chandelier\n"
-           "join 300 over 10s\n"
-           "at 30s tracker down for 45s\n"
+  run_text(CH_SWARM_300 "at 30s tracker down for 45s\n"
            "at 40s fail 20%\n"
            "at 45s join 10\n"
            "run 95s\n",
@@ -751,14 +754,7 @@ static void loop_cb(void *arg, const ptv_series_row *row, double run_s, uint64_t
 }
 
 static loop_watch run_loops(long long seed, const ptv_ch_params *pp) {
-  static const char text[] = "stream rate=500kbps chunk=250ms\n"
-                             "source upload=2500kbps\n"
-                             "peers upload=sepidar download=8Mbps\n"
-                             "latency uniform 10ms 150ms\n"
-                             "loss 0.5%\n"
-                             "strategy chandelier\n"
-                             "join 300 over 10s\n"
-                             "at 40s fail 50%\n"
+  static const char text[] = CH_SWARM_300 "at 40s fail 50%\n"
                              "run 60s\n";
   ptv_scenario s;
   parse_ok(&s, text);
