@@ -77,6 +77,22 @@ decodes() {
   [[ -z $errs ]]
 }
 
+# decodes_but_tail FILE SECONDS: FILE decodes without an error up to
+# SECONDS before its end. A recording from a live input that ended may stop
+# inside a frame: chunks are cut on the time grid, so a frame can begin in
+# the last chunk that came and end in one that never did (an SRT live
+# connection that closes also drops what its receiver still held:
+# Haivision/srt#2760; the SRT recording here is 4.9 s of the 6 s sent).
+# Seen once (2026-12-04): the last frame 172 bytes short, all else intact.
+decodes_but_tail() {
+  local errs dur
+  dur=$(ffprobe -v error -show_entries format=duration -of csv=p=0 "$1")
+  dur=$(echo "$dur - $2" | bc)
+  errs=$(ffmpeg -nostdin -v error -t "$dur" -i "$1" -f null - 2>&1 | head -5)
+  [[ -z $errs ]] || echo "# ffmpeg on $(basename "$1") (first $dur s): $errs"
+  [[ -z $errs ]]
+}
+
 # ---- bad inputs: one line, exit 1, quickly, before key file and tracker ----------
 ffmpeg -v error -f lavfi -i sine=frequency=440 -t 1 -c:a libopus "$tmp/tone.ogg"
 ffmpeg -v error -f lavfi -i testsrc=size=320x240:rate=25 -f lavfi -i sine=frequency=440 -t 3 \
@@ -229,7 +245,8 @@ if ((have_srt)); then
   echo "# srt sender: $(head -3 "$tmp/srt_send.err"); recording: $(stat -c %s "$tmp/psrt.ts" 2>/dev/null) bytes, streams: $sstreams"
   check "SRT listener: the recording is the sender's H.264 (passed through) and decodes" \
     test -n "$(grep "h264|Constrained Baseline" <<<"$sstreams")" -a "$(stat -c %s "$tmp/psrt.ts")" -gt 100000
-  check "SRT listener: the recording decodes without an error" decodes "$tmp/psrt.ts"
+  check "SRT listener: the recording decodes without an error (but its last second)" \
+    decodes_but_tail "$tmp/psrt.ts" 1
   kill -TERM "$srt_pid"
   rc=0
   wait "$srt_pid" || rc=$?
