@@ -1468,12 +1468,12 @@ static int request_chunk(ptv_node *n, ptv_chunk_id id, ptv_tstamp now, int urgen
   return 1;
 }
 
-/* Repair by pull: a chunk due soon that nobody has offered or promised is
- * requested from a partner that holds it, earliest deadline first. The bulk
- * of the stream arrives through offers (see make_offers). */
 static ptv_tstamp prefetch_us(const ptv_node *n);
 static int roomy(const ptv_node *n);
 
+/* Repair by pull: a chunk due soon that nobody has offered or promised is
+ * requested from a partner that holds it, earliest deadline first. The bulk
+ * of the stream arrives through offers (see make_offers). */
 static void schedule(ptv_node *n, ptv_tstamp now) {
   if (n->cfg.role == PTV_ROLE_SOURCE || !n->start_decided || n->left) return;
   if (n->ndlq >= DLQ_MAX) return;
@@ -1770,8 +1770,8 @@ static void playout(ptv_node *n, ptv_tstamp now) {
     if (pre < 1) pre = 1;
     ptv_chunk_id k = 0;
     while (k < pre && has_chunk(n, n->start_chunk + k)) k++;
-    /* A stripe peer never starts sooner than STRIPE_START_WAIT_US, but
-     * near capacity or not knowing (see start_wait). */
+    /* A stripe peer never starts sooner than STRIPE_START_WAIT_US, unless
+     * near capacity or not knowing whether it is (see start_wait). */
     if (n->nstripes && k > 0 && now < n->decided_at + STRIPE_START_WAIT_US && roomy(n)) return;
     if (k == 0 || (k < pre && now < n->decided_at + start_wait(n))) {
       if (k == 0 && now >= n->decided_at + START_RETRY_US) decide_start(n, now);
